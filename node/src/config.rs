@@ -1,0 +1,596 @@
+//! One typed, validated configuration, merged from a TOML file, `CAIRN_*` environment variables
+//! and command-line flags (flag > environment > file > default).
+//!
+//! Every top-level key has a flag (`--data-dir`) and an environment variable (`CAIRN_DATA_DIR`).
+//! Keys inside sections are set in the file or through `CAIRN_<SECTION>__<KEY>` variables
+//! (`CAIRN_CACHE__LIST_TTL_SECS=30`). [`Config::load`] reports every problem at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::raft::RaftSettings;
+use crate::upstream::UpstreamSettings;
+
+/// Command-line flags of `cairn-node`. Each also reads a `CAIRN_*` environment variable.
+#[derive(Debug, Default, Parser)]
+#[command(name = "cairn-node", version, about = "cairn-node: a highly available Go module mirror (GOPROXY server)")]
+pub struct Flags {
+    /// TOML configuration file; flags and CAIRN_* variables override its keys.
+    #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address for GOPROXY HTTP traffic, /healthz, /readyz and /metrics [default: 0.0.0.0:8080].
+    #[arg(long, env = "CAIRN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for metadata (Raft log, state) and module blobs [default: ./cairn-data].
+    #[arg(long, env = "CAIRN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Upstream sources in GOPROXY syntax: URLs, file:// trees, `off`, `direct`, joined by `,`
+    /// (fall through on not-found) or `|` (fall through on any error)
+    /// [default: https://proxy.golang.org].
+    #[arg(long, env = "CAIRN_UPSTREAM", value_name = "LIST")]
+    pub upstream: Option<String>,
+    /// This node's Raft id, a positive integer that never changes [default: 1].
+    #[arg(long, env = "CAIRN_NODE_ID", value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Address for gRPC between nodes and from the `cairn` CLI [default: 127.0.0.1:9090].
+    #[arg(long, env = "CAIRN_CLUSTER_LISTEN", value_name = "ADDR")]
+    pub cluster_listen: Option<String>,
+    /// Static bootstrap membership `ID=HOST:PORT,...`, the same on every node
+    /// [default: this node alone].
+    #[arg(long, env = "CAIRN_PEERS", value_name = "ID=ADDR,...")]
+    pub peers: Option<String>,
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "CAIRN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter in RUST_LOG syntax, e.g. `info` or `cairn_node=debug` [default: info,openraft=warn,sled=warn].
+    #[arg(long, env = "CAIRN_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// HTTP status answered when the upstream failed (not "not found") [default: 502].
+    #[arg(long, env = "CAIRN_UPSTREAM_ERROR_STATUS", value_name = "CODE")]
+    pub upstream_error_status: Option<u16>,
+    /// Seconds to let in-flight responses finish after SIGTERM [default: 30].
+    #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The configuration file's shape; every key is optional.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// See [`Flags::listen`].
+    pub listen: Option<String>,
+    /// See [`Flags::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Flags::upstream`].
+    pub upstream: Option<String>,
+    /// See [`Flags::node_id`].
+    pub node_id: Option<u64>,
+    /// See [`Flags::cluster_listen`].
+    pub cluster_listen: Option<String>,
+    /// See [`Flags::peers`].
+    pub peers: Option<String>,
+    /// See [`Flags::log_format`].
+    pub log_format: Option<String>,
+    /// See [`Flags::log_level`].
+    pub log_level: Option<String>,
+    /// See [`Flags::upstream_error_status`].
+    pub upstream_error_status: Option<u16>,
+    /// See [`Flags::shutdown_grace_secs`].
+    pub shutdown_grace_secs: Option<u64>,
+    /// Freshness of mutable answers (lists, latest, not-found).
+    pub cache: CacheSettings,
+    /// Size limits on what the upstream may send.
+    pub limits: Limits,
+    /// HTTP server limits.
+    pub http: HttpSettings,
+    /// Upstream client timeouts, retries, concurrency and breaker.
+    pub upstream_http: UpstreamSettings,
+    /// Checksum databases proxied under `/sumdb/`.
+    pub sumdb: SumdbSettings,
+    /// Raft timing and log compaction.
+    pub raft: RaftSettings,
+}
+
+/// Freshness of mutable answers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// A cached `@v/list` older than this is refreshed in the background (still served meanwhile).
+    pub list_ttl_secs: u64,
+    /// A cached `@latest` older than this is refreshed in the background.
+    pub latest_ttl_secs: u64,
+    /// How long a not-found answer from the upstream is remembered (per node, in memory).
+    pub negative_ttl_secs: u64,
+    /// Most not-found answers remembered at once (older ones are dropped first).
+    pub negative_max_entries: usize,
+    /// Verify a blob's sha256 while serving every hit (a failed check aborts the response).
+    pub verify_on_read: bool,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            list_ttl_secs: 60,
+            latest_ttl_secs: 60,
+            negative_ttl_secs: 60,
+            negative_max_entries: 100_000,
+            verify_on_read: true,
+        }
+    }
+}
+
+/// Size limits on upstream answers. Zip limits default to the go command's own.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest module zip accepted (bytes).
+    pub max_zip_bytes: u64,
+    /// Largest total uncompressed size of a zip's files (bytes).
+    pub max_uncompressed_bytes: u64,
+    /// Largest go.mod accepted (bytes).
+    pub max_mod_bytes: u64,
+    /// Largest `.info`/`@latest` JSON accepted (bytes).
+    pub max_info_bytes: u64,
+    /// Largest `@v/list` accepted (bytes).
+    pub max_list_bytes: u64,
+    /// Largest checksum-database response accepted (bytes).
+    pub max_sumdb_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_zip_bytes: 500 << 20,
+            max_uncompressed_bytes: 500 << 20,
+            max_mod_bytes: 16 << 20,
+            max_info_bytes: 1 << 20,
+            max_list_bytes: 16 << 20,
+            max_sumdb_bytes: 16 << 20,
+        }
+    }
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Most client connections served at once; further connections wait in the accept queue.
+    pub max_connections: usize,
+    /// Longest request path accepted (bytes); longer paths get 414.
+    pub max_path_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_path_bytes: 2048,
+        }
+    }
+}
+
+/// Checksum databases proxied under `/sumdb/<name>/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SumdbSettings {
+    /// The databases; `supported` answers 200 only for these names.
+    pub databases: Vec<SumdbDatabase>,
+    /// A cached `latest` tree head older than this is fetched again.
+    pub latest_ttl_secs: u64,
+}
+
+impl Default for SumdbSettings {
+    fn default() -> Self {
+        Self {
+            databases: vec![SumdbDatabase {
+                name: "sum.golang.org".into(),
+                url: "https://sum.golang.org".into(),
+            }],
+            latest_ttl_secs: 60,
+        }
+    }
+}
+
+/// One proxied checksum database.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SumdbDatabase {
+    /// The name clients use (`sum.golang.org`).
+    pub name: String,
+    /// Where to reach it (`https://sum.golang.org`).
+    pub url: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration the node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// GOPROXY HTTP listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Upstream list in GOPROXY syntax.
+    pub upstream: String,
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// gRPC listen address.
+    pub cluster_listen: SocketAddr,
+    /// Bootstrap membership (id → cluster address); contains at least this node.
+    pub peers: BTreeMap<u64, String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+    /// Status for upstream failures.
+    pub upstream_error_status: u16,
+    /// Grace period after SIGTERM.
+    pub shutdown_grace: std::time::Duration,
+    /// See [`CacheSettings`].
+    pub cache: CacheSettings,
+    /// See [`Limits`].
+    pub limits: Limits,
+    /// See [`HttpSettings`].
+    pub http: HttpSettings,
+    /// See [`UpstreamSettings`].
+    pub upstream_http: UpstreamSettings,
+    /// See [`SumdbSettings`].
+    pub sumdb: SumdbSettings,
+    /// See [`RaftSettings`].
+    pub raft: RaftSettings,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The config file or an environment variable does not parse.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A key has a bad value.
+    #[error("invalid value for {key}: {reason}")]
+    Invalid {
+        /// The key (`listen`, `cache.list_ttl_secs`).
+        key: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+/// Every problem found while loading, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// Source of environment variables (a trait so tests can pass a map).
+pub trait Env {
+    /// All variables as (name, value) pairs.
+    fn vars(&self) -> Vec<(String, String)>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Default log filter: cairn at info, the chatty Raft and storage crates at warn.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,sled=warn";
+
+/// Top-level keys that clap already reads from their own `CAIRN_*` variable.
+const FLAG_KEYS: &[&str] = &[
+    "config",
+    "listen",
+    "data_dir",
+    "upstream",
+    "node_id",
+    "cluster_listen",
+    "peers",
+    "log_format",
+    "log_level",
+    "upstream_error_status",
+    "shutdown_grace_secs",
+];
+
+impl Config {
+    /// Loads file + environment + flags and validates the result.
+    pub fn load(flags: &Flags, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        let raw = read_raw(flags.config.as_deref(), env).map_err(|e| ConfigErrors(vec![e]))?;
+        let raw = apply_flags(raw, flags);
+        raw.validate()
+    }
+}
+
+/// Reads the file (if any) and applies `CAIRN_<SECTION>__<KEY>` variables on top.
+fn read_raw(path: Option<&Path>, env: &dyn Env) -> Result<RawConfig, ConfigError> {
+    let mut table = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                path: p.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, value) in env.vars() {
+        let Some(key) = name.strip_prefix("CAIRN_") else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if FLAG_KEYS.contains(&key.as_str()) || !key.contains("__") {
+            continue;
+        }
+        set_path(&mut table, &key.split("__").collect::<Vec<_>>(), env_value(&value));
+    }
+    RawConfig::deserialize(toml::Value::Table(table))
+        .map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
+/// Interprets an environment value as a TOML literal (number, bool, array) or else a string.
+fn env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert((*last).to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry((*first).to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn apply_flags(mut raw: RawConfig, f: &Flags) -> RawConfig {
+    macro_rules! over {
+        ($($field:ident),*) => { $( if let Some(v) = &f.$field { raw.$field = Some(v.clone()); } )* };
+    }
+    over!(
+        listen,
+        data_dir,
+        upstream,
+        node_id,
+        cluster_listen,
+        peers,
+        log_format,
+        log_level,
+        upstream_error_status,
+        shutdown_grace_secs
+    );
+    raw
+}
+
+impl RawConfig {
+    /// Checks every key and returns the typed configuration, or all problems at once.
+    pub fn validate(self) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let listen = parse_addr("listen", self.listen.as_deref().unwrap_or("0.0.0.0:8080"), &mut errs);
+        let cluster_listen = parse_addr(
+            "cluster_listen",
+            self.cluster_listen.as_deref().unwrap_or("127.0.0.1:9090"),
+            &mut errs,
+        );
+        let node_id = self.node_id.unwrap_or(1);
+        if node_id == 0 {
+            errs.push(invalid("node_id", "must be a positive integer (1, 2, 3, ...)"));
+        }
+        let peers = parse_peers(self.peers.as_deref(), node_id, cluster_listen, &mut errs);
+        let upstream = self
+            .upstream
+            .clone()
+            .unwrap_or_else(|| "https://proxy.golang.org".to_string());
+        if let Err(e) = crate::upstream::Upstream::new(&upstream, &self.upstream_http) {
+            errs.push(invalid("upstream", &e.to_string()));
+        }
+        let log_format = match self.log_format.as_deref().unwrap_or("human") {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                errs.push(invalid("log_format", &format!("{other:?} is neither \"human\" nor \"json\"")));
+                LogFormat::Human
+            }
+        };
+        let upstream_error_status = self.upstream_error_status.unwrap_or(502);
+        if !(400..=599).contains(&upstream_error_status) || matches!(upstream_error_status, 404 | 410) {
+            errs.push(invalid(
+                "upstream_error_status",
+                "must be a 4xx/5xx status other than 404 and 410 (those mean \"not found\" to the go command)",
+            ));
+        }
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./cairn-data"));
+        if data_dir.as_os_str().is_empty() {
+            errs.push(invalid("data_dir", "must not be empty"));
+        }
+        self.check_sections(&mut errs);
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        Ok(Config {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            data_dir,
+            upstream,
+            node_id,
+            cluster_listen: cluster_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            peers,
+            log_format,
+            log_level: self.log_level.clone().unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string()),
+            upstream_error_status,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
+            cache: self.cache,
+            limits: self.limits,
+            http: self.http,
+            upstream_http: self.upstream_http,
+            sumdb: self.sumdb,
+            raft: self.raft,
+        })
+    }
+
+    fn check_sections(&self, errs: &mut Vec<ConfigError>) {
+        if self.cache.negative_max_entries == 0 {
+            errs.push(invalid("cache.negative_max_entries", "must be at least 1"));
+        }
+        if self.limits.max_zip_bytes == 0 || self.limits.max_uncompressed_bytes == 0 {
+            errs.push(invalid("limits.max_zip_bytes", "zip limits must be positive"));
+        }
+        if self.http.max_connections == 0 {
+            errs.push(invalid("http.max_connections", "must be at least 1"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for db in &self.sumdb.databases {
+            if db.name.is_empty() || db.name.starts_with('/') || db.name.ends_with('/') || db.name.contains("..") {
+                errs.push(invalid("sumdb.databases", &format!("bad database name {:?}", db.name)));
+            }
+            if !(db.url.starts_with("https://") || db.url.starts_with("http://")) {
+                errs.push(invalid("sumdb.databases", &format!("url {:?} must start with https:// or http://", db.url)));
+            }
+            if !seen.insert(db.name.clone()) {
+                errs.push(invalid("sumdb.databases", &format!("database {:?} listed twice", db.name)));
+            }
+        }
+    }
+}
+
+fn invalid(key: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_addr(key: &'static str, s: &str, errs: &mut Vec<ConfigError>) -> Option<SocketAddr> {
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errs.push(invalid(key, &format!("{s:?} is not an IP:PORT address, e.g. 0.0.0.0:8080")));
+            None
+        }
+    }
+}
+
+fn parse_peers(
+    s: Option<&str>,
+    node_id: u64,
+    own: Option<SocketAddr>,
+    errs: &mut Vec<ConfigError>,
+) -> BTreeMap<u64, String> {
+    let mut peers = BTreeMap::new();
+    for item in s.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item
+            .split_once('=')
+            .and_then(|(id, addr)| Some((id.trim().parse::<u64>().ok()?, addr.trim())));
+        match parsed {
+            Some((id, addr)) if id > 0 && addr.contains(':') => {
+                if peers.insert(id, addr.to_string()).is_some() {
+                    errs.push(invalid("peers", &format!("node id {id} listed twice")));
+                }
+            }
+            _ => errs.push(invalid("peers", &format!("{item:?} is not ID=HOST:PORT"))),
+        }
+    }
+    if peers.is_empty() {
+        if let Some(own) = own {
+            peers.insert(node_id, own.to_string());
+        }
+    } else if !peers.contains_key(&node_id) {
+        errs.push(invalid("peers", &format!("does not contain this node's id {node_id}")));
+    }
+    peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let cfg = Config::load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(cfg.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cfg.upstream, "https://proxy.golang.org");
+        assert_eq!(cfg.peers.len(), 1);
+        assert_eq!(cfg.upstream_error_status, 502);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\n[cache]\nlist_ttl_secs = 5\nnegative_ttl_secs = 7\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            listen: Some("127.0.0.1:3".into()),
+            ..Flags::default()
+        };
+        let cfg = Config::load(&flags, &env(&[("CAIRN_CACHE__LIST_TTL_SECS", "9")])).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:3");
+        assert_eq!(cfg.cache.list_ttl_secs, 9);
+        assert_eq!(cfg.cache.negative_ttl_secs, 7);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let flags = Flags {
+            listen: Some("nope".into()),
+            node_id: Some(0),
+            log_format: Some("xml".into()),
+            upstream_error_status: Some(404),
+            peers: Some("x".into()),
+            ..Flags::default()
+        };
+        let errs = Config::load(&flags, &env(&[])).unwrap_err();
+        let text = errs.to_string();
+        for key in ["listen", "node_id", "log_format", "upstream_error_status", "peers"] {
+            assert!(text.contains(key), "{key} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::load(&Flags::default(), &env(&[("CAIRN_CACHE__NO_SUCH", "1")])).unwrap_err();
+        assert!(err.to_string().contains("no_such"), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! Request dispatch: method and length checks, routing, answering from the mirror or the
+//! checksum-database proxy, and per-request metrics, logs and request ids.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use super::body::{self, Body};
+use super::response::{self, Failure, IMMUTABLE};
+use super::route::{self, ProxyRequest, Route};
+use super::HttpState;
+
+/// Handles one request; never fails (every problem becomes a response).
+pub async fn handle<B>(state: Arc<HttpState>, req: Request<B>) -> Result<Response<Body>, std::convert::Infallible> {
+    let start = Instant::now();
+    let (parts, _body) = req.into_parts();
+    let rid = request_id(&parts);
+    let path = parts.uri.path().to_string();
+    let span = tracing::info_span!("request", id = %rid, method = %parts.method, path = %truncate(&path, 200));
+    let (endpoint, mut resp) = async {
+        let (endpoint, result) = dispatch(&state, &parts, &path).await;
+        let resp = result.unwrap_or_else(|f| f.response(state.upstream_error_status));
+        (endpoint, resp)
+    }
+    .instrument(span.clone())
+    .await;
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    record(endpoint, &resp, start, &span);
+    Ok(resp)
+}
+
+fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &tracing::Span) {
+    let status = resp.status();
+    let elapsed = start.elapsed();
+    metrics::counter!(super::metrics::REQUESTS_TOTAL, "endpoint" => endpoint, "status" => status.as_str().to_string())
+        .increment(1);
+    metrics::histogram!(super::metrics::REQUEST_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+    if let Some(len) = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        metrics::counter!(super::metrics::RESPONSE_BYTES_TOTAL, "endpoint" => endpoint).increment(len);
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let _g = span.enter();
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), ms, "request failed");
+    } else if status.is_client_error() {
+        tracing::info!(status = status.as_u16(), ms, "request refused");
+    } else {
+        tracing::debug!(status = status.as_u16(), ms, "request served");
+    }
+}
+
+fn request_id(parts: &http::request::Parts) -> String {
+    let given = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    match given {
+        Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            id.to_string()
+        }
+        _ => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+type Answer = Result<Response<Body>, Failure>;
+
+async fn dispatch(state: &HttpState, parts: &http::request::Parts, path: &str) -> (&'static str, Answer) {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return ("other", Err(Failure::Method));
+    }
+    if path.len() > state.max_path_bytes {
+        return ("other", Err(Failure::TooLong));
+    }
+    let route = match route::parse(path) {
+        Ok(r) => r,
+        Err(e) => return ("other", Err(Failure::Route(e))),
+    };
+    match route {
+        Route::Healthz => ("health", Ok(text(StatusCode::OK, "ok\n".into(), "no-store"))),
+        Route::Readyz => ("health", Ok(super::health::readyz(state))),
+        Route::Metrics => ("metrics", Ok(metrics_page(state))),
+        Route::Sumdb(rest) => ("sumdb", sumdb(state, parts, &rest).await),
+        Route::Proxy(req) => (req.endpoint(), proxy(state, parts, req).await),
+    }
+}
+
+fn text(status: StatusCode, body: String, cache: &'static str) -> Response<Body> {
+    let mut resp = Response::new(body::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp
+}
+
+fn metrics_page(state: &HttpState) -> Response<Body> {
+    super::health::refresh_gauges(state);
+    let mut resp = text(StatusCode::OK, state.metrics.render(), "no-store");
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyRequest) -> Answer {
+    let m = &state.mirror;
+    let short = state.mutable_max_age.as_str();
+    match req {
+        ProxyRequest::List { module } => {
+            let body = m.list(&module).await.map_err(Failure::Mirror)?;
+            Ok(bytes_response(parts, body, "text/plain; charset=utf-8", short))
+        }
+        ProxyRequest::Latest { module } => {
+            let body = m.latest(&module).await.map_err(Failure::Mirror)?;
+            Ok(bytes_response(parts, body, "application/json", short))
+        }
+        ProxyRequest::Info { module, version } => {
+            let a = m.info(&module, &version).await.map_err(Failure::Mirror)?;
+            let cache = if a.immutable { IMMUTABLE } else { short };
+            Ok(bytes_response(parts, a.body, "application/json", cache))
+        }
+        ProxyRequest::Mod { module, version } => {
+            let body = m.gomod(&module, &version).await.map_err(Failure::Mirror)?;
+            Ok(bytes_response(parts, body, "text/plain; charset=utf-8", IMMUTABLE))
+        }
+        ProxyRequest::Zip { module, version } => zip(state, parts, &module, &version).await,
+    }
+}
+
+/// A 200 (or 304) with an in-memory body, a strong ETag and `Content-Length`.
+fn bytes_response(parts: &http::request::Parts, body: bytes::Bytes, content_type: &'static str, cache: &str) -> Response<Body> {
+    let etag = response::etag_of(&body);
+    let len = body.len();
+    let mut resp = if response::not_modified(parts, &etag) {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(if parts.method == Method::HEAD { body::empty() } else { body::full(body) });
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    set_common(&mut resp, &etag, cache);
+    resp
+}
+
+fn set_common(resp: &mut Response<Body>, etag: &str, cache: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+}
+
+async fn zip(state: &HttpState, parts: &http::request::Parts, module: &str, version: &str) -> Answer {
+    let a = state.mirror.zip(module, version).await.map_err(Failure::Mirror)?;
+    let etag = format!("\"{}\"", a.sha256);
+    if response::not_modified(parts, &etag) {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        set_common(&mut r, &etag, IMMUTABLE);
+        return Ok(r);
+    }
+    let range = response::range(parts, &etag, a.size).map_err(|()| Failure::Range(a.size))?;
+    let (start, end) = range.map(|r| (r.start, r.end)).unwrap_or((0, a.size));
+    let mut resp = if parts.method == Method::HEAD {
+        Response::new(body::empty())
+    } else {
+        Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, a.size)) {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    set_common(&mut resp, &etag, IMMUTABLE);
+    Ok(resp)
+}
+
+/// Opens the blob and streams `[start, end)`. A whole-file read is verified as it streams; a
+/// partial range is served only after the whole blob verified.
+async fn zip_body(state: &HttpState, sha256: &str, start: u64, end: u64, size: u64) -> Result<Body, Failure> {
+    let blobs = state.mirror.blobs().clone();
+    let storage = |e: String| Failure::Mirror(crate::mirror::MirrorError::Storage(e));
+    let whole = start == 0 && end == size;
+    let verify_now = state.mirror.verify_on_read() && !whole;
+    if verify_now && !blobs.verify(sha256).await.map_err(|e| storage(e.to_string()))? {
+        let _ = blobs.quarantine(sha256);
+        return Err(storage(format!("blob {sha256} failed verification; try again")));
+    }
+    let path = blobs.path_of(sha256).map_err(|e| storage(e.to_string()))?;
+    let file = std::fs::File::open(&path).map_err(|e| storage(format!("cannot open blob: {e}")))?;
+    let verify = (state.mirror.verify_on_read() && whole).then(|| body::Verify { sha256: sha256.to_string(), blobs });
+    Ok(body::file_range(file, start, end, verify))
+}
+
+async fn sumdb(state: &HttpState, parts: &http::request::Parts, rest: &str) -> Answer {
+    let a = state.sumdb.get(rest).await.map_err(Failure::Sumdb)?;
+    let cache = if a.immutable { IMMUTABLE } else { "public, max-age=60" };
+    let cache = if rest.ends_with("/supported") { "no-store" } else { cache };
+    Ok(bytes_response(parts, a.body, a.content_type, cache))
+}

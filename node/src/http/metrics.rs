@@ -1,0 +1,19 @@
+//! Metric names owned by the HTTP server, and their descriptions.
+
+/// Requests by endpoint and status code.
+pub const REQUESTS_TOTAL: &str = "cairn_http_requests_total";
+/// Request latency (until the response head is ready) by endpoint.
+pub const REQUEST_DURATION: &str = "cairn_http_request_duration_seconds";
+/// Body bytes promised in responses (Content-Length), by endpoint.
+pub const RESPONSE_BYTES_TOTAL: &str = "cairn_http_response_bytes_total";
+/// Open client connections.
+pub const CONNECTIONS: &str = "cairn_http_connections";
+
+/// Registers help text for the HTTP metrics.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUESTS_TOTAL, "HTTP requests by endpoint (list, latest, info, mod, zip, sumdb, health, metrics, other) and status code.");
+    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "Time to produce the response head, by endpoint.");
+    describe_counter!(RESPONSE_BYTES_TOTAL, Unit::Bytes, "Response body bytes sent (by Content-Length), by endpoint.");
+    describe_gauge!(CONNECTIONS, "Open HTTP client connections.");
+}

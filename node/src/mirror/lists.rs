@@ -1,0 +1,242 @@
+//! `@v/list` and `@latest`: mutable answers kept in the replicated state with their fetch time.
+//! They are served at once, refreshed in the background once older than their TTL
+//! (stale-while-revalidate), and served stale when the upstream fails (stale-if-error). A list
+//! is the union of the upstream's list and the tagged versions cached here; pseudo-versions are
+//! never listed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{count_cache, gone, now_ms, reject, Mirror, MirrorError, MirrorResult};
+use crate::module;
+use crate::store::meta::{ListRecord, MetaCmd};
+use crate::upstream::UpstreamFile;
+
+fn listable(module: &str, v: &str) -> bool {
+    super::version::is_canonical_for(module, v) && !module::is_pseudo_version(v)
+}
+
+fn is_stale(fetched_at_ms: i64, ttl_secs: u64) -> bool {
+    now_ms().saturating_sub(fetched_at_ms) > (ttl_secs as i64).saturating_mul(1000)
+}
+
+impl Mirror {
+    /// Answers `@v/list`.
+    pub async fn list(&self, module: &str) -> MirrorResult<Bytes> {
+        let inner = &self.inner;
+        let cached = self.cached_versions(module)?;
+        if let Some(rec) = inner.meta.get_list(module).map_err(MirrorError::storage)? {
+            count_cache("list", true);
+            if is_stale(rec.fetched_at_ms, inner.cache.list_ttl_secs) {
+                self.spawn_refresh_list(module);
+            }
+            return Ok(render(&rec.versions, cached));
+        }
+        count_cache("list", false);
+        let neg_key = format!("{module}@v/list");
+        if let Some(msg) = inner.negative.get(&neg_key) {
+            return if cached.is_empty() { Err(MirrorError::NotFound(msg)) } else { Ok(render(&[], cached)) };
+        }
+        match self.fetch_list(module).await {
+            Ok(rec) => Ok(render(&rec.versions, cached)),
+            Err(MirrorError::NotFound(msg)) => {
+                inner.negative.insert(neg_key, msg.clone());
+                if cached.is_empty() { Err(MirrorError::NotFound(msg)) } else { Ok(render(&[], cached)) }
+            }
+            Err(e) if !cached.is_empty() => {
+                ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "list").increment(1);
+                tracing::warn!(module, error = %e, "upstream failed; listing the cached versions only");
+                Ok(render(&[], cached))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tagged (non-pseudo) versions of `module` held in the state.
+    fn cached_versions(&self, module: &str) -> MirrorResult<Vec<String>> {
+        let all = self.inner.meta.module_versions(module).map_err(MirrorError::storage)?;
+        Ok(all.into_iter().filter(|v| listable(module, v)).collect())
+    }
+
+    fn spawn_refresh_list(&self, module: &str) {
+        let this = self.clone();
+        let module = module.to_string();
+        tokio::spawn(async move {
+            let result = this.fetch_list(&module).await;
+            log_refresh("list", &module, result.as_ref().err());
+        });
+    }
+
+    /// Fetches, filters and commits the upstream's list (single flight per module).
+    async fn fetch_list(&self, module: &str) -> MirrorResult<Arc<ListRecord>> {
+        let this = self.clone();
+        let key = module.to_string();
+        self.inner
+            .lists
+            .run(
+                key.clone(),
+                move || async move {
+                    let limit = this.inner.limits.max_list_bytes;
+                    let got = this
+                        .inner
+                        .upstream
+                        .fetch(&key, UpstreamFile::List, limit)
+                        .await
+                        .map_err(MirrorError::from_upstream)?;
+                    let text = std::str::from_utf8(&got.body)
+                        .map_err(|_| reject("list", "bad_list", format!("{key}: list is not UTF-8")))?;
+                    let versions: Vec<String> = text
+                        .lines()
+                        .filter_map(|l| l.split_whitespace().next())
+                        .filter(|v| listable(&key, v))
+                        .map(str::to_string)
+                        .collect();
+                    let fetched_at_ms = now_ms();
+                    let cmd = MetaCmd::PutList { module: key.clone(), versions: versions.clone(), fetched_at_ms };
+                    this.propose_mutable(cmd, "list").await;
+                    Ok(Arc::new(ListRecord { versions, fetched_at_ms }))
+                },
+                Err(gone()),
+            )
+            .await
+    }
+
+    /// Answers `@latest`.
+    pub async fn latest(&self, module: &str) -> MirrorResult<Bytes> {
+        let inner = &self.inner;
+        if let Some(rec) = inner.meta.get_latest(module).map_err(MirrorError::storage)? {
+            count_cache("latest", true);
+            if is_stale(rec.fetched_at_ms, inner.cache.latest_ttl_secs) {
+                let (this, m) = (self.clone(), module.to_string());
+                tokio::spawn(async move {
+                    let result = this.fetch_latest(&m).await;
+                    log_refresh("latest", &m, result.as_ref().err());
+                });
+            }
+            return Ok(Bytes::from(rec.info));
+        }
+        count_cache("latest", false);
+        let neg_key = format!("{module}@latest");
+        if let Some(msg) = inner.negative.get(&neg_key) {
+            return Err(MirrorError::NotFound(msg));
+        }
+        match self.fetch_latest(module).await {
+            Err(MirrorError::NotFound(msg)) => {
+                inner.negative.insert(neg_key, msg.clone());
+                Err(MirrorError::NotFound(msg))
+            }
+            Err(e @ (MirrorError::Upstream(_) | MirrorError::Rejected { .. })) => {
+                match self.latest_from_cache(module)? {
+                    Some(body) => {
+                        ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "latest").increment(1);
+                        tracing::warn!(module, error = %e, "upstream failed; answering @latest from cached versions");
+                        Ok(body)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_latest(&self, module: &str) -> MirrorResult<Bytes> {
+        let this = self.clone();
+        let key = module.to_string();
+        self.inner
+            .latest
+            .run(
+                key.clone(),
+                move || async move {
+                    let limit = this.inner.limits.max_info_bytes;
+                    let got = this
+                        .inner
+                        .upstream
+                        .fetch(&key, UpstreamFile::Latest, limit)
+                        .await
+                        .map_err(MirrorError::from_upstream)?;
+                    super::version::check_info(&got.body, None, &key)
+                        .map_err(|r| reject("latest", "bad_info", format!("{key}@latest: {r}")))?;
+                    let cmd = MetaCmd::PutLatest { module: key.clone(), info: got.body.to_vec(), fetched_at_ms: now_ms() };
+                    this.propose_mutable(cmd, "latest").await;
+                    Ok(got.body)
+                },
+                Err(gone()),
+            )
+            .await
+    }
+
+    /// The `.info` of the highest cached version (release, else pre-release, else
+    /// pseudo-version), for answering `@latest` while the upstream is down.
+    fn latest_from_cache(&self, module: &str) -> MirrorResult<Option<Bytes>> {
+        let mut all = self.inner.meta.module_versions(module).map_err(MirrorError::storage)?;
+        all.retain(|v| super::version::is_canonical_for(module, v));
+        let rank = |v: &String| match (module::is_pseudo_version(v), module::semver::is_prerelease(v)) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        let best = all
+            .iter()
+            .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| module::semver::compare(a, b)));
+        let Some(best) = best else { return Ok(None) };
+        let rec = self.inner.meta.get_version(module, best).map_err(MirrorError::storage)?;
+        Ok(rec.map(|r| Bytes::from(r.info)))
+    }
+
+    /// Commits a list/latest answer; failing to (no quorum) only means it is served uncached.
+    async fn propose_mutable(&self, cmd: MetaCmd, kind: &'static str) {
+        if let Err(e) = self.inner.consensus.propose(cmd).await {
+            ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => kind).increment(1);
+            tracing::warn!(kind, error = %e, "could not commit; serving uncached (degraded)");
+        }
+    }
+}
+
+fn log_refresh(kind: &'static str, module: &str, err: Option<&MirrorError>) {
+    let result = match err {
+        None => "ok",
+        Some(MirrorError::NotFound(_)) => "not_found",
+        Some(_) => "error",
+    };
+    ::metrics::counter!(super::metrics::REFRESH_TOTAL, "kind" => kind, "result" => result).increment(1);
+    if let Some(e) = err {
+        tracing::warn!(kind, module, error = %e, "background refresh failed; serving the stale copy");
+    }
+}
+
+/// The union of both version sets, sorted and deduplicated, one per line.
+fn render(upstream: &[String], cached: Vec<String>) -> Bytes {
+    let mut all: Vec<String> = upstream.iter().cloned().chain(cached).collect();
+    module::sort_versions(&mut all);
+    all.dedup();
+    let mut out = String::new();
+    for v in all {
+        out.push_str(&v);
+        out.push('\n');
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_unions_and_sorts() {
+        let body = render(
+            &["v1.10.0".into(), "v1.2.0".into()],
+            vec!["v1.2.0".into(), "v1.3.0-rc.1".into()],
+        );
+        assert_eq!(&body[..], b"v1.2.0\nv1.3.0-rc.1\nv1.10.0\n");
+        assert!(render(&[], vec![]).is_empty());
+    }
+
+    #[test]
+    fn pseudo_versions_are_not_listable() {
+        assert!(!listable("example.com/m", "v0.0.0-20230102030405-abcdefabcdef"));
+        assert!(listable("example.com/m", "v1.0.0"));
+        assert!(!listable("example.com/m", "v1.0"));
+        assert!(!listable("example.com/m/v2", "v1.0.0"));
+    }
+}

@@ -1,0 +1,157 @@
+//! The heart of cairn: answer a GOPROXY request from the local metadata and blobs, or fill the
+//! cache from the upstream.
+//!
+//! - [`version`]: `.info` and `.mod` of canonical versions (one immutable record each), and
+//!   non-canonical `.info` queries (resolved upstream, never cached as canonical).
+//! - [`zip`]: module zips: fetched to a temp file, validated, hashed, stored, committed.
+//! - [`lists`]: `@v/list` and `@latest`, served at once and refreshed in the background.
+//! - [`flight`]: single flight, so N identical misses cause one upstream fetch.
+//! - [`negative`]: the short memory of not-found answers.
+
+pub mod flight;
+pub mod lists;
+pub mod metrics;
+pub mod negative;
+pub mod version;
+pub mod zip;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{CacheSettings, Limits};
+use crate::raft::{Consensus, MetaReader};
+use crate::store::blob::BlobStore;
+use crate::store::meta::{ListRecord, VersionRecord};
+use crate::upstream::{Upstream, UpstreamError};
+
+use flight::Flights;
+use negative::NegativeCache;
+
+/// Why a request could not be answered. Cloneable so single-flight waiters share it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MirrorError {
+    /// The module or version does not exist (here or upstream). HTTP 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The upstream could not be reached or failed. HTTP `upstream_error_status`.
+    #[error("upstream failed: {0}")]
+    Upstream(String),
+    /// The upstream answered with something invalid; it was not cached.
+    #[error("upstream sent an invalid {kind}: {reason}")]
+    Rejected {
+        /// Which file (`zip`, `info`, `mod`, `list`, `latest`).
+        kind: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Local storage failed. HTTP 500.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl MirrorError {
+    /// Maps an upstream error: not-found stays not-found, `off` is not-found too (nothing
+    /// more to ask), everything else is an upstream failure.
+    fn from_upstream(e: UpstreamError) -> MirrorError {
+        match e {
+            UpstreamError::NotFound { message } => MirrorError::NotFound(message),
+            UpstreamError::Off => {
+                MirrorError::NotFound("module lookup disabled by upstream=off".to_string())
+            }
+            other => MirrorError::Upstream(other.to_string()),
+        }
+    }
+
+    fn storage(e: impl std::fmt::Display) -> MirrorError {
+        MirrorError::Storage(e.to_string())
+    }
+}
+
+/// The result type of mirror operations.
+pub type MirrorResult<T> = Result<T, MirrorError>;
+
+/// Answers GOPROXY requests. Cheap to clone.
+#[derive(Clone)]
+pub struct Mirror {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    consensus: Consensus,
+    meta: MetaReader,
+    blobs: BlobStore,
+    upstream: Upstream,
+    cache: CacheSettings,
+    limits: Limits,
+    negative: NegativeCache,
+    versions: Flights<(String, String), MirrorResult<Arc<VersionRecord>>>,
+    zips: Flights<(String, String), MirrorResult<Arc<VersionRecord>>>,
+    queries: Flights<(String, String), MirrorResult<bytes::Bytes>>,
+    lists: Flights<String, MirrorResult<Arc<ListRecord>>>,
+    latest: Flights<String, MirrorResult<bytes::Bytes>>,
+}
+
+impl Mirror {
+    /// Builds the mirror over the node's consensus, blob store and upstream.
+    pub fn new(
+        consensus: Consensus,
+        blobs: BlobStore,
+        upstream: Upstream,
+        cache: CacheSettings,
+        limits: Limits,
+    ) -> Mirror {
+        let negative = NegativeCache::new(
+            Duration::from_secs(cache.negative_ttl_secs),
+            cache.negative_max_entries,
+        );
+        Mirror {
+            inner: Arc::new(Inner {
+                meta: consensus.reader(),
+                consensus,
+                blobs,
+                upstream,
+                cache,
+                limits,
+                negative,
+                versions: Flights::new("version"),
+                zips: Flights::new("zip"),
+                queries: Flights::new("query"),
+                lists: Flights::new("list"),
+                latest: Flights::new("latest"),
+            }),
+        }
+    }
+
+    /// The blob store (for serving zips).
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    /// Whether blobs are re-hashed while they are served.
+    pub fn verify_on_read(&self) -> bool {
+        self.inner.cache.verify_on_read
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn count_cache(kind: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    ::metrics::counter!(metrics::CACHE_REQUESTS_TOTAL, "kind" => kind, "result" => result).increment(1);
+}
+
+fn reject(kind: &'static str, reason: &'static str, detail: String) -> MirrorError {
+    ::metrics::counter!(metrics::FILL_REJECTED_TOTAL, "kind" => kind, "reason" => reason).increment(1);
+    tracing::warn!(kind, reason, detail = %detail, "rejected invalid upstream answer");
+    MirrorError::Rejected { kind, reason: detail }
+}
+
+fn gone() -> MirrorError {
+    MirrorError::Storage("the fill task ended without a result".to_string())
+}

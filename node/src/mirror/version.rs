@@ -1,0 +1,244 @@
+//! `.info` and `.mod`: one immutable [`VersionRecord`] per canonical version, filled from the
+//! upstream's `.info` and `.mod` (never its zip), plus pass-through resolution of non-canonical
+//! `.info` queries such as a branch name or `v1.2`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::{count_cache, gone, now_ms, reject, Mirror, MirrorError, MirrorResult};
+use crate::module;
+use crate::store::meta::{MetaCmd, MetaResp, VersionRecord};
+use crate::upstream::UpstreamFile;
+
+/// What a `.info` request is answered with.
+#[derive(Debug, Clone)]
+pub struct InfoAnswer {
+    /// The JSON body.
+    pub body: Bytes,
+    /// True for canonical versions (immutable, cacheable downstream forever).
+    pub immutable: bool,
+}
+
+/// Whether `version` names a canonical version that belongs to `module` (so that its `.info`,
+/// `.mod` and `.zip` are immutable and cacheable).
+pub fn is_canonical_for(module: &str, version: &str) -> bool {
+    module::is_canonical(version) && module::check(module, version).is_ok()
+}
+
+impl Mirror {
+    /// Answers `.info` for a canonical version from its record, or resolves any other query
+    /// through the upstream without caching it.
+    pub async fn info(&self, module: &str, version: &str) -> MirrorResult<InfoAnswer> {
+        if is_canonical_for(module, version) {
+            let rec = self.version(module, version, "info").await?;
+            return Ok(InfoAnswer {
+                body: Bytes::from(rec.info.clone()),
+                immutable: true,
+            });
+        }
+        let body = self.query(module, version).await?;
+        Ok(InfoAnswer {
+            body,
+            immutable: false,
+        })
+    }
+
+    /// Answers `.mod` for a canonical version; other versions are not found.
+    pub async fn gomod(&self, module: &str, version: &str) -> MirrorResult<Bytes> {
+        if !is_canonical_for(module, version) {
+            return Err(MirrorError::NotFound(format!(
+                "{module}@{version}: .mod is only served for canonical versions"
+            )));
+        }
+        let rec = self.version(module, version, "mod").await?;
+        Ok(Bytes::from(rec.gomod.clone()))
+    }
+
+    /// The record of a canonical version, filling it from the upstream on a miss.
+    pub(super) async fn version(
+        &self,
+        module: &str,
+        version: &str,
+        kind: &'static str,
+    ) -> MirrorResult<Arc<VersionRecord>> {
+        let inner = &self.inner;
+        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+            count_cache(kind, true);
+            return Ok(Arc::new(rec));
+        }
+        count_cache(kind, false);
+        let neg_key = format!("{module}@{version}");
+        if let Some(msg) = inner.negative.get(&neg_key) {
+            return Err(MirrorError::NotFound(msg));
+        }
+        let this = self.clone();
+        let key = (module.to_string(), version.to_string());
+        let span = tracing::info_span!("fill_version", module, version);
+        let result = inner
+            .versions
+            .run(
+                key.clone(),
+                move || async move { this.fill_version(&key.0, &key.1).await }.instrument(span),
+                Err(gone()),
+            )
+            .await;
+        if let Err(MirrorError::NotFound(msg)) = &result {
+            inner.negative.insert(neg_key, msg.clone());
+        }
+        result
+    }
+
+    async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
+        let inner = &self.inner;
+        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+            return Ok(Arc::new(rec));
+        }
+        let (info, gomod) = tokio::join!(
+            inner
+                .upstream
+                .fetch(module, UpstreamFile::Info(version), inner.limits.max_info_bytes),
+            inner
+                .upstream
+                .fetch(module, UpstreamFile::Mod(version), inner.limits.max_mod_bytes),
+        );
+        let info = info.map_err(MirrorError::from_upstream)?;
+        let gomod = gomod.map_err(MirrorError::from_upstream)?;
+        check_info(&info.body, Some(version), module).map_err(|r| reject("info", "bad_info", r))?;
+        let rec = VersionRecord {
+            module: module.to_string(),
+            version: version.to_string(),
+            mod_h1: crate::modzip::hash_gomod(&gomod.body),
+            info: info.body.to_vec(),
+            gomod: gomod.body.to_vec(),
+            zip: None,
+            source: info.source,
+            cached_at_ms: now_ms(),
+            sumdb_verified: false,
+        };
+        self.commit_version(rec, "info").await
+    }
+
+    /// Proposes a version record and returns what the state holds afterwards. Without a
+    /// quorum the record is returned uncommitted (degraded pass-through).
+    pub(super) async fn commit_version(
+        &self,
+        rec: VersionRecord,
+        kind: &'static str,
+    ) -> MirrorResult<Arc<VersionRecord>> {
+        let inner = &self.inner;
+        match inner.consensus.propose(MetaCmd::PutVersion(rec.clone())).await {
+            Ok(MetaResp::Conflict { reason }) => {
+                ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => kind)
+                    .increment(1);
+                tracing::warn!(module = %rec.module, version = %rec.version, reason = %reason,
+                    "upstream bytes differ from the cached immutable version; keeping the cached bytes");
+                self.stored(&rec).map(Arc::new)
+            }
+            Ok(_) => self.stored(&rec).map(Arc::new),
+            Err(e) => {
+                ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => kind)
+                    .increment(1);
+                tracing::warn!(module = %rec.module, version = %rec.version, error = %e,
+                    "could not commit; serving uncached (degraded)");
+                Ok(Arc::new(rec))
+            }
+        }
+    }
+
+    fn stored(&self, rec: &VersionRecord) -> MirrorResult<VersionRecord> {
+        self.inner
+            .meta
+            .get_version(&rec.module, &rec.version)
+            .map_err(MirrorError::storage)?
+            .ok_or_else(|| MirrorError::Storage("committed version record is missing".into()))
+    }
+
+    /// Resolves a non-canonical `.info` query (branch, tag, hash, `v1.2`) through the upstream.
+    async fn query(&self, module: &str, query: &str) -> MirrorResult<Bytes> {
+        count_cache("info", false);
+        let neg_key = format!("{module}@{query}");
+        if let Some(msg) = self.inner.negative.get(&neg_key) {
+            return Err(MirrorError::NotFound(msg));
+        }
+        let this = self.clone();
+        let key = (module.to_string(), query.to_string());
+        let result = self
+            .inner
+            .queries
+            .run(
+                key.clone(),
+                move || async move {
+                    let limit = this.inner.limits.max_info_bytes;
+                    let got = this
+                        .inner
+                        .upstream
+                        .fetch(&key.0, UpstreamFile::Info(&key.1), limit)
+                        .await
+                        .map_err(MirrorError::from_upstream)?;
+                    check_info(&got.body, None, &key.0).map_err(|r| reject("info", "bad_info", r))?;
+                    Ok(got.body)
+                },
+                Err(gone()),
+            )
+            .await;
+        if let Err(MirrorError::NotFound(msg)) = &result {
+            self.inner.negative.insert(neg_key, msg.clone());
+        }
+        result
+    }
+}
+
+/// Checks an `.info`/`@latest` JSON body: an object whose `Version` is a canonical version
+/// valid for `module` (and equal to `expected` when given), with an RFC 3339 `Time` if any.
+pub fn check_info(body: &[u8], expected: Option<&str>, module: &str) -> Result<(), String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let version = obj
+        .get("Version")
+        .and_then(|v| v.as_str())
+        .ok_or("no \"Version\" string")?;
+    if let Some(exp) = expected {
+        if version != exp {
+            return Err(format!("names version {version:?} instead of requested {exp:?}"));
+        }
+    }
+    if !module::is_canonical(version) || module::check(module, version).is_err() {
+        return Err(format!("version {version:?} is not a canonical version of {module}"));
+    }
+    match obj.get("Time") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(serde_json::Value::String(t)) if looks_like_rfc3339(t) => Ok(()),
+        Some(t) => Err(format!("\"Time\" {t} is not an RFC 3339 timestamp")),
+    }
+}
+
+fn looks_like_rfc3339(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[..4].iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_checks() {
+        let ok = br#"{"Version":"v1.0.0","Time":"2023-01-02T03:04:05Z"}"#;
+        assert!(check_info(ok, Some("v1.0.0"), "example.com/m").is_ok());
+        assert!(check_info(ok, Some("v1.0.1"), "example.com/m").is_err());
+        assert!(check_info(ok, None, "example.com/m/v2").is_err());
+        assert!(check_info(b"garbage", None, "example.com/m").is_err());
+        assert!(check_info(br#"{"Version":"v1.0.0","Time":"yesterday"}"#, None, "example.com/m").is_err());
+        assert!(check_info(br#"{"Version":"v1.0"}"#, None, "example.com/m").is_err());
+        assert!(check_info(br#"{"Version":"v2.0.0+incompatible"}"#, None, "example.com/m").is_ok());
+    }
+}

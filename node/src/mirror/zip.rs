@@ -1,0 +1,160 @@
+//! Module zips: on a miss the zip is streamed from the upstream into a temp file, validated
+//! with the go command's rules (which also yields its `h1:`), stored by sha256, and only then
+//! committed into the version record. Nothing of a rejected zip is kept.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::{count_cache, gone, reject, Mirror, MirrorError, MirrorResult};
+use crate::modzip::{self, ZipLimits};
+use crate::store::meta::{VersionRecord, ZipRef};
+use crate::upstream::{UpstreamError, UpstreamFile};
+
+/// A zip ready to be served: its blob address and size.
+#[derive(Debug, Clone)]
+pub struct ZipAnswer {
+    /// sha256 of the zip (its blob address and its ETag).
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Removes a temp file when dropped unless it was moved into the store.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Mirror {
+    /// Answers `.zip` for a canonical version whose blob is on this node, filling it on a miss.
+    pub async fn zip(&self, module: &str, version: &str) -> MirrorResult<ZipAnswer> {
+        if !super::version::is_canonical_for(module, version) {
+            return Err(MirrorError::NotFound(format!(
+                "{module}@{version}: .zip is only served for canonical versions"
+            )));
+        }
+        let inner = &self.inner;
+        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+            if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
+                count_cache("zip", true);
+                return Ok(answer(z));
+            }
+        }
+        count_cache("zip", false);
+        let this = self.clone();
+        let key = (module.to_string(), version.to_string());
+        let span = tracing::info_span!("fill_zip", module, version);
+        let rec = inner
+            .zips
+            .run(
+                key.clone(),
+                move || async move { this.fill_zip(&key.0, &key.1).await }.instrument(span),
+                Err(gone()),
+            )
+            .await?;
+        rec.zip
+            .as_ref()
+            .map(answer)
+            .ok_or_else(|| MirrorError::Storage("zip fill finished without a zip".into()))
+    }
+
+    async fn fill_zip(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
+        let rec = self.version(module, version, "zip").await?;
+        let expected = rec.zip.clone();
+        if expected.as_ref().is_some_and(|z| self.inner.blobs.contains(&z.sha256)) {
+            return Ok(rec);
+        }
+        let (blob, h1) = self.fetch_zip(module, version).await?;
+        if let Some(z) = &expected {
+            if z.sha256 != blob.sha256 {
+                ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => "zip")
+                    .increment(1);
+                tracing::warn!(module, version, cached = %z.sha256, upstream = %blob.sha256,
+                    "upstream zip differs from the committed one; not serving it");
+                return Err(MirrorError::Upstream(format!(
+                    "{module}@{version}: the upstream now serves different zip bytes than the ones committed; refusing them"
+                )));
+            }
+        }
+        let mut with_zip = (*rec).clone();
+        with_zip.zip = Some(ZipRef {
+            sha256: blob.sha256,
+            size: blob.size,
+            h1,
+        });
+        self.commit_version(with_zip, "zip").await
+    }
+
+    /// Streams the upstream zip to a temp file, validates it and stores it as a blob.
+    async fn fetch_zip(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> MirrorResult<(crate::store::blob::BlobInfo, String)> {
+        let inner = &self.inner;
+        let tmp = TempFile(inner.blobs.temp_path());
+        let limit = inner.limits.max_zip_bytes;
+        inner
+            .upstream
+            .fetch_to_file(module, UpstreamFile::Zip(version), &tmp.0, limit)
+            .await
+            .map_err(|e| zip_fetch_error(e, module, version))?;
+        let limits = ZipLimits {
+            max_zip_bytes: inner.limits.max_zip_bytes,
+            max_uncompressed_bytes: inner.limits.max_uncompressed_bytes,
+            ..ZipLimits::default()
+        };
+        let (path, m, v) = (tmp.0.clone(), module.to_string(), version.to_string());
+        let summary = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            modzip::check_zip(std::io::BufReader::new(file), &m, &v, &limits).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| MirrorError::Storage(e.to_string()))?
+        .map_err(|reason| reject("zip", "bad_zip", format!("{module}@{version}: {reason}")))?;
+        let blob = inner
+            .blobs
+            .commit(tmp.0.clone(), None)
+            .await
+            .map_err(MirrorError::storage)?;
+        Ok((blob, summary.h1))
+    }
+}
+
+fn answer(z: &ZipRef) -> ZipAnswer {
+    ZipAnswer {
+        sha256: z.sha256.clone(),
+        size: z.size,
+    }
+}
+
+/// Zip transfer failures that mean the upstream sent garbage (too large, cut short) are
+/// counted as rejections; the rest are ordinary upstream errors.
+fn zip_fetch_error(e: UpstreamError, module: &str, version: &str) -> MirrorError {
+    let text = e.to_string();
+    if let Some(reason) = garbage_reason(&e) {
+        return reject("zip", reason, format!("{module}@{version}: {text}"));
+    }
+    MirrorError::from_upstream(e)
+}
+
+fn garbage_reason(e: &UpstreamError) -> Option<&'static str> {
+    match e {
+        UpstreamError::Failed { reason, .. } => {
+            let r = reason.to_ascii_lowercase();
+            if r.contains("truncat") || r.contains("fewer bytes") || r.contains("incomplete") {
+                Some("truncated")
+            } else if r.contains("too large") || r.contains("exceed") || r.contains("limit") {
+                Some("too_large")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}

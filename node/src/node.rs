@@ -1,0 +1,174 @@
+//! A running node: [`Node::bind`] opens storage and listeners (so tests and operators learn the
+//! bound addresses at once), [`Node::run`] serves until the shutdown token fires, then drains.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::AdminService;
+use crate::config::Config;
+use crate::http::HttpState;
+use crate::mirror::Mirror;
+use crate::raft::{Consensus, NodeAddr};
+use crate::store::blob::BlobStore;
+use crate::sumdb::SumdbProxy;
+use crate::upstream::Upstream;
+
+/// Startup and run failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The data directory could not be prepared.
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The blob store failed to open.
+    #[error("blob store: {0}")]
+    Blobs(#[from] crate::store::blob::BlobError),
+    /// Raft or the metadata store failed.
+    #[error("consensus: {0}")]
+    Consensus(String),
+    /// The upstream list is invalid.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// The cluster gRPC server failed.
+    #[error("cluster server: {0}")]
+    Grpc(String),
+}
+
+/// A node with its storage open and its listeners bound.
+pub struct Node {
+    config: Config,
+    http: TcpListener,
+    cluster: TcpListener,
+    state: Arc<HttpState>,
+    admin: AdminService,
+    consensus: Consensus,
+}
+
+impl Node {
+    /// Opens the data directory, storage and consensus, binds both listeners and writes
+    /// `<data-dir>/listen-addrs.json` with the bound addresses.
+    pub async fn bind(config: Config, metrics: PrometheusHandle) -> Result<Node, NodeError> {
+        let since = Instant::now();
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::DataDir { path: dir.clone(), reason: e.to_string() })?;
+        let blobs = BlobStore::open(&dir.join("blobs"))?;
+        let upstream = Upstream::new(&config.upstream, &config.upstream_http).map_err(|e| NodeError::Upstream(e.to_string()))?;
+        let http = TcpListener::bind(config.listen).await.map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let cluster = TcpListener::bind(config.cluster_listen)
+            .await
+            .map_err(|source| NodeError::Bind { addr: config.cluster_listen, source })?;
+        let (http_addr, cluster_addr) = (local(&http), local(&cluster));
+        let peers = peers_with_bound_self(&config, cluster_addr);
+        let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &config.raft)
+            .await
+            .map_err(|e| NodeError::Consensus(e.to_string()))?;
+        tracing::info!(node_id = config.node_id, http = %http_addr, cluster = %cluster_addr, upstream = %upstream.describe(), "node bound");
+        let sumdb = SumdbProxy::new(
+            config.sumdb.databases.clone(),
+            upstream.clone(),
+            &dir.join("sumdb"),
+            Duration::from_secs(config.sumdb.latest_ttl_secs),
+            config.limits.max_sumdb_bytes,
+        );
+        let mirror = Mirror::new(consensus.clone(), blobs.clone(), upstream, config.cache.clone(), config.limits.clone());
+        let started = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(HttpState {
+            mirror,
+            sumdb,
+            consensus: consensus.clone(),
+            metrics,
+            upstream_error_status: StatusCode::from_u16(config.upstream_error_status).unwrap_or(StatusCode::BAD_GATEWAY),
+            max_path_bytes: config.http.max_path_bytes,
+            mutable_max_age: format!("public, max-age={}", config.cache.list_ttl_secs.min(300)),
+            started: started.clone(),
+        });
+        let admin = AdminService {
+            node_id: config.node_id,
+            listen_addr: http_addr.to_string(),
+            cluster_addr: cluster_addr.to_string(),
+            consensus: consensus.clone(),
+            blobs,
+            started,
+            since,
+        };
+        write_addrs(dir, http_addr, cluster_addr)?;
+        Ok(Node { config, http, cluster, state, admin, consensus })
+    }
+
+    /// The bound (GOPROXY HTTP, cluster gRPC) addresses.
+    pub fn local_addrs(&self) -> (SocketAddr, SocketAddr) {
+        (local(&self.http), local(&self.cluster))
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains HTTP within the grace period and stops
+    /// Raft cleanly.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
+        let Node { config, http, cluster, state, admin, consensus } = self;
+        let grpc_shutdown = shutdown.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster);
+        let grpc = tonic::transport::Server::builder()
+            .add_service(admin.into_server())
+            .add_service(consensus.raft_service())
+            .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned());
+        let grpc = tokio::spawn(grpc);
+        state.started.store(true, Ordering::Release);
+        tracing::info!("node ready");
+        crate::http::serve(http, state, config.http.max_connections, shutdown, config.shutdown_grace).await;
+        match tokio::time::timeout(Duration::from_secs(5), grpc).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cluster server ended with an error"),
+            Err(_) => tracing::warn!("cluster server did not stop within 5s"),
+            _ => {}
+        }
+        consensus.shutdown().await.map_err(|e| NodeError::Consensus(e.to_string()))?;
+        tracing::info!("node stopped");
+        Ok(())
+    }
+}
+
+fn local(l: &TcpListener) -> SocketAddr {
+    l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// The configured peers, with this node's own entry replaced by its bound address when it was
+/// configured implicitly (single node) or with port 0.
+fn peers_with_bound_self(config: &Config, bound: SocketAddr) -> BTreeMap<u64, NodeAddr> {
+    config
+        .peers
+        .iter()
+        .map(|(id, addr)| {
+            let addr = if *id == config.node_id && addr.ends_with(":0") { bound.to_string() } else { addr.clone() };
+            (*id, NodeAddr { cluster_addr: addr })
+        })
+        .collect()
+}
+
+fn write_addrs(dir: &std::path::Path, http: SocketAddr, cluster: SocketAddr) -> Result<(), NodeError> {
+    let body = serde_json::json!({ "http": http.to_string(), "cluster": cluster.to_string() }).to_string();
+    let tmp = dir.join("listen-addrs.json.tmp");
+    let dest = dir.join("listen-addrs.json");
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, &dest))
+        .map_err(|e| NodeError::DataDir { path: dest, reason: e.to_string() })
+}

@@ -1,0 +1,173 @@
+//! Deterministic, idempotent apply of committed entries to the state-machine trees.
+//!
+//! One sled transaction covers a whole batch of entries: the data changes, `last_applied`, the
+//! membership and the version counter commit together or not at all. Apply never reads the clock
+//! and decides only from the command and the stored records, so every replica reaches the same
+//! state.
+
+use openraft::{Entry, EntryPayload, LogId, StoredMembership};
+use sled::transaction::{
+    ConflictableTransactionError as TxError, TransactionError, TransactionalTree,
+};
+use sled::Transactional;
+
+use super::db::{decode_u64, sm_key, version_key, SmTrees};
+use super::{NodeAddr, NodeId, TypeConfig};
+use crate::store::meta::{LatestRecord, ListRecord, MetaCmd, MetaResp, VersionRecord};
+
+/// Why a batch could not be applied (the transaction was rolled back).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    /// sled failed.
+    #[error("metadata store error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored or new value could not be (de)serialized.
+    #[error("cannot encode or decode a state-machine record: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+type TxResult<T> = Result<T, TxError<ApplyError>>;
+
+/// The transactional views of the state-machine trees.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    versions: &'a TransactionalTree,
+    lists: &'a TransactionalTree,
+    latest: &'a TransactionalTree,
+}
+
+/// Applies `entries` in one transaction and returns one response per entry.
+pub(crate) fn apply_entries(
+    trees: &SmTrees,
+    entries: &[Entry<TypeConfig>],
+) -> Result<Vec<MetaResp>, ApplyError> {
+    let res = (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(
+        |(meta, versions, lists, latest)| {
+            let tx = Tx { meta, versions, lists, latest };
+            apply_in_tx(&tx, entries)
+        },
+    );
+    res.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => ApplyError::Sled(e),
+    })
+}
+
+fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaResp>> {
+    let mut count = tx.meta.get(sm_key::VERSION_COUNT)?.and_then(|v| decode_u64(&v)).unwrap_or(0);
+    let mut out = Vec::with_capacity(entries.len());
+    let mut last_applied: Option<LogId<NodeId>> = None;
+    let mut membership: Option<StoredMembership<NodeId, NodeAddr>> = None;
+    for entry in entries {
+        last_applied = Some(entry.log_id);
+        let resp = match &entry.payload {
+            EntryPayload::Blank => MetaResp::Unchanged,
+            EntryPayload::Membership(m) => {
+                membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
+                MetaResp::Unchanged
+            }
+            EntryPayload::Normal(cmd) => apply_cmd(tx, cmd, &mut count)?,
+        };
+        out.push(resp);
+    }
+    if let Some(m) = membership {
+        tx.meta.insert(sm_key::MEMBERSHIP, json(&m)?)?;
+    }
+    if last_applied.is_some() {
+        tx.meta.insert(sm_key::LAST_APPLIED, json(&last_applied)?)?;
+        tx.meta.insert(sm_key::VERSION_COUNT, &count.to_be_bytes())?;
+    }
+    Ok(out)
+}
+
+fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> {
+    match cmd {
+        MetaCmd::PutVersion(rec) => put_version(tx.versions, rec, count),
+        MetaCmd::PutList { module, versions, fetched_at_ms } => {
+            let rec = ListRecord { versions: versions.clone(), fetched_at_ms: *fetched_at_ms };
+            put_if_newer(tx.lists, module, &rec, |r: &ListRecord| r.fetched_at_ms)
+        }
+        MetaCmd::PutLatest { module, info, fetched_at_ms } => {
+            let rec = LatestRecord { info: info.clone(), fetched_at_ms: *fetched_at_ms };
+            put_if_newer(tx.latest, module, &rec, |r: &LatestRecord| r.fetched_at_ms)
+        }
+    }
+}
+
+/// Inserts a version; adds a zip to a version stored without one; otherwise compares.
+fn put_version(
+    versions: &TransactionalTree,
+    rec: &VersionRecord,
+    count: &mut u64,
+) -> TxResult<MetaResp> {
+    if rec.module.contains('@') {
+        return Ok(conflict("module path contains '@'".to_string()));
+    }
+    let key = version_key(&rec.module, &rec.version);
+    let Some(bytes) = versions.get(&key)? else {
+        versions.insert(key, json(rec)?)?;
+        *count += 1;
+        return Ok(MetaResp::Applied);
+    };
+    let mut stored: VersionRecord = serde_json::from_slice(&bytes).map_err(abort)?;
+    if let Some(reason) = immutable_difference(&stored, rec) {
+        return Ok(conflict(reason));
+    }
+    match (&stored.zip, &rec.zip) {
+        (None, Some(zip)) => {
+            stored.zip = Some(zip.clone());
+            versions.insert(key, json(&stored)?)?;
+            Ok(MetaResp::Applied)
+        }
+        (Some(old), Some(new)) if old != new => Ok(conflict(format!(
+            "zip differs: stored sha256 {} size {} h1 {}, proposed sha256 {} size {} h1 {}",
+            old.sha256, old.size, old.h1, new.sha256, new.size, new.h1
+        ))),
+        _ => Ok(MetaResp::Unchanged),
+    }
+}
+
+/// What differs between the immutable parts (`.info`, `.mod`, go.mod `h1:`) of two records.
+fn immutable_difference(stored: &VersionRecord, new: &VersionRecord) -> Option<String> {
+    if stored.info != new.info {
+        return Some("info differs from the stored record".to_string());
+    }
+    if stored.gomod != new.gomod {
+        return Some("go.mod differs from the stored record".to_string());
+    }
+    if stored.mod_h1 != new.mod_h1 {
+        return Some(format!(
+            "go.mod h1 differs: stored {}, proposed {}",
+            stored.mod_h1, new.mod_h1
+        ));
+    }
+    None
+}
+
+/// Stores `rec` under `module` if absent or if `fetched_at` of `rec` is newer than the stored one.
+fn put_if_newer<T, F>(tree: &TransactionalTree, module: &str, rec: &T, fetched_at: F) -> TxResult<MetaResp>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: Fn(&T) -> i64,
+{
+    if let Some(bytes) = tree.get(module.as_bytes())? {
+        let stored: T = serde_json::from_slice(&bytes).map_err(abort)?;
+        if fetched_at(&stored) >= fetched_at(rec) {
+            return Ok(MetaResp::Unchanged);
+        }
+    }
+    tree.insert(module.as_bytes(), json(rec)?)?;
+    Ok(MetaResp::Applied)
+}
+
+fn conflict(reason: String) -> MetaResp {
+    MetaResp::Conflict { reason }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> TxResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(abort)
+}
+
+fn abort(e: serde_json::Error) -> TxError<ApplyError> {
+    TxError::Abort(ApplyError::Json(e))
+}

@@ -1,0 +1,74 @@
+//! Consensus: the replicated metadata log (openraft 0.9) with the Raft log and the state machine in
+//! one sled database.
+//!
+//! - [`Consensus`] starts openraft on `<data-dir>/meta`, initializes a fresh cluster once, proposes
+//!   [`MetaCmd`](crate::store::meta::MetaCmd)s and reports [`RaftStatus`].
+//! - [`MetaReader`] reads this node's applied state straight from sled (no leader, no lock).
+//! - Storage: `log_store.rs` (log, vote, committed; durable through the group-commit `flusher.rs`),
+//!   `state_machine.rs` + `apply.rs` (the sled-backed state machine and its deterministic apply),
+//!   `snapshot.rs` (the snapshot format), `db.rs` (the one sled `Db` and its trees).
+//! - Wire: `network.rs` (openraft's client side over tonic) and `service.rs` (the `cairn.v1.Raft`
+//!   gRPC service). With a single node they are wired but idle.
+//! - `metrics.rs`: Raft gauges, proposal counters and latency.
+
+mod apply;
+mod consensus;
+mod db;
+mod error;
+mod flusher;
+mod log_store;
+pub mod metrics;
+mod network;
+mod reader;
+mod service;
+mod settings;
+mod snapshot;
+mod state_machine;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::io::Cursor;
+
+pub use consensus::Consensus;
+pub use error::{ConsensusError, ProposeError};
+pub use network::{Network, NetworkConnection};
+pub use reader::{MetaError, MetaReader};
+pub use service::RaftGrpc;
+pub use settings::RaftSettings;
+pub use status::{RaftMember, RaftRole, RaftStatus};
+
+use crate::store::meta::{MetaCmd, MetaResp};
+
+/// A Raft node id: stable for the life of a node's data directory.
+pub type NodeId = u64;
+
+/// Node address recorded in the Raft membership (and so replicated to every node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NodeAddr {
+    /// `host:port` of the node's cluster gRPC listener (`--cluster-listen`), preferably a stable
+    /// DNS name rather than a pod IP.
+    pub cluster_addr: String,
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.cluster_addr)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of cairn: commands are [`MetaCmd`], results [`MetaResp`].
+    pub TypeConfig:
+        D = MetaCmd,
+        R = MetaResp,
+        NodeId = NodeId,
+        Node = NodeAddr,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The openraft handle type used throughout cairn.
+pub type RaftHandle = openraft::Raft<TypeConfig>;

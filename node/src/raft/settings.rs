@@ -1,0 +1,142 @@
+//! Raft timing, log compaction and storage settings (the `[raft]` config section).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ConsensusError;
+
+/// Raft timing, log compaction and storage settings.
+///
+/// The defaults are chosen for pods on shared, loaded machines (2 cores, slow fsyncs): a
+/// heartbeat of 250 ms and an election timeout of 6–12 heartbeats, so CPU throttling or a slow
+/// fsync does not start needless elections; snapshot transfers get 30 s per chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    /// How often the leader sends heartbeats, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout, in milliseconds (must exceed `heartbeat_ms`).
+    pub election_min_ms: u64,
+    /// Upper bound of the randomized election timeout, in milliseconds (must exceed `election_min_ms`).
+    pub election_max_ms: u64,
+    /// Timeout for sending one snapshot chunk to a follower, in milliseconds.
+    pub install_snapshot_timeout_ms: u64,
+    /// Size of one snapshot chunk sent to a follower, in bytes (JSON-encoded on the wire, which
+    /// roughly triples it; keep it well below `max_message_bytes / 4`).
+    pub snapshot_chunk_bytes: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_every_logs: u64,
+    /// Log entries kept behind the last snapshot, so a briefly lagging follower catches up from
+    /// the log instead of a full snapshot.
+    pub max_logs_kept: u64,
+    /// Purge the log in batches of at least this many entries (fewer, larger sled deletes).
+    pub purge_batch_size: u64,
+    /// Most log entries sent in one AppendEntries request.
+    pub max_payload_entries: u64,
+    /// Largest gRPC message accepted or sent on the Raft service, in bytes.
+    pub max_message_bytes: u64,
+    /// How long a proposal may wait for a leader and for being applied, in milliseconds.
+    pub propose_timeout_ms: u64,
+    /// Page cache budget of the sled database, in bytes (real RSS can be several times higher).
+    pub sled_cache_bytes: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 250,
+            election_min_ms: 1500,
+            election_max_ms: 3000,
+            install_snapshot_timeout_ms: 30_000,
+            snapshot_chunk_bytes: 1024 * 1024,
+            snapshot_every_logs: 10_000,
+            max_logs_kept: 1000,
+            purge_batch_size: 64,
+            max_payload_entries: 64,
+            max_message_bytes: 64 * 1024 * 1024,
+            propose_timeout_ms: 10_000,
+            sled_cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl RaftSettings {
+    /// Checks the settings and converts them into a validated openraft [`openraft::Config`].
+    pub fn to_openraft_config(&self) -> Result<openraft::Config, ConsensusError> {
+        let positive = [
+            ("snapshot_every_logs", self.snapshot_every_logs),
+            ("purge_batch_size", self.purge_batch_size),
+            ("max_payload_entries", self.max_payload_entries),
+            ("propose_timeout_ms", self.propose_timeout_ms),
+            ("sled_cache_bytes", self.sled_cache_bytes),
+            ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
+            ("install_snapshot_timeout_ms", self.install_snapshot_timeout_ms),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConsensusError::Settings { field, reason: "must be greater than 0" });
+        }
+        if self.snapshot_chunk_bytes.saturating_mul(4) > self.max_message_bytes {
+            return Err(ConsensusError::Settings {
+                field: "snapshot_chunk_bytes",
+                reason: "must be at most a quarter of max_message_bytes",
+            });
+        }
+        let config = openraft::Config {
+            cluster_name: "cairn".to_string(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            install_snapshot_timeout: self.install_snapshot_timeout_ms,
+            snapshot_max_chunk_size: self.snapshot_chunk_bytes,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_logs),
+            max_in_snapshot_log_to_keep: self.max_logs_kept,
+            purge_batch_size: self.purge_batch_size,
+            max_payload_entries: self.max_payload_entries,
+            // Must stay above the snapshot interval (openraft's Config docs), otherwise a learner
+            // being promoted is always "lagging".
+            replication_lag_threshold: self.snapshot_every_logs.saturating_mul(2),
+            ..openraft::Config::default()
+        };
+        Ok(config.validate()?)
+    }
+
+    /// [`RaftSettings::propose_timeout_ms`] as a duration.
+    pub fn propose_timeout(&self) -> Duration {
+        Duration::from_millis(self.propose_timeout_ms)
+    }
+
+    /// [`RaftSettings::max_message_bytes`] as a `usize` (saturating on 32-bit targets).
+    pub fn max_message_size(&self) -> usize {
+        usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_conservative() {
+        let s = RaftSettings::default();
+        let c = s.to_openraft_config().unwrap();
+        assert!(c.election_timeout_min >= 5 * c.heartbeat_interval);
+        assert!(c.replication_lag_threshold > s.snapshot_every_logs);
+    }
+
+    #[test]
+    fn rejects_bad_timeouts() {
+        let s = RaftSettings { election_min_ms: 100, ..RaftSettings::default() };
+        assert!(s.to_openraft_config().is_err());
+        let s = RaftSettings { propose_timeout_ms: 0, ..RaftSettings::default() };
+        assert!(s.to_openraft_config().is_err());
+    }
+
+    #[test]
+    fn parses_partial_toml_like_json() {
+        let s: RaftSettings = serde_json::from_str(r#"{"heartbeat_ms": 100}"#).unwrap();
+        assert_eq!(s.heartbeat_ms, 100);
+        assert_eq!(s.election_min_ms, 1500);
+        assert!(serde_json::from_str::<RaftSettings>(r#"{"nope": 1}"#).is_err());
+    }
+}

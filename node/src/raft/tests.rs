@@ -1,0 +1,352 @@
+//! Tests of the raft module: openraft's storage conformance suite against the sled store, the
+//! apply semantics, snapshots, and a single-node `Consensus` across restarts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::testing::{log_id, StoreBuilder, Suite};
+use openraft::{Entry, EntryPayload, RaftSnapshotBuilder, StorageError, StorageIOError};
+use tempfile::TempDir;
+
+use super::apply::apply_entries;
+use super::db::MetaDb;
+use super::flusher::Flusher;
+use super::log_store::LogStore;
+use super::state_machine::StateMachine;
+use super::*;
+use crate::store::meta::{MetaCmd, MetaResp, VersionRecord, ZipRef};
+
+// === conformance ===
+
+struct SledBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for SledBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+        let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
+        let db = MetaDb::open(dir.path(), 8 << 20).await.map_err(|e| StorageIOError::write(&e))?;
+        let flusher = Flusher::spawn(db.db.clone());
+        Ok((dir, LogStore::new(db.clone(), flusher.clone()), StateMachine::new(db, flusher)))
+    }
+}
+
+#[test]
+fn openraft_storage_conformance() {
+    Suite::test_all(SledBuilder).unwrap();
+}
+
+// === fixtures ===
+
+async fn open_store(dir: &Path) -> (MetaDb, LogStore, StateMachine) {
+    let db = MetaDb::open(dir, 8 << 20).await.unwrap();
+    let flusher = Flusher::spawn(db.db.clone());
+    (db.clone(), LogStore::new(db.clone(), flusher.clone()), StateMachine::new(db, flusher))
+}
+
+fn rec(module: &str, version: &str) -> VersionRecord {
+    VersionRecord {
+        module: module.to_string(),
+        version: version.to_string(),
+        info: format!(r#"{{"Version":"{version}"}}"#).into_bytes(),
+        gomod: format!("module {module}\n").into_bytes(),
+        mod_h1: "h1:mod=".to_string(),
+        zip: None,
+        source: "https://proxy.golang.org".to_string(),
+        cached_at_ms: 1_700_000_000_000,
+        sumdb_verified: true,
+    }
+}
+
+fn zip(sha: &str) -> ZipRef {
+    ZipRef { sha256: sha.repeat(64), size: 1234, h1: "h1:zip=".to_string() }
+}
+
+fn list(module: &str, versions: &[&str], at: i64) -> MetaCmd {
+    MetaCmd::PutList {
+        module: module.to_string(),
+        versions: versions.iter().map(|v| v.to_string()).collect(),
+        fetched_at_ms: at,
+    }
+}
+
+/// Applies `cmds` as consecutive normal entries starting at `first_index`.
+fn apply_cmds(db: &MetaDb, first_index: u64, cmds: Vec<MetaCmd>) -> Vec<MetaResp> {
+    let entries: Vec<Entry<TypeConfig>> = cmds
+        .into_iter()
+        .enumerate()
+        .map(|(i, cmd)| Entry {
+            log_id: log_id(1, 1, first_index + i as u64),
+            payload: EntryPayload::Normal(cmd),
+        })
+        .collect();
+    apply_entries(&db.sm, &entries).unwrap()
+}
+
+fn conflict(resp: &MetaResp) -> bool {
+    matches!(resp, MetaResp::Conflict { .. })
+}
+
+// === apply semantics ===
+
+#[tokio::test]
+async fn put_version_is_idempotent_and_immutable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, mut sm) = open_store(dir.path()).await;
+    let reader = MetaReader::new(db.sm.clone());
+    let base = rec("example.com/a", "v1.0.0");
+    let mut other_info = base.clone();
+    other_info.info = b"{}".to_vec();
+    let mut other_h1 = base.clone();
+    other_h1.mod_h1 = "h1:other=".to_string();
+    let mut with_zip = base.clone();
+    with_zip.zip = Some(zip("a"));
+    let mut other_zip = base.clone();
+    other_zip.zip = Some(zip("b"));
+    let mut retry_other_meta = with_zip.clone();
+    retry_other_meta.source = "file:///elsewhere".to_string();
+    let out = apply_cmds(
+        &db,
+        1,
+        vec![
+            MetaCmd::PutVersion(base.clone()),
+            MetaCmd::PutVersion(base.clone()),
+            MetaCmd::PutVersion(other_info),
+            MetaCmd::PutVersion(other_h1),
+            MetaCmd::PutVersion(with_zip.clone()),
+            MetaCmd::PutVersion(with_zip.clone()),
+            MetaCmd::PutVersion(other_zip),
+            MetaCmd::PutVersion(base.clone()),
+            MetaCmd::PutVersion(retry_other_meta),
+        ],
+    );
+    assert_eq!(out[0], MetaResp::Applied);
+    assert_eq!(out[1], MetaResp::Unchanged);
+    assert!(conflict(&out[2]), "{:?}", out[2]);
+    assert!(conflict(&out[3]), "{:?}", out[3]);
+    assert_eq!(out[4], MetaResp::Applied, "zip added to a record without one");
+    assert_eq!(out[5], MetaResp::Unchanged);
+    assert!(conflict(&out[6]), "{:?}", out[6]);
+    assert_eq!(out[7], MetaResp::Unchanged, "a record without zip never removes the zip");
+    assert_eq!(out[8], MetaResp::Unchanged, "mutable provenance fields are not compared");
+    assert_eq!(reader.get_version("example.com/a", "v1.0.0").unwrap(), Some(with_zip));
+    assert_eq!(reader.version_count(), 1);
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(9));
+}
+
+#[tokio::test]
+async fn module_prefixes_do_not_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _) = open_store(dir.path()).await;
+    let reader = MetaReader::new(db.sm.clone());
+    let cmds = ["example.com/a", "example.com/ab", "example.com/a/b"]
+        .iter()
+        .flat_map(|m| ["v1.0.0", "v1.1.0"].map(|v| MetaCmd::PutVersion(rec(m, v))))
+        .chain([MetaCmd::PutVersion(rec("bad@module", "v1.0.0"))])
+        .collect();
+    let out = apply_cmds(&db, 1, cmds);
+    assert!(conflict(&out[6]), "a module path with @ is refused");
+    assert_eq!(reader.module_versions("example.com/a").unwrap(), vec!["v1.0.0", "v1.1.0"]);
+    assert_eq!(reader.module_versions("example.com/ab").unwrap(), vec!["v1.0.0", "v1.1.0"]);
+    assert!(reader.module_versions("example.com").unwrap().is_empty());
+    assert_eq!(reader.get_version("example.com/a", "v2.0.0").unwrap(), None);
+    assert_eq!(reader.version_count(), 6);
+}
+
+#[tokio::test]
+async fn lists_and_latest_keep_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _) = open_store(dir.path()).await;
+    let reader = MetaReader::new(db.sm.clone());
+    let latest = |at: i64| MetaCmd::PutLatest {
+        module: "m".to_string(),
+        info: format!("{at}").into_bytes(),
+        fetched_at_ms: at,
+    };
+    let out = apply_cmds(
+        &db,
+        1,
+        vec![
+            list("m", &["v1.0.0"], 100),
+            list("m", &["v0.9.0"], 50),
+            list("m", &["v0.9.0"], 100),
+            list("m", &["v1.0.0", "v1.1.0"], 200),
+            latest(10),
+            latest(5),
+            latest(11),
+        ],
+    );
+    use MetaResp::{Applied as A, Unchanged as U};
+    assert_eq!(out, vec![A, U, U, A, A, U, A]);
+    let l = reader.get_list("m").unwrap().unwrap();
+    assert_eq!((l.versions.len(), l.fetched_at_ms), (2, 200));
+    assert_eq!(reader.get_latest("m").unwrap().unwrap().info, b"11".to_vec());
+    assert_eq!(reader.get_list("other").unwrap(), None);
+}
+
+// === snapshots ===
+
+#[tokio::test]
+async fn snapshot_install_replaces_state() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;
+    let (db_b, _, mut sm_b) = open_store(dir_b.path()).await;
+    apply_cmds(&db_a, 1, vec![MetaCmd::PutVersion(rec("a", "v1.0.0")), list("a", &["v1.0.0"], 1)]);
+    apply_cmds(&db_b, 1, vec![MetaCmd::PutVersion(rec("stale", "v9.0.0")), list("stale", &[], 1)]);
+    let snap = sm_a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
+    sm_b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    let reader = MetaReader::new(db_b.sm.clone());
+    assert!(reader.get_version("a", "v1.0.0").unwrap().is_some());
+    assert_eq!(reader.get_version("stale", "v9.0.0").unwrap(), None, "old keys are cleared");
+    assert_eq!(reader.get_list("stale").unwrap(), None);
+    assert_eq!(reader.version_count(), 1);
+    assert_eq!(sm_b.applied_state().await.unwrap().0, snap.meta.last_log_id);
+    let current = sm_b.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, snap.meta);
+}
+
+#[tokio::test]
+async fn recover_reinstalls_snapshot_when_behind_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, mut sm) = open_store(dir.path()).await;
+    apply_cmds(&db, 1, vec![MetaCmd::PutVersion(rec("a", "v1.0.0"))]);
+    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    // Simulate a lost install: the state machine is empty again but the log is purged.
+    for tree in [&db.sm.meta, &db.sm.versions] {
+        tree.clear().unwrap();
+    }
+    sm.recover(snap.meta.last_log_id).await.unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, snap.meta.last_log_id);
+    assert_eq!(MetaReader::new(db.sm.clone()).version_count(), 1);
+    let ahead = Some(log_id(9, 1, 99));
+    assert!(matches!(sm.recover(ahead).await, Err(ConsensusError::SnapshotMissing { .. })));
+}
+
+#[tokio::test]
+async fn log_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_, mut log, _) = open_store(dir.path()).await;
+        let entries = (1..=5).map(|i| openraft::testing::blank_ent::<TypeConfig>(1, 1, i));
+        openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries).await.unwrap();
+        log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
+        log.purge(log_id(1, 1, 2)).await.unwrap();
+    }
+    let (_, mut log, _) = open_store(dir.path()).await;
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 2)));
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 5)));
+    assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(1, 1)));
+}
+
+// === single-node consensus ===
+
+fn fast_settings() -> RaftSettings {
+    RaftSettings {
+        heartbeat_ms: 50,
+        election_min_ms: 200,
+        election_max_ms: 400,
+        propose_timeout_ms: 5000,
+        sled_cache_bytes: 8 << 20,
+        ..RaftSettings::default()
+    }
+}
+
+fn one_peer(id: NodeId) -> BTreeMap<NodeId, NodeAddr> {
+    BTreeMap::from([(id, NodeAddr { cluster_addr: "127.0.0.1:1".to_string() })])
+}
+
+async fn start_leader(dir: &Path) -> Consensus {
+    let c = Consensus::start(1, one_peer(1), dir, &fast_settings()).await.unwrap();
+    assert_eq!(c.wait_for_leader_id(Duration::from_secs(10)).await, Some(1));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_propose_read_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_leader(dir.path()).await;
+    let r = c.reader();
+    let v = rec("example.com/m", "v1.0.0");
+    assert_eq!(c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(), MetaResp::Applied);
+    assert_eq!(c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(), MetaResp::Unchanged);
+    assert_eq!(c.propose(list("example.com/m", &["v1.0.0"], 7)).await.unwrap(), MetaResp::Applied);
+    assert_eq!(r.get_version("example.com/m", "v1.0.0").unwrap(), Some(v.clone()));
+    assert_eq!(r.get_list("example.com/m").unwrap().unwrap().fetched_at_ms, 7);
+    let status = c.status();
+    assert_eq!((status.state, status.leader_id), (RaftRole::Leader, Some(1)));
+    assert_eq!(status.members.len(), 1);
+    assert!(status.members[0].voter);
+    let membership_before = c.raft().metrics().borrow().membership_config.log_id().clone();
+    assert!(c.is_caught_up());
+    c.shutdown().await.unwrap();
+    drop((c, r));
+
+    let c = start_leader(dir.path()).await;
+    let r = c.reader();
+    assert_eq!(r.get_version("example.com/m", "v1.0.0").unwrap(), Some(v.clone()));
+    assert_eq!(r.version_count(), 1);
+    let membership_after = c.raft().metrics().borrow().membership_config.log_id().clone();
+    assert_eq!(membership_before, membership_after, "restart must not re-initialize");
+    let mut with_zip = v.clone();
+    with_zip.zip = Some(zip("c"));
+    assert_eq!(c.propose(MetaCmd::PutVersion(with_zip)).await.unwrap(), MetaResp::Applied);
+    c.shutdown().await.unwrap();
+    drop((c, r));
+
+    let err = Consensus::start(2, one_peer(2), dir.path(), &fast_settings()).await.unwrap_err();
+    assert!(matches!(err, ConsensusError::NodeIdMismatch { stored: 1, given: 2 }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_lowest_peer_does_not_initialize() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut peers = one_peer(1);
+    peers.insert(2, NodeAddr { cluster_addr: "127.0.0.1:2".to_string() });
+    let settings = RaftSettings { propose_timeout_ms: 300, ..fast_settings() };
+    let c = Consensus::start(2, peers, dir.path(), &settings).await.unwrap();
+    assert!(!c.raft().is_initialized().await.unwrap());
+    let err = c.propose(list("m", &[], 1)).await.unwrap_err();
+    assert!(matches!(err, ProposeError::NoLeader { .. }), "{err}");
+    assert!(err.is_retryable());
+    c.shutdown().await.unwrap();
+}
+
+// === wire ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_over_grpc_applies_on_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_leader(dir.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(c.raft_service())
+        .serve_with_incoming(incoming);
+    let server = tokio::spawn(server);
+    let net = Network::new(9, &fast_settings());
+    let cmd = MetaCmd::PutVersion(rec("fwd", "v1.0.0"));
+    let t = Duration::from_secs(5);
+    assert_eq!(net.forward(1, &addr, &cmd, 2, t).await.unwrap(), MetaResp::Applied);
+    assert_eq!(net.forward(1, &addr, &cmd, 2, t).await.unwrap(), MetaResp::Unchanged);
+    let err = net.forward(1, &addr, &cmd, 0, t).await.unwrap_err();
+    assert!(matches!(err, ProposeError::HopsExhausted), "{err}");
+    server.abort();
+    c.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_peer_maps_to_unreachable() {
+    use openraft::error::RPCError;
+    use openraft::network::RPCOption;
+    use openraft::{RaftNetwork, RaftNetworkFactory};
+    let mut net = Network::new(1, &fast_settings());
+    let node = NodeAddr { cluster_addr: "127.0.0.1:1".to_string() };
+    let mut conn = net.new_client(2, &node).await;
+    let rpc = openraft::raft::VoteRequest::new(openraft::Vote::new(1, 1), None);
+    let err = conn.vote(rpc, RPCOption::new(Duration::from_secs(2))).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+}

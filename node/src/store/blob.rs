@@ -1,0 +1,342 @@
+//! The content-addressed blob store on disk: module zips addressed by their sha256.
+//!
+//! Layout: `<dir>/<aa>/<sha256>` for blobs, `<dir>/tmp/` for files being written, and
+//! `<dir>/quarantine/` for copies that failed verification. A blob appears under its name only
+//! after it was written to a temp file, hashed, fsynced and renamed, and the directory fsynced,
+//! so a crash at any moment leaves either nothing or the whole blob. Leftover temp files are
+//! removed at startup.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+/// Blob store failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// A filesystem operation failed.
+    #[error("blob store i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file's content does not hash to the expected address.
+    #[error("blob {expected} has wrong content (sha256 {actual})")]
+    Mismatch {
+        /// The expected sha256.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// A string is not a lowercase hex sha256.
+    #[error("invalid blob address {0:?}")]
+    BadAddress(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A blob that was committed: its address and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Lowercase hex sha256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The blob store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    tmp: PathBuf,
+    quarantine: PathBuf,
+    objects: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Checks that `s` is 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store at `dir`, removes leftover temp files and counts
+    /// the blobs present.
+    pub fn open(dir: &Path) -> Result<BlobStore, BlobError> {
+        let tmp = dir.join("tmp");
+        let quarantine = dir.join("quarantine");
+        for d in [dir, &tmp, &quarantine] {
+            std::fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        for entry in std::fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        let store = BlobStore {
+            inner: Arc::new(Inner {
+                root: dir.to_path_buf(),
+                tmp,
+                quarantine,
+                objects: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+            }),
+        };
+        store.recount()?;
+        Ok(store)
+    }
+
+    fn recount(&self) -> Result<(), BlobError> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        let root = &self.inner.root;
+        for shard in std::fs::read_dir(root).map_err(io_err(root))?.flatten() {
+            let name = shard.file_name();
+            if name.len() != 2 || !shard.path().is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(shard.path()).map_err(io_err(&shard.path()))?.flatten() {
+                if is_sha256_hex(&f.file_name().to_string_lossy()) {
+                    n += 1;
+                    bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+            }
+        }
+        self.inner.objects.store(n, Ordering::Relaxed);
+        self.inner.bytes.store(bytes, Ordering::Relaxed);
+        self.publish_gauges();
+        Ok(())
+    }
+
+    fn publish_gauges(&self) {
+        metrics::gauge!("cairn_blob_objects").set(self.objects() as f64);
+        metrics::gauge!("cairn_blob_bytes").set(self.bytes() as f64);
+    }
+
+    /// Number of blobs held.
+    pub fn objects(&self) -> u64 {
+        self.inner.objects.load(Ordering::Relaxed)
+    }
+
+    /// Total bytes of blobs held.
+    pub fn bytes(&self) -> u64 {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The final path of a blob (which may not exist).
+    pub fn path_of(&self, sha256: &str) -> Result<PathBuf, BlobError> {
+        if !is_sha256_hex(sha256) {
+            return Err(BlobError::BadAddress(sha256.to_string()));
+        }
+        Ok(self.inner.root.join(&sha256[..2]).join(sha256))
+    }
+
+    /// A fresh temp file path for a blob being written; it is removed at startup if left over.
+    pub fn temp_path(&self) -> PathBuf {
+        let n: u64 = rand::random();
+        self.inner.tmp.join(format!("{n:016x}.part"))
+    }
+
+    /// Whether the blob is present.
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path_of(sha256).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    /// Hashes a finished temp file, fsyncs it, renames it to its address and fsyncs the
+    /// directory. If `expected` is given and differs, the temp file is removed and
+    /// [`BlobError::Mismatch`] returned. Runs on a blocking thread.
+    pub async fn commit(&self, tmp: PathBuf, expected: Option<String>) -> Result<BlobInfo, BlobError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.commit_blocking(&tmp, expected.as_deref()))
+            .await
+            .map_err(|e| BlobError::Io {
+                path: PathBuf::from("<commit task>"),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    fn commit_blocking(&self, tmp: &Path, expected: Option<&str>) -> Result<BlobInfo, BlobError> {
+        let result = self.commit_inner(tmp, expected);
+        if result.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        result
+    }
+
+    fn commit_inner(&self, tmp: &Path, expected: Option<&str>) -> Result<BlobInfo, BlobError> {
+        let (sha256, size) = hash_file(tmp)?;
+        if let Some(exp) = expected {
+            if exp != sha256 {
+                return Err(BlobError::Mismatch {
+                    expected: exp.to_string(),
+                    actual: sha256,
+                });
+            }
+        }
+        let dest = self.path_of(&sha256)?;
+        if dest.is_file() {
+            std::fs::remove_file(tmp).map_err(io_err(tmp))?;
+            return Ok(BlobInfo { sha256, size });
+        }
+        std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io_err(tmp))?;
+        let shard = dest.parent().unwrap_or(&self.inner.root).to_path_buf();
+        let created = !shard.exists();
+        std::fs::create_dir_all(&shard).map_err(io_err(&shard))?;
+        std::fs::rename(tmp, &dest).map_err(io_err(&dest))?;
+        sync_dir(&shard)?;
+        if created {
+            sync_dir(&self.inner.root)?;
+        }
+        self.inner.objects.fetch_add(1, Ordering::Relaxed);
+        self.inner.bytes.fetch_add(size, Ordering::Relaxed);
+        self.publish_gauges();
+        Ok(BlobInfo { sha256, size })
+    }
+
+    /// Opens a blob for reading, with its size; `None` if absent.
+    pub async fn open_blob(&self, sha256: &str) -> Result<Option<(tokio::fs::File, u64)>, BlobError> {
+        let path = self.path_of(sha256)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => {
+                let len = f.metadata().await.map_err(io_err(&path))?.len();
+                Ok(Some((f, len)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::Io { path, source: e }),
+        }
+    }
+
+    /// Re-hashes a blob; `Ok(true)` if its content matches its address.
+    pub async fn verify(&self, sha256: &str) -> Result<bool, BlobError> {
+        let path = self.path_of(sha256)?;
+        let (actual, _) = tokio::task::spawn_blocking(move || hash_file(&path))
+            .await
+            .map_err(|e| BlobError::Io {
+                path: PathBuf::from("<verify task>"),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        Ok(actual == sha256)
+    }
+
+    /// Moves a blob that failed verification out of the way, so it is never served again.
+    pub fn quarantine(&self, sha256: &str) -> Result<(), BlobError> {
+        let path = self.path_of(sha256)?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let n: u32 = rand::random();
+        let dest = self.inner.quarantine.join(format!("{sha256}.{n:08x}"));
+        match std::fs::rename(&path, &dest) {
+            Ok(()) => {
+                self.inner.objects.fetch_sub(1, Ordering::Relaxed);
+                self.inner.bytes.fetch_sub(size, Ordering::Relaxed);
+                self.publish_gauges();
+                metrics::counter!("cairn_blob_quarantined_total").increment(1);
+                tracing::warn!(sha256, quarantined = %dest.display(), "corrupt blob quarantined");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BlobError::Io { path, source: e }),
+        }
+    }
+
+    /// Checks that the store's directory accepts writes (for `/readyz`).
+    pub fn check_writable(&self) -> Result<(), BlobError> {
+        let probe = self.inner.tmp.join(".probe");
+        std::fs::write(&probe, b"ok").map_err(io_err(&probe))?;
+        std::fs::remove_file(&probe).map_err(io_err(&probe))
+    }
+}
+
+/// Hashes a file with sha256 using a fixed-size buffer; returns (hex, size).
+pub fn hash_file(path: &Path) -> Result<(String, u64), BlobError> {
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commit_open_verify_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        let info = store.commit(tmp.clone(), None).await.unwrap();
+        assert_eq!(info.size, 5);
+        assert_eq!(info.sha256, hex::encode(Sha256::digest(b"hello")));
+        assert!(!tmp.exists());
+        assert!(store.contains(&info.sha256));
+        assert_eq!(store.objects(), 1);
+        assert!(store.verify(&info.sha256).await.unwrap());
+        std::fs::write(store.path_of(&info.sha256).unwrap(), b"HELLO").unwrap();
+        assert!(!store.verify(&info.sha256).await.unwrap());
+        store.quarantine(&info.sha256).unwrap();
+        assert!(!store.contains(&info.sha256));
+        assert_eq!(store.objects(), 0);
+    }
+
+    #[tokio::test]
+    async fn mismatch_removes_temp_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"data").unwrap();
+        let err = store.commit(tmp.clone(), Some("0".repeat(64))).await.unwrap_err();
+        assert!(matches!(err, BlobError::Mismatch { .. }));
+        assert!(!tmp.exists());
+        assert_eq!(store.objects(), 0);
+    }
+
+    #[test]
+    fn leftovers_are_cleaned_and_blobs_counted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = BlobStore::open(dir.path()).unwrap();
+            std::fs::write(store.temp_path(), b"half").unwrap();
+            let sha = hex::encode(Sha256::digest(b"x"));
+            let p = store.path_of(&sha).unwrap();
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let store = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(store.objects(), 1);
+        assert_eq!(store.bytes(), 1);
+    }
+
+    #[test]
+    fn rejects_bad_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        assert!(store.path_of("../etc/passwd").is_err());
+        assert!(store.path_of(&"A".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Records and commands of the replicated state machine.
+//!
+//! Everything here is serialized with serde (JSON in the Raft log and in sled). Byte fields use
+//! base64 so that the encoding stays compact and readable.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a cached module zip lives and what it hashes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZipRef {
+    /// Lowercase hex sha256 of the zip file bytes: the blob store address.
+    pub sha256: String,
+    /// Size of the zip in bytes.
+    pub size: u64,
+    /// The go.sum `h1:` hash of the zip contents.
+    pub h1: String,
+}
+
+/// One immutable module version: `.info`, `.mod` and (once fetched) the zip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Module path, unescaped (`github.com/Azure/x`).
+    pub module: String,
+    /// Canonical version, unescaped (`v1.0.0-RC1`).
+    pub version: String,
+    /// The `.info` JSON exactly as served.
+    #[serde(with = "b64")]
+    pub info: Vec<u8>,
+    /// The `.mod` bytes exactly as served.
+    #[serde(with = "b64")]
+    pub gomod: Vec<u8>,
+    /// `h1:` hash of the go.mod (the `/go.mod` go.sum line).
+    pub mod_h1: String,
+    /// The zip, once some request needed it; `.mod`/`.info` never require it.
+    pub zip: Option<ZipRef>,
+    /// Which upstream answered (its base URL, or `file://...`).
+    pub source: String,
+    /// When the proposer first cached it (unix milliseconds, stamped by the proposer).
+    pub cached_at_ms: i64,
+    /// Whether both hashes were checked against a checksum database.
+    pub sumdb_verified: bool,
+}
+
+/// A command proposed through Raft. Applying any command twice is harmless.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaCmd {
+    /// Insert a version, or add the zip to a version that had only `.info`/`.mod`.
+    /// Same bytes as already stored: no-op. Different bytes: [`MetaResp::Conflict`].
+    PutVersion(VersionRecord),
+    /// Replace the upstream's `@v/list` answer for a module if `fetched_at_ms` is newer.
+    PutList {
+        /// Module path, unescaped.
+        module: String,
+        /// Versions the upstream listed (release and pre-release, as given).
+        versions: Vec<String>,
+        /// When the proposer fetched it (unix ms).
+        fetched_at_ms: i64,
+    },
+    /// Replace the upstream's `@latest` answer for a module if `fetched_at_ms` is newer.
+    PutLatest {
+        /// Module path, unescaped.
+        module: String,
+        /// The `@latest` JSON as served by the upstream.
+        #[serde(with = "b64")]
+        info: Vec<u8>,
+        /// When the proposer fetched it (unix ms).
+        fetched_at_ms: i64,
+    },
+}
+
+/// The result of applying a [`MetaCmd`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaResp {
+    /// The command changed the state.
+    Applied,
+    /// The state already held exactly this (idempotent retry), or a newer list/latest.
+    #[default]
+    Unchanged,
+    /// The command contradicts an immutable record; nothing was changed.
+    Conflict {
+        /// What differs, for logs and metrics.
+        reason: String,
+    },
+}
+
+/// A cached `@v/list` answer from the upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRecord {
+    /// Versions the upstream listed.
+    pub versions: Vec<String>,
+    /// When it was fetched (unix ms).
+    pub fetched_at_ms: i64,
+}
+
+/// A cached `@latest` answer from the upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestRecord {
+    /// The JSON body.
+    #[serde(with = "b64")]
+    pub info: Vec<u8>,
+    /// When it was fetched (unix ms).
+    pub fetched_at_ms: i64,
+}
+
+/// Serde helper: `Vec<u8>` as a standard base64 string.
+pub mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize bytes as base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Deserialize bytes from base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}

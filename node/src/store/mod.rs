@@ -1,0 +1,4 @@
+//! Storage: the replicated metadata ([`meta`]) and the content-addressed blob store ([`blob`]).
+
+pub mod blob;
+pub mod meta;

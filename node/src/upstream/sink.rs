@@ -1,0 +1,184 @@
+//! Where a response body goes: memory for small files, a caller-given file for zips. The sink
+//! enforces the size cap (exceeding it is an error, never a silent truncation) and is reset at the
+//! start of every attempt, so a retried or failed-over download never mixes two bodies.
+
+use std::io;
+use std::path::Path;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+/// Preallocation cap for in-memory bodies: a lying `Content-Length` must not reserve gigabytes.
+const MAX_PREALLOC: u64 = 1 << 20;
+
+/// Destination of a response body.
+pub(crate) struct Sink<'p> {
+    max_bytes: u64,
+    written: u64,
+    target: Target<'p>,
+}
+
+enum Target<'p> {
+    Memory(Vec<u8>),
+    File {
+        path: &'p Path,
+        file: Option<tokio::fs::File>,
+    },
+}
+
+/// Writing a chunk failed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The body is larger than the cap.
+    TooLarge { max_bytes: u64 },
+    /// The destination file could not be created or written.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::TooLarge { max_bytes } => {
+                write!(
+                    f,
+                    "body too large: more than the limit of {max_bytes} bytes"
+                )
+            }
+            WriteError::Io(e) => write!(f, "cannot write the downloaded body to disk: {e}"),
+        }
+    }
+}
+
+impl<'p> Sink<'p> {
+    /// An in-memory sink holding at most `max_bytes`.
+    pub(crate) fn memory(max_bytes: u64) -> Sink<'static> {
+        Sink {
+            max_bytes,
+            written: 0,
+            target: Target::Memory(Vec::new()),
+        }
+    }
+
+    /// A sink writing to `path` (created or truncated by [`Sink::begin`]), at most `max_bytes`.
+    pub(crate) fn file(path: &'p Path, max_bytes: u64) -> Sink<'p> {
+        Sink {
+            max_bytes,
+            written: 0,
+            target: Target::File { path, file: None },
+        }
+    }
+
+    /// Starts a new body, discarding anything from a previous attempt. `expected` is the announced
+    /// length, checked against the cap before anything is read.
+    pub(crate) async fn begin(&mut self, expected: Option<u64>) -> Result<(), WriteError> {
+        if expected.is_some_and(|n| n > self.max_bytes) {
+            return Err(WriteError::TooLarge {
+                max_bytes: self.max_bytes,
+            });
+        }
+        self.written = 0;
+        match &mut self.target {
+            Target::Memory(buf) => {
+                buf.clear();
+                let want = expected.unwrap_or(0).min(MAX_PREALLOC);
+                buf.reserve(usize::try_from(want).unwrap_or(0));
+            }
+            Target::File { path, file } => {
+                if let Some(mut previous) = file.take() {
+                    // Wait for the previous attempt's in-flight write, which would otherwise land
+                    // in the freshly truncated file through the old descriptor.
+                    let _ = previous.flush().await;
+                }
+                *file = Some(
+                    tokio::fs::File::create(path)
+                        .await
+                        .map_err(WriteError::Io)?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a chunk, failing once the total would exceed the cap.
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        let total = self.written.saturating_add(len);
+        if total > self.max_bytes {
+            return Err(WriteError::TooLarge {
+                max_bytes: self.max_bytes,
+            });
+        }
+        match &mut self.target {
+            Target::Memory(buf) => buf.extend_from_slice(chunk),
+            Target::File { file, .. } => match file {
+                Some(f) => f.write_all(chunk).await.map_err(WriteError::Io)?,
+                None => {
+                    return Err(WriteError::Io(io::Error::other(
+                        "sink written before begin",
+                    )))
+                }
+            },
+        }
+        self.written = total;
+        Ok(())
+    }
+
+    /// Completes the body: hands buffered writes to the OS (no fsync; the caller does that).
+    pub(crate) async fn finish(&mut self) -> Result<(), WriteError> {
+        if let Target::File { file: Some(f), .. } = &mut self.target {
+            f.flush().await.map_err(WriteError::Io)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written in the current attempt.
+    pub(crate) fn len(&self) -> u64 {
+        self.written
+    }
+
+    /// The in-memory body (empty for file sinks).
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self.target {
+            Target::Memory(buf) => Bytes::from(buf),
+            Target::File { .. } => Bytes::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_sink_caps_and_resets() {
+        let mut sink = Sink::memory(5);
+        assert!(matches!(
+            sink.begin(Some(6)).await,
+            Err(WriteError::TooLarge { .. })
+        ));
+        sink.begin(None).await.unwrap();
+        sink.write(b"abc").await.unwrap();
+        assert!(matches!(
+            sink.write(b"def").await,
+            Err(WriteError::TooLarge { .. })
+        ));
+        sink.begin(None).await.unwrap();
+        sink.write(b"xy").await.unwrap();
+        sink.finish().await.unwrap();
+        assert_eq!(sink.len(), 2);
+        assert_eq!(&sink.into_bytes()[..], b"xy");
+    }
+
+    #[tokio::test]
+    async fn file_sink_truncates_per_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.zip");
+        let mut sink = Sink::file(&path, 100);
+        sink.begin(None).await.unwrap();
+        sink.write(b"first attempt").await.unwrap();
+        sink.begin(None).await.unwrap();
+        sink.write(b"second").await.unwrap();
+        sink.finish().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+    }
+}

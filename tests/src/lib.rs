@@ -1,0 +1,24 @@
+//! cairn end-to-end test harness.
+//!
+//! Everything here exists to test `cairn-node` the way users meet it: as a real process on loopback
+//! ports, in front of an upstream we control, judged by the real `go` command.
+//!
+//! - [`corpus`]: generates GOPROXY-layout module trees (deterministic zips, expected `h1:` hashes).
+//! - [`fixture`]: an HTTP upstream serving such a tree that can be slowed, broken or killed, and
+//!   that logs every request it sees.
+//! - [`node`]: a `cairn-node` process handle (start, restart, kill -9, SIGTERM, logs, metrics).
+//! - [`gocmd`]: the hermetic `go` command (private caches, explicit `GOPROXY`, no network).
+//! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
+//! - [`metrics`]: a small Prometheus text parser.
+//! - [`wait`]: `wait_until` with deadlines scaled by `CAIRN_TEST_PATIENCE_MS`.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+pub mod corpus;
+pub mod fixture;
+pub mod gocmd;
+pub mod h1;
+pub mod metrics;
+pub mod node;
+pub mod raw;
+pub mod wait;

@@ -1,0 +1,24 @@
+//! cairn end-to-end tests: one test binary, one module per theme.
+//!
+//! Every test starts its own `cairn-node` process(es) on loopback ports in front of a fixture
+//! upstream (see `cairn_tests::fixture`) serving the shared corpus, and judges the answers with the
+//! real `go` command where that is how users would notice. Tests that need `go` print
+//! `SKIPPED: go not found …` when it is missing, unless `CAIRN_REQUIRE_GO=1`.
+//!
+//! Run: `cargo build --bins && CAIRN_REQUIRE_GO=1 cargo test -p cairn-tests -- --nocapture`.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod harness;
+
+mod crash;
+mod fallthrough;
+mod garbage;
+mod hostile;
+mod http;
+mod list_ttl;
+mod protocol;
+mod single_flight;
+mod sigterm;
+mod stale;
