@@ -476,6 +476,9 @@ impl RawConfig {
         if self.http.max_connections == 0 {
             errs.push(invalid("http.max_connections", "must be at least 1"));
         }
+        if let Err(e) = self.raft.to_openraft_config() {
+            errs.push(invalid("raft", &e.to_string()));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for db in &self.sumdb.databases {
             if db.name.is_empty() || db.name.starts_with('/') || db.name.ends_with('/') || db.name.contains("..") {

@@ -128,7 +128,10 @@ impl VersionSpec {
 
     /// The `.info` JSON the tree serves.
     pub fn info_json(&self) -> String {
-        format!("{{\"Version\":\"{}\",\"Time\":\"{}\"}}\n", self.version, self.time)
+        format!(
+            "{{\"Version\":\"{}\",\"Time\":\"{}\"}}\n",
+            self.version, self.time
+        )
     }
 
     /// All zip entries as (full name, content), go.mod first when present.
@@ -159,7 +162,11 @@ pub struct ModuleSpec {
 impl ModuleSpec {
     /// A module with no versions yet.
     pub fn new(path: &str) -> Self {
-        ModuleSpec { path: path.to_string(), versions: Vec::new(), latest: None }
+        ModuleSpec {
+            path: path.to_string(),
+            versions: Vec::new(),
+            latest: None,
+        }
     }
 
     /// Adds a version.
@@ -238,8 +245,12 @@ impl Corpus {
     /// reused by later runs (the content is deterministic; the directory name is its hash).
     pub fn shared(base: &Path) -> &'static Corpus {
         SHARED.get_or_init(|| {
-            Self::load_or_write(base, &standard_modules())
-                .unwrap_or_else(|e| panic!("generating the shared corpus under {}: {e:#}", base.display()))
+            Self::load_or_write(base, &standard_modules()).unwrap_or_else(|e| {
+                panic!(
+                    "generating the shared corpus under {}: {e:#}",
+                    base.display()
+                )
+            })
         })
     }
 
@@ -270,7 +281,11 @@ impl Corpus {
 
     /// Writes `specs` as a GOPROXY tree at `root` (which may already hold other modules).
     pub fn write(root: &Path, specs: &[ModuleSpec]) -> anyhow::Result<Corpus> {
-        let mut c = Corpus { root: root.to_path_buf(), entries: Vec::new(), modules: Vec::new() };
+        let mut c = Corpus {
+            root: root.to_path_buf(),
+            entries: Vec::new(),
+            modules: Vec::new(),
+        };
         for spec in specs {
             for v in &spec.versions {
                 c.put_version(&spec.path, v)?;
@@ -305,7 +320,8 @@ impl Corpus {
         fs::write(base.with_extension_str("info"), &entry.info)?;
         fs::write(base.with_extension_str("mod"), &go_mod)?;
         fs::write(base.with_extension_str("zip"), &zip)?;
-        self.entries.retain(|e| !(e.module == module && e.version == v.version));
+        self.entries
+            .retain(|e| !(e.module == module && e.version == v.version));
         self.entries.push(entry);
         let m = self.module_mut(module);
         if v.listed && !m.list.contains(&v.version) {
@@ -341,12 +357,19 @@ impl Corpus {
         if let Some(i) = self.modules.iter().position(|m| m.path == module) {
             return &mut self.modules[i];
         }
-        self.modules.push(ModuleEntry { path: module.to_string(), list: Vec::new(), latest: None });
+        self.modules.push(ModuleEntry {
+            path: module.to_string(),
+            list: Vec::new(),
+            latest: None,
+        });
         self.modules.last_mut().expect("just pushed")
     }
 
     fn save_manifest(&self) -> anyhow::Result<()> {
-        fs::write(self.root.join("manifest.json"), serde_json::to_vec_pretty(self)?)?;
+        fs::write(
+            self.root.join("manifest.json"),
+            serde_json::to_vec_pretty(self)?,
+        )?;
         Ok(())
     }
 
@@ -384,7 +407,10 @@ impl Corpus {
 
     /// Every `module@version` in the corpus, in manifest order.
     pub fn module_versions(&self) -> Vec<String> {
-        self.entries.iter().map(|e| format!("{}@{}", e.module, e.version)).collect()
+        self.entries
+            .iter()
+            .map(|e| format!("{}@{}", e.module, e.version))
+            .collect()
     }
 
     /// Every module path, in manifest order.
@@ -418,7 +444,11 @@ pub fn build_zip(entries: &[(String, &[u8])], level: Option<i64>) -> anyhow::Res
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
     for (name, content) in entries {
-        let opts = if content.len() >= (1 << 31) { opts.large_file(true) } else { opts };
+        let opts = if content.len() >= (1 << 31) {
+            opts.large_file(true)
+        } else {
+            opts
+        };
         w.start_file(name.as_str(), opts)?;
         w.write_all(content)?;
     }
@@ -470,7 +500,9 @@ pub fn fingerprint(specs: &[ModuleSpec]) -> String {
         h.update(s.path.as_bytes());
         h.update(s.latest.as_deref().unwrap_or("-").as_bytes());
         for v in &s.versions {
-            h.update(format!("\0{}\0{}\0{}\0{:?}\0", v.version, v.time, v.listed, v.level).as_bytes());
+            h.update(
+                format!("\0{}\0{}\0{}\0{:?}\0", v.version, v.time, v.listed, v.level).as_bytes(),
+            );
             for (n, c) in v.zip_entries(&s.path) {
                 h.update(n.as_bytes());
                 h.update(Sha256::digest(c));
@@ -509,15 +541,25 @@ pub fn standard_modules() -> Vec<ModuleSpec> {
         .version("v1.2.0", &t())
         .version("v1.3.0-rc.1", &t())
         .latest("v1.2.0");
-    let upper = ModuleSpec::new(m::UPPER).version(m::UPPER_RC, &t()).version("v1.0.0", &t());
+    let upper = ModuleSpec::new(m::UPPER)
+        .version(m::UPPER_RC, &t())
+        .version("v1.0.0", &t());
     let legacy = ModuleSpec::new(m::LEGACY)
         .with(VersionSpec::new(m::LEGACY, "v1.0.0", &t()).legacy())
         .with(VersionSpec::new(m::LEGACY, m::LEGACY_INCOMPATIBLE, &t()).legacy());
     let modv1 = ModuleSpec::new(m::MODV1).version("v1.0.0", &t());
-    let modv2 = ModuleSpec::new(m::MODV2).version("v2.0.0", &t()).version("v2.1.0", &t());
-    let gopkg = ModuleSpec::new(m::GOPKG).version("v1.0.0", &t()).version("v1.1.0", &t());
+    let modv2 = ModuleSpec::new(m::MODV2)
+        .version("v2.0.0", &t())
+        .version("v2.1.0", &t());
+    let gopkg = ModuleSpec::new(m::GOPKG)
+        .version("v1.0.0", &t())
+        .version("v1.1.0", &t());
     let pseudo = ModuleSpec::new(m::PSEUDO)
-        .with(VersionSpec::new(m::PSEUDO, m::PSEUDO_VERSION, "2023-01-02T03:04:05Z"))
+        .with(VersionSpec::new(
+            m::PSEUDO,
+            m::PSEUDO_VERSION,
+            "2023-01-02T03:04:05Z",
+        ))
         .latest(m::PSEUDO_VERSION);
     let pre = ModuleSpec::new(m::PRERELEASE)
         .version("v0.1.0-alpha.1", &t())
@@ -525,11 +567,13 @@ pub fn standard_modules() -> Vec<ModuleSpec> {
     let retract = ModuleSpec::new(m::RETRACT)
         .version("v1.0.0", &t())
         .version(m::RETRACTED, &t())
-        .with(VersionSpec::new(m::RETRACT, "v1.1.0", &t()).with_go_mod(&format!(
-            "module {}\n\ngo 1.21\n\n// v1.0.1 shipped a broken build.\nretract {}\n",
-            m::RETRACT,
-            m::RETRACTED
-        )));
+        .with(
+            VersionSpec::new(m::RETRACT, "v1.1.0", &t()).with_go_mod(&format!(
+                "module {}\n\ngo 1.21\n\n// v1.0.1 shipped a broken build.\nretract {}\n",
+                m::RETRACT,
+                m::RETRACTED
+            )),
+        );
     let mut many_v = VersionSpec::new(m::MANY, "v1.0.0", &t());
     for i in 0..299 {
         let d = i % 10;
@@ -539,13 +583,17 @@ pub fn standard_modules() -> Vec<ModuleSpec> {
         );
     }
     let many = ModuleSpec::new(m::MANY).with(many_v);
-    let mut big_v = VersionSpec::new(m::BIG, "v1.0.0", &t())
-        .with_file("data.bin", pseudo_random_bytes(0xC0FF_EE00_D15C_0001, BIG_FILE_BYTES));
+    let mut big_v = VersionSpec::new(m::BIG, "v1.0.0", &t()).with_file(
+        "data.bin",
+        pseudo_random_bytes(0xC0FF_EE00_D15C_0001, BIG_FILE_BYTES),
+    );
     big_v.level = Some(1);
     let big = ModuleSpec::new(m::BIG).with(big_v);
     let nest = ModuleSpec::new(m::NEST).version("v1.0.0", &t());
     let nest_sub = ModuleSpec::new(m::NEST_SUB).version("v1.0.0", &t());
-    vec![simple, upper, legacy, modv1, modv2, gopkg, pseudo, pre, retract, many, big, nest, nest_sub]
+    vec![
+        simple, upper, legacy, modv1, modv2, gopkg, pseudo, pre, retract, many, big, nest, nest_sub,
+    ]
 }
 
 /// Expected go.sum lines for `module@version` (zip and go.mod), keyed like go.sum.
@@ -553,7 +601,10 @@ pub fn expected_sums(c: &Corpus) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for e in &c.entries {
         out.insert(format!("{} {}", e.module, e.version), e.zip_h1.clone());
-        out.insert(format!("{} {}/go.mod", e.module, e.version), e.mod_h1.clone());
+        out.insert(
+            format!("{} {}/go.mod", e.module, e.version),
+            e.mod_h1.clone(),
+        );
     }
     out
 }
@@ -566,7 +617,9 @@ mod tests {
     fn pseudo_detection() {
         assert!(is_pseudo("v0.0.0-20230102030405-abcdefabcdef"));
         assert!(is_pseudo("v1.2.4-0.20230102030405-abcdefabcdef"));
-        assert!(is_pseudo("v1.2.3-pre.0.20230102030405-abcdefabcdef+incompatible"));
+        assert!(is_pseudo(
+            "v1.2.3-pre.0.20230102030405-abcdefabcdef+incompatible"
+        ));
         assert!(!is_pseudo("v1.2.0-beta.1"));
         assert!(!is_pseudo("v1.0.0-RC1"));
         assert!(!is_pseudo("v2.0.0+incompatible"));
@@ -587,7 +640,13 @@ mod tests {
         let legacy = c.entry("example.com/Zed", "v2.0.0+incompatible");
         assert_eq!(legacy.go_mod, "module example.com/Zed\n");
         assert_eq!(legacy.files, 1, "legacy zip must not contain go.mod");
-        assert!(dir.path().join("example.com/!zed/@v/v1.0.0-!r!c1.zip").is_file());
-        assert_eq!(c.module("example.com/Zed").list, ["v1.0.0-RC1", "v2.0.0+incompatible"]);
+        assert!(dir
+            .path()
+            .join("example.com/!zed/@v/v1.0.0-!r!c1.zip")
+            .is_file());
+        assert_eq!(
+            c.module("example.com/Zed").list,
+            ["v1.0.0-RC1", "v2.0.0+incompatible"]
+        );
     }
 }

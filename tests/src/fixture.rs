@@ -103,7 +103,11 @@ impl Fixture {
             conns: Mutex::new(Vec::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(Fixture { addr, state, accept: Mutex::new(Some(accept)) })
+        Ok(Fixture {
+            addr,
+            state,
+            accept: Mutex::new(Some(accept)),
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -128,7 +132,12 @@ impl Fixture {
 
     /// Replaces the answer for one decoded path.
     pub fn set_override(&self, path: &str, o: Override) {
-        self.state.ctl.lock().unwrap().overrides.insert(path.to_string(), o);
+        self.state
+            .ctl
+            .lock()
+            .unwrap()
+            .overrides
+            .insert(path.to_string(), o);
     }
 
     /// Removes the override for `path`.
@@ -168,7 +177,13 @@ impl Fixture {
 
     /// How many requests (any method) named exactly `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.state.log.lock().unwrap().iter().filter(|r| r.path == path).count()
+        self.state
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     /// How many requests arrived in total.
@@ -184,14 +199,23 @@ impl Fixture {
 
     /// Body bytes handed to the connection so far for `path` (all requests summed).
     pub fn bytes_sent(&self, path: &str) -> u64 {
-        self.state.sent.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.state
+            .sent
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The last `n` logged requests, one per line (for failure messages).
     pub fn log_tail(&self, n: usize) -> String {
         let log = self.state.log.lock().unwrap();
         let skip = log.len().saturating_sub(n);
-        log.iter().skip(skip).map(|r| format!("  {} {}\n", r.method, r.path)).collect()
+        log.iter()
+            .skip(skip)
+            .map(|r| format!("  {} {}\n", r.method, r.path))
+            .collect()
     }
 }
 
@@ -237,11 +261,10 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let raw = req.uri().path().to_string();
     let path = percent_decode(&raw).unwrap_or_else(|| raw.clone());
-    state
-        .log
-        .lock()
-        .unwrap()
-        .push(LoggedRequest { method: req.method().to_string(), path: path.clone() });
+    state.log.lock().unwrap().push(LoggedRequest {
+        method: req.method().to_string(),
+        path: path.clone(),
+    });
     let (delay, fail, over) = {
         let ctl = state.ctl.lock().unwrap();
         (ctl.delay, ctl.fail, ctl.overrides.get(&path).cloned())
@@ -302,7 +325,12 @@ async fn read_file(state: &State, path: &str) -> Result<Bytes, Response<Body>> {
 }
 
 fn add_sent(state: &State, path: &str, n: u64) {
-    *state.sent.lock().unwrap().entry(path.to_string()).or_default() += n;
+    *state
+        .sent
+        .lock()
+        .unwrap()
+        .entry(path.to_string())
+        .or_default() += n;
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -319,18 +347,29 @@ fn full(status: u16, ctype: &'static str, body: Bytes) -> Response<Body> {
     let len = body.len();
     let mut r = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
     r
 }
 
 fn text(status: u16, body: &str) -> Response<Body> {
-    full(status, "text/plain; charset=utf-8", Bytes::from(body.to_string()))
+    full(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from(body.to_string()),
+    )
 }
 
 fn strip_body(resp: Response<Body>) -> Response<Body> {
     let (parts, _) = resp.into_parts();
-    Response::from_parts(parts, Full::new(Bytes::new()).map_err(|never| match never {}).boxed())
+    Response::from_parts(
+        parts,
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 /// A body fed by a task: `pieces` with `interval` between them, then optionally an error.
@@ -355,31 +394,45 @@ fn streamed(
             add_sent(&st, &p, n);
         }
         if fail_at_end {
-            let _ = tx.send(Err(io::Error::other("fixture: truncating on purpose"))).await;
+            let _ = tx
+                .send(Err(io::Error::other("fixture: truncating on purpose")))
+                .await;
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| r.map(Frame::data));
     BodyExt::boxed(StreamBody::new(stream))
 }
 
-fn throttled(state: &Arc<State>, path: &str, file: Bytes, chunk: usize, interval: Duration) -> Response<Body> {
+fn throttled(
+    state: &Arc<State>,
+    path: &str,
+    file: Bytes,
+    chunk: usize,
+    interval: Duration,
+) -> Response<Body> {
     let len = file.len();
     let pieces: Vec<Bytes> = (0..len)
         .step_by(chunk.max(1))
         .map(|i| file.slice(i..(i + chunk.max(1)).min(len)))
         .collect();
     let mut r = Response::new(streamed(state, path, pieces, interval, false));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
     r
 }
 
 fn truncated(state: &Arc<State>, path: &str, declared: u64, body: Bytes) -> Response<Body> {
     let mut r = Response::new(streamed(state, path, vec![body], Duration::ZERO, true));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
-    r.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(declared));
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(declared));
     r
 }
 
@@ -407,7 +460,10 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(percent_decode("/a/%21b/@v/v1.0.0+incompatible.zip").unwrap(), "/a/!b/@v/v1.0.0+incompatible.zip");
+        assert_eq!(
+            percent_decode("/a/%21b/@v/v1.0.0+incompatible.zip").unwrap(),
+            "/a/!b/@v/v1.0.0+incompatible.zip"
+        );
         assert_eq!(percent_decode("/%zz"), None);
         assert_eq!(percent_decode("/%2"), None);
     }

@@ -46,7 +46,9 @@ fn find_go() -> Option<PathBuf> {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("go")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("go"))
+        .find(|p| p.is_file())
 }
 
 /// One line of `go mod download -json` output.
@@ -98,7 +100,12 @@ impl GoOutput {
     /// Errors with the full output unless the command succeeded.
     pub fn ok(self) -> anyhow::Result<GoOutput> {
         if !self.success {
-            bail!("{} failed\n--- stdout:\n{}\n--- stderr:\n{}", self.describe, self.stdout, self.stderr);
+            bail!(
+                "{} failed\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.describe,
+                self.stdout,
+                self.stderr
+            );
         }
         Ok(self)
     }
@@ -121,7 +128,12 @@ impl GoEnv {
         for sub in ["gopath", "modcache", "gocache", "home", "tmp", "work"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
-        Ok(GoEnv { go: go.clone(), dir, goproxy: goproxy.to_string(), timeout: patience(12.0) })
+        Ok(GoEnv {
+            go: go.clone(),
+            dir,
+            goproxy: goproxy.to_string(),
+            timeout: patience(12.0),
+        })
     }
 
     /// Another fresh environment (empty caches) with the same GOPROXY.
@@ -164,12 +176,24 @@ impl GoEnv {
             .env("TMPDIR", d.join("tmp"))
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("CGO_ENABLED", "0");
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let describe = format!("go {} (GOPROXY={}, cwd {})", args.join(" "), self.goproxy, cwd.display());
-        let child = cmd.spawn().with_context(|| format!("spawning {describe}"))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let describe = format!(
+            "go {} (GOPROXY={}, cwd {})",
+            args.join(" "),
+            self.goproxy,
+            cwd.display()
+        );
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {describe}"))?;
         let out = tokio::time::timeout(self.timeout, child.wait_with_output())
             .await
-            .map_err(|_| anyhow::anyhow!("{describe} did not finish within {:?}", self.timeout))??;
+            .map_err(|_| {
+                anyhow::anyhow!("{describe} did not finish within {:?}", self.timeout)
+            })??;
         Ok(GoOutput {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -187,7 +211,12 @@ impl GoEnv {
         let downloads = serde_json::Deserializer::from_str(&out.stdout)
             .into_iter::<Download>()
             .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("parsing the JSON of {}\n{}\n{}", out.describe, out.stdout, out.stderr))?;
+            .with_context(|| {
+                format!(
+                    "parsing the JSON of {}\n{}\n{}",
+                    out.describe, out.stdout, out.stderr
+                )
+            })?;
         Ok((downloads, out))
     }
 
@@ -210,24 +239,41 @@ impl GoEnv {
 
     /// `go list -m -versions <module>` → the versions it prints (retracted ones hidden by go).
     pub async fn list_versions(&self, module: &str) -> anyhow::Result<Vec<String>> {
-        let out = self.run(&self.workdir(), &["list", "-m", "-versions", module]).await?.ok()?;
+        let out = self
+            .run(&self.workdir(), &["list", "-m", "-versions", module])
+            .await?
+            .ok()?;
         let mut fields = out.stdout.split_whitespace();
-        anyhow::ensure!(fields.next() == Some(module), "unexpected output of {}: {}", out.describe, out.stdout);
+        anyhow::ensure!(
+            fields.next() == Some(module),
+            "unexpected output of {}: {}",
+            out.describe,
+            out.stdout
+        );
         Ok(fields.map(str::to_string).collect())
     }
 
     /// `go list -m -json <module>@<query>`.
     pub async fn list_query(&self, module: &str, query: &str) -> anyhow::Result<ModuleInfo> {
         let arg = format!("{module}@{query}");
-        let out = self.run(&self.workdir(), &["list", "-m", "-json", &arg]).await?.ok()?;
-        serde_json::from_str(&out.stdout).with_context(|| format!("parsing {}: {}", out.describe, out.stdout))
+        let out = self
+            .run(&self.workdir(), &["list", "-m", "-json", &arg])
+            .await?
+            .ok()?;
+        serde_json::from_str(&out.stdout)
+            .with_context(|| format!("parsing {}: {}", out.describe, out.stdout))
     }
 
     /// In a new temp module `example.com/consumer` (go 1.21), runs `go get <m>@latest…` and returns
     /// the resulting (go.mod, go.sum) texts.
     pub async fn get_latest(&self, modules: &[String]) -> anyhow::Result<(String, String)> {
-        let dir = tempfile::Builder::new().prefix("consumer-").tempdir_in(self.dir.path())?;
-        std::fs::write(dir.path().join("go.mod"), "module example.com/consumer\n\ngo 1.21\n")?;
+        let dir = tempfile::Builder::new()
+            .prefix("consumer-")
+            .tempdir_in(self.dir.path())?;
+        std::fs::write(
+            dir.path().join("go.mod"),
+            "module example.com/consumer\n\ngo 1.21\n",
+        )?;
         let targets: Vec<String> = modules.iter().map(|m| format!("{m}@latest")).collect();
         let mut args = vec!["get"];
         args.extend(targets.iter().map(String::as_str));

@@ -11,10 +11,12 @@ use sha2::{Digest, Sha256};
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -33,7 +35,10 @@ pub fn hash1<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String
     for (name, digest) in &lines {
         summary.update(format!("{digest}  {name}\n"));
     }
-    format!("h1:{}", base64::engine::general_purpose::STANDARD.encode(summary.finalize()))
+    format!(
+        "h1:{}",
+        base64::engine::general_purpose::STANDARD.encode(summary.finalize())
+    )
 }
 
 /// The go.sum hash of a `.mod` file: `Hash1` over the single name `go.mod`.
@@ -104,8 +109,14 @@ mod tests {
             ]),
             "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84="
         );
-        assert_eq!(mod_h1(go_mod), "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=");
-        assert_eq!(mod_h1(b""), "h1:G7mAYYxgmS0lVkHyy2hEOLQCFB0DlQFTMLWggykrydY=");
+        assert_eq!(
+            mod_h1(go_mod),
+            "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo="
+        );
+        assert_eq!(
+            mod_h1(b""),
+            "h1:G7mAYYxgmS0lVkHyy2hEOLQCFB0DlQFTMLWggykrydY="
+        );
         assert_eq!(
             mod_h1(b"module github.com/pkg/errors\n"),
             "h1:bwawxfHBFNV+L2hUp1rHADufV3IMtnDRdf1r5NINEl0="
@@ -114,7 +125,10 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(escape("github.com/BurntSushi/toml"), "github.com/!burnt!sushi/toml");
+        assert_eq!(
+            escape("github.com/BurntSushi/toml"),
+            "github.com/!burnt!sushi/toml"
+        );
         assert_eq!(escape("v1.0.0-RC1"), "v1.0.0-!r!c1");
         assert_eq!(
             version_path("example.com/Upper/Case", "v1.0.0-RC1", "zip"),

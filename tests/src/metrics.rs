@@ -24,7 +24,9 @@ pub struct Metrics {
 impl Metrics {
     /// Parses exposition text; comment and malformed lines are skipped.
     pub fn parse(text: &str) -> Metrics {
-        Metrics { samples: text.lines().filter_map(parse_line).collect() }
+        Metrics {
+            samples: text.lines().filter_map(parse_line).collect(),
+        }
     }
 
     /// Sum of `name` over samples whose labels include every `(key, value)` in `filter`.
@@ -39,7 +41,10 @@ impl Metrics {
         filter: &'a [(&'a str, &'a str)],
     ) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| {
-            s.name == name && filter.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            s.name == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
     }
 
@@ -60,7 +65,11 @@ impl Metrics {
 
 impl fmt::Display for Sample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
         write!(f, "{}{{{}}} {}", self.name, labels.join(","), self.value)
     }
 }
@@ -73,7 +82,11 @@ fn parse_line(line: &str) -> Option<Sample> {
     let (name, labels, rest) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}')?;
-            (&line[..open], parse_labels(&line[open + 1..close])?, &line[close + 1..])
+            (
+                &line[..open],
+                parse_labels(&line[open + 1..close])?,
+                &line[close + 1..],
+            )
         }
         None => {
             let sp = line.find(char::is_whitespace)?;
@@ -86,7 +99,11 @@ fn parse_line(line: &str) -> Option<Sample> {
         "-Inf" => f64::NEG_INFINITY,
         v => v.parse().ok()?,
     };
-    Some(Sample { name: name.to_string(), labels, value })
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 fn parse_labels(s: &str) -> Option<BTreeMap<String, String>> {
@@ -114,7 +131,10 @@ fn parse_labels(s: &str) -> Option<BTreeMap<String, String>> {
             }
         }
         out.insert(key, value);
-        rest = after[end? + 1..].trim_start().trim_start_matches(',').trim_start();
+        rest = after[end? + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim_start();
     }
     Some(out)
 }
@@ -131,7 +151,13 @@ mod tests {
         );
         assert_eq!(m.sum("cairn_a_total", &[]), 5.0);
         assert_eq!(m.sum("cairn_a_total", &[("kind", "zip")]), 3.0);
-        assert_eq!(m.matching("cairn_a_total", &[("kind", "zip")]).next().unwrap().labels["reason"], "bad \"prefix\"");
+        assert_eq!(
+            m.matching("cairn_a_total", &[("kind", "zip")])
+                .next()
+                .unwrap()
+                .labels["reason"],
+            "bad \"prefix\""
+        );
         assert_eq!(m.sum("cairn_up", &[]), 1.0);
     }
 }

@@ -32,7 +32,10 @@ pub fn node_bin() -> PathBuf {
         return p;
     }
     let exe = std::env::current_exe().expect("the test executable has a path");
-    let mut dir = exe.parent().expect("the test executable is in a directory").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("the test executable is in a directory")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -61,7 +64,12 @@ pub struct NodeOptions {
 impl NodeOptions {
     /// A single node in front of `upstream`, no config file.
     pub fn new(upstream: &str) -> Self {
-        NodeOptions { upstream: upstream.to_string(), config: None, node_id: 1, extra_args: Vec::new() }
+        NodeOptions {
+            upstream: upstream.to_string(),
+            config: None,
+            node_id: 1,
+            extra_args: Vec::new(),
+        }
     }
 
     /// Adds a config file with this TOML text.
@@ -94,7 +102,10 @@ pub struct Resp {
 impl Resp {
     /// A header as a string ("" when absent or not ASCII).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The body as (lossy) text.
@@ -128,7 +139,10 @@ impl CairnNode {
             opts,
             dir,
             child: None,
-            addrs: ListenAddrs { http: placeholder, cluster: placeholder },
+            addrs: ListenAddrs {
+                http: placeholder,
+                cluster: placeholder,
+            },
             client,
             starts: 0,
         };
@@ -173,15 +187,23 @@ impl CairnNode {
             _ => {}
         }
         self.starts += 1;
-        let log = OpenOptions::new().create(true).append(true).open(self.log_path())?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         use std::io::Write;
         writeln!(&log, "===== cairn-tests: start #{} =====", self.starts)?;
         let mut cmd = self.command(&log)?;
-        self.child = Some(cmd.spawn().with_context(|| format!("spawning {}", node_bin().display()))?);
+        self.child = Some(
+            cmd.spawn()
+                .with_context(|| format!("spawning {}", node_bin().display()))?,
+        );
         let what = format!("{} to appear", addrs_file.display());
         let addrs = wait_for(what, patience(3.0), || {
             let exited = self.check_alive().err();
-            let parsed = fs::read(&addrs_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let parsed = fs::read(&addrs_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
             async move {
                 match exited {
                     Some(e) => Some(Err(e)),
@@ -196,7 +218,13 @@ impl CairnNode {
         let (client, url) = (self.client.clone(), format!("{}/readyz", self.url()));
         wait_until(format!("GET {url} -> 200"), patience(3.0), || {
             let (client, url) = (client.clone(), url.clone());
-            async move { client.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
         })
         .await
         .map_err(|e| self.with_log(e))
@@ -222,11 +250,20 @@ impl CairnNode {
                 cmd.env_remove(&k);
             }
         }
-        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        for k in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
             cmd.env_remove(k);
         }
         cmd.env("NO_PROXY", "*");
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?);
         cmd.kill_on_drop(true);
         Ok(cmd)
     }
@@ -243,7 +280,11 @@ impl CairnNode {
     }
 
     fn with_log(&self, e: anyhow::Error) -> anyhow::Error {
-        e.context(format!("cairn-node log tail ({}):\n{}", self.log_path().display(), self.log_tail(60)))
+        e.context(format!(
+            "cairn-node log tail ({}):\n{}",
+            self.log_path().display(),
+            self.log_tail(60)
+        ))
     }
 
     /// Restarts on the same data directory (the process must have stopped) and waits until ready.
@@ -267,7 +308,11 @@ impl CairnNode {
     /// Sends a signal by name (`TERM`, `STOP`, `CONT`, …) with `kill(1)`.
     pub async fn signal(&self, sig: &str) -> anyhow::Result<()> {
         let pid = self.pid().context("cairn-node is not running")?;
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().await?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .await?;
         anyhow::ensure!(st.success(), "kill -{sig} {pid} failed: {st}");
         Ok(())
     }
@@ -283,7 +328,9 @@ impl CairnNode {
         let child = self.child.as_mut().context("cairn-node is not running")?;
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(st) => Ok(st?),
-            Err(_) => Err(self.with_log(anyhow::anyhow!("cairn-node did not exit within {timeout:?}"))),
+            Err(_) => Err(self.with_log(anyhow::anyhow!(
+                "cairn-node did not exit within {timeout:?}"
+            ))),
         }
     }
 
@@ -304,11 +351,21 @@ impl CairnNode {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let r = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        let body = r.bytes().await.with_context(|| format!("{method} {url}: reading the body"))?;
-        Ok(Resp { status, headers, body })
+        let body = r
+            .bytes()
+            .await
+            .with_context(|| format!("{method} {url}: reading the body"))?;
+        Ok(Resp {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// The HTTP client (no proxy, patient timeout).
@@ -319,13 +376,20 @@ impl CairnNode {
     /// Parsed `/metrics`.
     pub async fn metrics(&self) -> anyhow::Result<Metrics> {
         let r = self.get("/metrics").await?;
-        anyhow::ensure!(r.status == 200, "GET /metrics -> {}: {}", r.status, r.text());
+        anyhow::ensure!(
+            r.status == 200,
+            "GET /metrics -> {}: {}",
+            r.status,
+            r.text()
+        );
         Ok(Metrics::parse(&r.text()))
     }
 
     /// The whole log so far.
     pub fn log(&self) -> String {
-        fs::read(self.log_path()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// The last `n` log lines.
@@ -337,7 +401,11 @@ impl CairnNode {
 
     /// Log lines at ERROR level (`"level":"ERROR"`).
     pub fn error_lines(&self) -> Vec<String> {
-        self.log().lines().filter(|l| l.contains("\"level\":\"ERROR\"")).map(str::to_string).collect()
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"level\":\"ERROR\""))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Regular files under `<data-dir>/blobs/`, ignoring any `tmp` directory.

@@ -23,7 +23,10 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first header named `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -48,7 +51,11 @@ pub async fn request(
 }
 
 /// Sends arbitrary bytes and parses whatever comes back (until EOF, at most `timeout`).
-pub async fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> anyhow::Result<RawResponse> {
+pub async fn send_raw(
+    addr: SocketAddr,
+    bytes: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<RawResponse> {
     let work = async {
         let mut s = TcpStream::connect(addr).await?;
         s.write_all(bytes).await?;
@@ -73,10 +80,19 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     let head = String::from_utf8_lossy(head);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default().to_string();
-    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    RawResponse { status, status_line, headers, body }
+    RawResponse {
+        status,
+        status_line,
+        headers,
+        body,
+    }
 }

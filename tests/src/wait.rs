@@ -28,7 +28,11 @@ pub fn patience(factor: f64) -> Duration {
 /// Polls `cond` until it returns true; fails after `timeout` with a message naming `what`.
 ///
 /// The poll interval starts at 10 ms and backs off to 200 ms.
-pub async fn wait_until<F, Fut>(what: impl Display, timeout: Duration, mut cond: F) -> anyhow::Result<()>
+pub async fn wait_until<F, Fut>(
+    what: impl Display,
+    timeout: Duration,
+    mut cond: F,
+) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -41,7 +45,11 @@ where
 }
 
 /// Polls `probe` until it returns `Some(value)` and returns that value; fails after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: impl Display, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+pub async fn wait_for<T, F, Fut>(
+    what: impl Display,
+    timeout: Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -72,9 +80,11 @@ mod tests {
 
     #[tokio::test]
     async fn wait_until_reports_what_it_waited_for() {
-        let err = wait_until("the impossible", Duration::from_millis(50), || async { false })
-            .await
-            .unwrap_err();
+        let err = wait_until("the impossible", Duration::from_millis(50), || async {
+            false
+        })
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("the impossible"), "{err}");
         let mut n = 0;
         wait_until("third poll", Duration::from_secs(5), || {

@@ -193,10 +193,12 @@ fn timestamp_ok(ts: &str) -> bool {
 
 /// Days in `month` (1-12) of proleptic Gregorian `year`.
 fn days_in_month(year: u32, month: u32) -> u32 {
-    // Leap years: divisible by 4, and not by 100 unless by 400. Given divisibility by 100 (= 4 *
-    // 25), divisibility by 400 is divisibility by 16, so both tests are on the low bits. (Written
-    // without `x % n == 0`, which clippy wants as `is_multiple_of`, newer than the MSRV.)
-    let leap = year.trailing_zeros() >= 2 && (year % 100 > 0 || year.trailing_zeros() >= 4);
+    // Leap years: divisible by 4, and not by 100 unless by 400 (for a multiple of 100, that is
+    // a multiple of 16). Written without `x % n == 0`, which clippy wants as `is_multiple_of`,
+    // an API newer than the workspace's rust-version.
+    let by_4 = year.trailing_zeros() >= 2;
+    let by_100 = year / 100 * 100 == year;
+    let leap = by_4 && (!by_100 || year.trailing_zeros() >= 4);
     match month {
         2 if leap => 29,
         2 => 28,

@@ -32,14 +32,21 @@ pub async fn start_node(upstream: &str, config: &str) -> CairnNode {
 
 /// GET through the node; panics (with context) on transport errors.
 pub async fn get(node: &CairnNode, path: &str) -> Resp {
-    node.get(path).await.unwrap_or_else(|e| panic!("GET {path}: {e:#}"))
+    node.get(path)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e:#}"))
 }
 
 /// Go's hashes keyed by `module@version` → (zip sum, go.mod sum).
 pub fn sums(downloads: &[Download]) -> BTreeMap<String, (String, String)> {
     downloads
         .iter()
-        .map(|d| (format!("{}@{}", d.path, d.version), (d.sum.clone(), d.go_mod_sum.clone())))
+        .map(|d| {
+            (
+                format!("{}@{}", d.path, d.version),
+                (d.sum.clone(), d.go_mod_sum.clone()),
+            )
+        })
         .collect()
 }
 
@@ -47,7 +54,12 @@ pub fn sums(downloads: &[Download]) -> BTreeMap<String, (String, String)> {
 pub fn expected_sums(c: &Corpus) -> BTreeMap<String, (String, String)> {
     c.entries
         .iter()
-        .map(|e: &Entry| (format!("{}@{}", e.module, e.version), (e.zip_h1.clone(), e.mod_h1.clone())))
+        .map(|e: &Entry| {
+            (
+                format!("{}@{}", e.module, e.version),
+                (e.zip_h1.clone(), e.mod_h1.clone()),
+            )
+        })
         .collect()
 }
 
@@ -61,7 +73,9 @@ pub fn assert_maps_eq<K: Ord + Debug, V: PartialEq + Debug>(
     for (k, v) in expected {
         match actual.get(k) {
             None => diffs.push(format!("  {k:?}: missing (expected {v:?})")),
-            Some(a) if a != v => diffs.push(format!("  {k:?}:\n    expected {v:?}\n    got      {a:?}")),
+            Some(a) if a != v => {
+                diffs.push(format!("  {k:?}:\n    expected {v:?}\n    got      {a:?}"))
+            }
             Some(_) => {}
         }
     }
@@ -70,19 +84,43 @@ pub fn assert_maps_eq<K: Ord + Debug, V: PartialEq + Debug>(
             diffs.push(format!("  {k:?}: unexpected {a:?}"));
         }
     }
-    assert!(diffs.is_empty(), "{what}: {} difference(s):\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} difference(s):\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
 
 /// Asserts `resp` is 200 and its body is exactly the corpus zip of `module@version`.
 pub fn assert_zip_body(resp: &Resp, c: &Corpus, module: &str, version: &str) {
-    assert_eq!(resp.status, 200, "GET zip {module}@{version}: {} {}", resp.status, resp.text());
+    assert_eq!(
+        resp.status,
+        200,
+        "GET zip {module}@{version}: {} {}",
+        resp.status,
+        resp.text()
+    );
     let e = c.entry(module, version);
-    assert_eq!(resp.body.len() as u64, e.zip_len, "zip length of {module}@{version}");
-    assert_eq!(h1::sha256_hex(&resp.body), e.zip_sha256, "zip sha256 of {module}@{version}");
+    assert_eq!(
+        resp.body.len() as u64,
+        e.zip_len,
+        "zip length of {module}@{version}"
+    );
+    assert_eq!(
+        h1::sha256_hex(&resp.body),
+        e.zip_sha256,
+        "zip sha256 of {module}@{version}"
+    );
 }
 
 /// Asserts the node logged nothing at ERROR level.
 pub fn assert_no_error_logs(node: &CairnNode) {
     let errors = node.error_lines();
-    assert!(errors.is_empty(), "cairn-node logged {} ERROR line(s):\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "cairn-node logged {} ERROR line(s):\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 }

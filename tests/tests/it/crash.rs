@@ -10,12 +10,18 @@ use cairn_tests::h1::{sha256_hex, version_path};
 use cairn_tests::node::CairnNode;
 use cairn_tests::wait::{patience, wait_until};
 
-use crate::common::{assert_maps_eq, assert_zip_body, corpus, corpus_fixture, get, start_node, sums, FAST_UPSTREAM};
+use crate::common::{
+    assert_maps_eq, assert_zip_body, corpus, corpus_fixture, get, start_node, sums, FAST_UPSTREAM,
+};
 
 /// Every blob named by a sha256 must hash to its name (no torn writes under a final name).
 fn assert_blobs_match_their_names(node: &CairnNode) {
     for f in node.blob_files() {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
             let got = sha256_hex(&std::fs::read(&f).unwrap());
             assert_eq!(got, name, "blob {} does not hash to its name", f.display());
@@ -30,7 +36,13 @@ async fn kill9_during_a_fill_then_restart_serves_the_whole_zip() {
     let (module, version) = (m::BIG, "v1.0.0");
     let zip = version_path(module, version, "zip");
     // ~22 MB at 256 KiB every 40 ms: the fill takes ~3.5 s.
-    fixture.set_override(&zip, Override::Throttled { chunk: 256 << 10, interval: Duration::from_millis(40) });
+    fixture.set_override(
+        &zip,
+        Override::Throttled {
+            chunk: 256 << 10,
+            interval: Duration::from_millis(40),
+        },
+    );
     let mut node = start_node(&fixture.url(), FAST_UPSTREAM).await;
 
     let (client, url) = (node.client().clone(), format!("{}{zip}", node.url()));
@@ -40,14 +52,19 @@ async fn kill9_during_a_fill_then_restart_serves_the_whole_zip() {
         let body = r.bytes().await?;
         Ok::<_, reqwest::Error>((status, body))
     });
-    wait_until("the upstream to have sent 4 MB of the big zip", patience(3.0), || async {
-        fixture.bytes_sent(&zip) >= 4 << 20
-    })
+    wait_until(
+        "the upstream to have sent 4 MB of the big zip",
+        patience(3.0),
+        || async { fixture.bytes_sent(&zip) >= 4 << 20 },
+    )
     .await
     .unwrap();
     node.kill9().await;
     let sent_at_kill = fixture.bytes_sent(&zip);
-    assert!(sent_at_kill < c.entry(module, version).zip_len, "the fill finished before the kill; slow it down");
+    assert!(
+        sent_at_kill < c.entry(module, version).zip_len,
+        "the fill finished before the kill; slow it down"
+    );
     if let Ok(Ok((200, body))) = inflight.await {
         // Whatever the killed node managed to send must not pass for a complete, wrong zip.
         let e = c.entry(module, version);
@@ -64,7 +81,11 @@ async fn kill9_during_a_fill_then_restart_serves_the_whole_zip() {
     let r = get(&node, &zip).await;
     assert_zip_body(&r, c, module, version);
     if let Some(go) = go("kill9_during_a_fill_then_restart_serves_the_whole_zip") {
-        let d = GoEnv::new(&go, &node.url()).unwrap().mod_download_ok(&[format!("{module}@{version}")]).await.unwrap();
+        let d = GoEnv::new(&go, &node.url())
+            .unwrap()
+            .mod_download_ok(&[format!("{module}@{version}")])
+            .await
+            .unwrap();
         assert_eq!(d[0].sum, c.entry(module, version).zip_h1);
     }
     assert_blobs_match_their_names(&node);
@@ -72,23 +93,48 @@ async fn kill9_during_a_fill_then_restart_serves_the_whole_zip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_download_survives_kill9_with_the_upstream_gone() {
-    let Some(go) = go("an_acknowledged_download_survives_kill9_with_the_upstream_gone") else { return };
+    let Some(go) = go("an_acknowledged_download_survives_kill9_with_the_upstream_gone") else {
+        return;
+    };
     let c = corpus();
     let fixture = corpus_fixture().await;
     let mut node = start_node(&fixture.url(), FAST_UPSTREAM).await;
-    let want: Vec<String> = [(m::SIMPLE, "v1.1.0"), (m::MANY, "v1.0.0"), (m::UPPER, m::UPPER_RC), (m::LEGACY, m::LEGACY_INCOMPATIBLE)]
-        .iter()
-        .map(|(m, v)| format!("{m}@{v}"))
-        .collect();
-    let first = GoEnv::new(&go, &node.url()).unwrap().mod_download_ok(&want).await.unwrap();
+    let want: Vec<String> = [
+        (m::SIMPLE, "v1.1.0"),
+        (m::MANY, "v1.0.0"),
+        (m::UPPER, m::UPPER_RC),
+        (m::LEGACY, m::LEGACY_INCOMPATIBLE),
+    ]
+    .iter()
+    .map(|(m, v)| format!("{m}@{v}"))
+    .collect();
+    let first = GoEnv::new(&go, &node.url())
+        .unwrap()
+        .mod_download_ok(&want)
+        .await
+        .unwrap();
     node.kill9().await;
     fixture.kill().await;
 
     node.restart().await.unwrap();
-    let second = GoEnv::new(&go, &node.url()).unwrap().mod_download_ok(&want).await.unwrap();
-    assert_maps_eq("hashes after kill -9 + restart, upstream dead", &sums(&first), &sums(&second));
+    let second = GoEnv::new(&go, &node.url())
+        .unwrap()
+        .mod_download_ok(&want)
+        .await
+        .unwrap();
+    assert_maps_eq(
+        "hashes after kill -9 + restart, upstream dead",
+        &sums(&first),
+        &sums(&second),
+    );
     for d in &second {
-        assert_eq!(d.sum, c.entry(&d.path, &d.version).zip_h1, "{}@{}", d.path, d.version);
+        assert_eq!(
+            d.sum,
+            c.entry(&d.path, &d.version).zip_h1,
+            "{}@{}",
+            d.path,
+            d.version
+        );
     }
     assert_blobs_match_their_names(&node);
 }

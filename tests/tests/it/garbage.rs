@@ -59,7 +59,10 @@ fn lie_about_size(zip: &mut [u8], name: &str, size: u32) {
             patched += 1;
         }
     }
-    assert_eq!(patched, 2, "patching {name}: expected a local and a central header");
+    assert_eq!(
+        patched, 2,
+        "patching {name}: expected a local and a central header"
+    );
 }
 
 fn cases() -> Vec<Case> {
@@ -70,24 +73,71 @@ fn cases() -> Vec<Case> {
         ("example.com/other@v1.0.0/go.mod".to_string(), &gm[..]),
         ("example.com/other@v1.0.0/x.go".to_string(), b"package x\n"),
     ]);
-    let too_big = zip_of(&[(format!("{}go.mod", prefix("v1.0.1")), &gm[..]), (format!("{}noise.bin", prefix("v1.0.1")), &noise[..])]);
-    let bomb = zip_of(&[(format!("{}go.mod", prefix("v1.0.2")), &gm[..]), (format!("{}zeros.bin", prefix("v1.0.2")), &zeros[..])]);
+    let too_big = zip_of(&[
+        (format!("{}go.mod", prefix("v1.0.1")), &gm[..]),
+        (format!("{}noise.bin", prefix("v1.0.1")), &noise[..]),
+    ]);
+    let bomb = zip_of(&[
+        (format!("{}go.mod", prefix("v1.0.2")), &gm[..]),
+        (format!("{}zeros.bin", prefix("v1.0.2")), &zeros[..]),
+    ]);
     let liar_name = format!("{}zeros.bin", prefix("v1.0.3"));
-    let mut liar = build_zip(&[(format!("{}go.mod", prefix("v1.0.3")), &gm[..]), (liar_name.clone(), &zeros[..])], None).unwrap();
+    let mut liar = build_zip(
+        &[
+            (format!("{}go.mod", prefix("v1.0.3")), &gm[..]),
+            (liar_name.clone(), &zeros[..]),
+        ],
+        None,
+    )
+    .unwrap();
     lie_about_size(&mut liar, &liar_name, 100);
-    let other_info = Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2023-01-02T12:00:00Z\"}\n");
+    let other_info =
+        Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2023-01-02T12:00:00Z\"}\n");
     vec![
-        Case { name: "zip with entries outside module@version/", version: "v1.0.0", ext: "zip", answer: Some(Override::Body(bad_prefix)) },
-        Case { name: "zip larger than max_zip_bytes", version: "v1.0.1", ext: "zip", answer: Some(Override::Body(too_big)) },
-        Case { name: "zip bomb over max_uncompressed_bytes", version: "v1.0.2", ext: "zip", answer: Some(Override::Body(bomb)) },
-        Case { name: "zip entry lying about its uncompressed size", version: "v1.0.3", ext: "zip", answer: Some(Override::Body(Bytes::from(liar))) },
-        Case { name: ".info naming another version", version: "v1.0.4", ext: "info", answer: Some(Override::Body(other_info)) },
-        Case { name: "truncated zip body", version: "v1.0.5", ext: "zip", answer: None },
+        Case {
+            name: "zip with entries outside module@version/",
+            version: "v1.0.0",
+            ext: "zip",
+            answer: Some(Override::Body(bad_prefix)),
+        },
+        Case {
+            name: "zip larger than max_zip_bytes",
+            version: "v1.0.1",
+            ext: "zip",
+            answer: Some(Override::Body(too_big)),
+        },
+        Case {
+            name: "zip bomb over max_uncompressed_bytes",
+            version: "v1.0.2",
+            ext: "zip",
+            answer: Some(Override::Body(bomb)),
+        },
+        Case {
+            name: "zip entry lying about its uncompressed size",
+            version: "v1.0.3",
+            ext: "zip",
+            answer: Some(Override::Body(Bytes::from(liar))),
+        },
+        Case {
+            name: ".info naming another version",
+            version: "v1.0.4",
+            ext: "info",
+            answer: Some(Override::Body(other_info)),
+        },
+        Case {
+            name: "truncated zip body",
+            version: "v1.0.5",
+            ext: "zip",
+            answer: None,
+        },
     ]
 }
 
 async fn rejected_total(node: &CairnNode) -> f64 {
-    node.metrics().await.unwrap().sum("cairn_fill_rejected_total", &[])
+    node.metrics()
+        .await
+        .unwrap()
+        .sum("cairn_fill_rejected_total", &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,15 +157,27 @@ async fn garbage_upstream_answers_are_rejected_and_leave_no_trace() {
         let path = version_path(VICTIM, case.version, case.ext);
         let answer = case.answer.unwrap_or_else(|| {
             let real = corpus.zip_bytes(VICTIM, case.version);
-            Override::Truncated { declared: real.len() as u64, body: Bytes::from(real[..real.len() / 2].to_vec()) }
+            Override::Truncated {
+                declared: real.len() as u64,
+                body: Bytes::from(real[..real.len() / 2].to_vec()),
+            }
         });
         fixture.set_override(&path, answer);
         let (rejected_before, blobs_before) = (rejected_total(&node).await, node.blob_files());
 
         match node.get(&path).await {
             Ok(r) if r.status == 502 => {}
-            Ok(r) => problems.push(format!("{}: GET {path} -> {} (want 502), {} bytes: {:.200}", case.name, r.status, r.body.len(), r.text())),
-            Err(e) => problems.push(format!("{}: GET {path}: transport error (a 200 whose body broke?): {e:#}", case.name)),
+            Ok(r) => problems.push(format!(
+                "{}: GET {path} -> {} (want 502), {} bytes: {:.200}",
+                case.name,
+                r.status,
+                r.body.len(),
+                r.text()
+            )),
+            Err(e) => problems.push(format!(
+                "{}: GET {path}: transport error (a 200 whose body broke?): {e:#}",
+                case.name
+            )),
         }
         let m = node.metrics().await.unwrap();
         let rejected_after = m.sum("cairn_fill_rejected_total", &[]);
@@ -129,35 +191,57 @@ async fn garbage_upstream_answers_are_rejected_and_leave_no_trace() {
         }
         let blobs_after = node.blob_files();
         if blobs_after != blobs_before {
-            problems.push(format!("{}: blobs changed: {blobs_before:?} -> {blobs_after:?}", case.name));
+            problems.push(format!(
+                "{}: blobs changed: {blobs_before:?} -> {blobs_after:?}",
+                case.name
+            ));
         }
 
         fixture.clear_override(&path);
         match node.get(&path).await {
-            Ok(r) if case.ext == "zip" && r.status == 200 => assert_zip_body(&r, &corpus, VICTIM, case.version),
+            Ok(r) if case.ext == "zip" && r.status == 200 => {
+                assert_zip_body(&r, &corpus, VICTIM, case.version)
+            }
             Ok(r) if r.status == 200 => {
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 if v["Version"] != case.version {
                     problems.push(format!("{}: after the fix, {path} says {v}", case.name));
                 }
             }
-            Ok(r) => problems.push(format!("{}: after the fix, GET {path} -> {} {:.200}", case.name, r.status, r.text())),
+            Ok(r) => problems.push(format!(
+                "{}: after the fix, GET {path} -> {} {:.200}",
+                case.name,
+                r.status,
+                r.text()
+            )),
             Err(e) => problems.push(format!("{}: after the fix, GET {path}: {e:#}", case.name)),
         }
     }
     if let Some(go) = go {
         let all = corpus.module_versions();
-        match GoEnv::new(&go, &node.url()).unwrap().mod_download_ok(&all).await {
+        match GoEnv::new(&go, &node.url())
+            .unwrap()
+            .mod_download_ok(&all)
+            .await
+        {
             Ok(downloads) => {
                 for d in downloads {
                     let e = corpus.entry(&d.path, &d.version);
                     if (&d.sum, &d.go_mod_sum) != (&e.zip_h1, &e.mod_h1) {
-                        problems.push(format!("{}@{}: go got {} / {}, want {} / {}", d.path, d.version, d.sum, d.go_mod_sum, e.zip_h1, e.mod_h1));
+                        problems.push(format!(
+                            "{}@{}: go got {} / {}, want {} / {}",
+                            d.path, d.version, d.sum, d.go_mod_sum, e.zip_h1, e.mod_h1
+                        ));
                     }
                 }
             }
             Err(e) => problems.push(format!("go mod download after the fixes: {e:#}")),
         }
     }
-    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
 }

@@ -10,7 +10,9 @@ use cairn_tests::raw;
 use cairn_tests::wait::patience;
 use reqwest::Method;
 
-use crate::common::{assert_no_error_logs, assert_zip_body, corpus, corpus_fixture, get, start_node, FAST_UPSTREAM};
+use crate::common::{
+    assert_no_error_logs, assert_zip_body, corpus, corpus_fixture, get, start_node, FAST_UPSTREAM,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immutable_files_have_types_lengths_strong_etags_and_ranges() {
@@ -20,16 +22,34 @@ async fn immutable_files_have_types_lengths_strong_etags_and_ranges() {
     let (module, version) = (m::SIMPLE, "v1.1.0");
     let e = c.entry(module, version);
 
-    for (ext, ctype) in [("info", "application/json"), ("mod", "text/plain"), ("zip", "application/zip")] {
+    for (ext, ctype) in [
+        ("info", "application/json"),
+        ("mod", "text/plain"),
+        ("zip", "application/zip"),
+    ] {
         let path = version_path(module, version, ext);
         let r = get(&node, &path).await;
         assert_eq!(r.status, 200, "GET {path}: {}", r.text());
-        assert!(r.header("content-type").starts_with(ctype), "GET {path}: Content-Type {:?}, want {ctype}", r.header("content-type"));
-        assert_eq!(r.header("content-length"), r.body.len().to_string(), "GET {path}: Content-Length");
+        assert!(
+            r.header("content-type").starts_with(ctype),
+            "GET {path}: Content-Type {:?}, want {ctype}",
+            r.header("content-type")
+        );
+        assert_eq!(
+            r.header("content-length"),
+            r.body.len().to_string(),
+            "GET {path}: Content-Length"
+        );
         let etag = r.header("etag").to_string();
-        assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2, "GET {path}: want a strong ETag, got {etag:?}");
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+            "GET {path}: want a strong ETag, got {etag:?}"
+        );
         let cc = r.header("cache-control");
-        assert!(cc.contains("immutable"), "GET {path}: Cache-Control {cc:?} lacks immutable");
+        assert!(
+            cc.contains("immutable"),
+            "GET {path}: Cache-Control {cc:?} lacks immutable"
+        );
         match ext {
             "info" => {
                 let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -41,31 +61,69 @@ async fn immutable_files_have_types_lengths_strong_etags_and_ranges() {
             _ => assert_zip_body(&r, c, module, version),
         }
 
-        let cond = node.request(Method::GET, &path, &[("if-none-match", &etag)]).await.unwrap();
+        let cond = node
+            .request(Method::GET, &path, &[("if-none-match", &etag)])
+            .await
+            .unwrap();
         assert_eq!(cond.status, 304, "GET {path} with If-None-Match: {etag}");
         assert!(cond.body.is_empty(), "304 for {path} must have no body");
 
-        let head = raw::request(node.addrs().http, "HEAD", &path, &[], patience(1.0)).await.unwrap();
+        let head = raw::request(node.addrs().http, "HEAD", &path, &[], patience(1.0))
+            .await
+            .unwrap();
         assert_eq!(head.status, 200, "HEAD {path}: {}", head.status_line);
-        assert_eq!(head.header("content-length"), Some(r.body.len().to_string().as_str()), "HEAD {path}: Content-Length");
-        assert_eq!(head.header("etag"), Some(etag.as_str()), "HEAD {path}: ETag");
-        assert!(head.body.is_empty(), "HEAD {path} sent {} body bytes", head.body.len());
+        assert_eq!(
+            head.header("content-length"),
+            Some(r.body.len().to_string().as_str()),
+            "HEAD {path}: Content-Length"
+        );
+        assert_eq!(
+            head.header("etag"),
+            Some(etag.as_str()),
+            "HEAD {path}: ETag"
+        );
+        assert!(
+            head.body.is_empty(),
+            "HEAD {path} sent {} body bytes",
+            head.body.len()
+        );
     }
 
     let zip = c.zip_bytes(module, version);
     let path = version_path(module, version, "zip");
-    let r = node.request(Method::GET, &path, &[("range", "bytes=10-19")]).await.unwrap();
+    let r = node
+        .request(Method::GET, &path, &[("range", "bytes=10-19")])
+        .await
+        .unwrap();
     assert_eq!(r.status, 206, "GET {path} Range: bytes=10-19");
-    assert_eq!(r.header("content-range"), format!("bytes 10-19/{}", zip.len()), "Content-Range");
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes 10-19/{}", zip.len()),
+        "Content-Range"
+    );
     assert_eq!(&r.body[..], &zip[10..20], "range bytes");
-    assert_eq!(r.header("content-length"), "10", "Content-Length of the range");
+    assert_eq!(
+        r.header("content-length"),
+        "10",
+        "Content-Length of the range"
+    );
 
     let list = get(&node, &list_path(module)).await;
     assert_eq!(list.status, 200, "list: {}", list.text());
-    assert!(list.header("content-type").starts_with("text/plain"), "list Content-Type {:?}", list.header("content-type"));
+    assert!(
+        list.header("content-type").starts_with("text/plain"),
+        "list Content-Type {:?}",
+        list.header("content-type")
+    );
     let latest = get(&node, &latest_path(module)).await;
     assert_eq!(latest.status, 200, "@latest: {}", latest.text());
-    assert!(latest.header("content-type").starts_with("application/json"), "@latest Content-Type {:?}", latest.header("content-type"));
+    assert!(
+        latest
+            .header("content-type")
+            .starts_with("application/json"),
+        "@latest Content-Type {:?}",
+        latest.header("content-type")
+    );
     assert_no_error_logs(&node);
 }
 
@@ -78,19 +136,55 @@ async fn percent_encoded_and_raw_bang_escapes_are_the_same_module() {
         let bang = version_path(m::UPPER, m::UPPER_RC, ext);
         let pct = percent_bang(&bang);
         assert!(pct.contains("%21"), "{pct}");
-        let a = raw::request(node.addrs().http, "GET", &pct, &[], patience(3.0)).await.unwrap();
-        let b = raw::request(node.addrs().http, "GET", &bang, &[], patience(3.0)).await.unwrap();
-        assert_eq!(a.status, 200, "GET {pct}: {} {}", a.status_line, String::from_utf8_lossy(&a.body));
-        assert_eq!(b.status, 200, "GET {bang}: {} {}", b.status_line, String::from_utf8_lossy(&b.body));
-        assert_eq!(sha256_hex(&a.body), sha256_hex(&b.body), "{pct} and {bang} must serve the same bytes");
+        let a = raw::request(node.addrs().http, "GET", &pct, &[], patience(3.0))
+            .await
+            .unwrap();
+        let b = raw::request(node.addrs().http, "GET", &bang, &[], patience(3.0))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.status,
+            200,
+            "GET {pct}: {} {}",
+            a.status_line,
+            String::from_utf8_lossy(&a.body)
+        );
+        assert_eq!(
+            b.status,
+            200,
+            "GET {bang}: {} {}",
+            b.status_line,
+            String::from_utf8_lossy(&b.body)
+        );
+        assert_eq!(
+            sha256_hex(&a.body),
+            sha256_hex(&b.body),
+            "{pct} and {bang} must serve the same bytes"
+        );
         if ext == "zip" {
-            assert_eq!(sha256_hex(&a.body), c.entry(m::UPPER, m::UPPER_RC).zip_sha256);
+            assert_eq!(
+                sha256_hex(&a.body),
+                c.entry(m::UPPER, m::UPPER_RC).zip_sha256
+            );
         }
     }
-    let list = raw::request(node.addrs().http, "GET", &percent_bang(&list_path(m::UPPER)), &[], patience(3.0)).await.unwrap();
+    let list = raw::request(
+        node.addrs().http,
+        "GET",
+        &percent_bang(&list_path(m::UPPER)),
+        &[],
+        patience(3.0),
+    )
+    .await
+    .unwrap();
     assert_eq!(list.status, 200, "list via %21: {}", list.status_line);
     let body = String::from_utf8_lossy(&list.body);
-    assert!(body.lines().any(|l| l == m::UPPER_RC), "list of {} lacks {}: {body:?}", m::UPPER, m::UPPER_RC);
+    assert!(
+        body.lines().any(|l| l == m::UPPER_RC),
+        "list of {} lacks {}: {body:?}",
+        m::UPPER,
+        m::UPPER_RC
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +201,15 @@ async fn a_mod_request_does_not_fetch_the_zip() {
     // An absence check needs an observation window: give a background prefetch time to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let zip = version_path(module, version, "zip");
-    assert_eq!(fixture.count(&zip), 0, "the upstream was asked for {zip}:\n{}", fixture.log_tail(20));
-    assert_eq!(fixture.bytes_sent(&zip), 0, "the upstream sent bytes of {zip}");
+    assert_eq!(
+        fixture.count(&zip),
+        0,
+        "the upstream was asked for {zip}:\n{}",
+        fixture.log_tail(20)
+    );
+    assert_eq!(
+        fixture.bytes_sent(&zip),
+        0,
+        "the upstream sent bytes of {zip}"
+    );
 }

@@ -28,7 +28,11 @@ backoff_base_ms = 10
 async fn listed(node: &CairnNode) -> Vec<String> {
     let r = get(node, &list_path(GROW)).await;
     assert_eq!(r.status, 200, "GET list: {}", r.text());
-    r.text().lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).collect()
+    r.text()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,31 +48,58 @@ async fn new_versions_appear_after_the_ttl_and_pseudo_versions_never() {
     assert_eq!(listed(&node).await, ["v1.0.0"]);
     for ext in ["info", "mod", "zip"] {
         let r = get(&node, &version_path(GROW, PSEUDO, ext)).await;
-        assert_eq!(r.status, 200, "GET the pseudo-version's .{ext}: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "GET the pseudo-version's .{ext}: {}",
+            r.text()
+        );
     }
-    assert_eq!(listed(&node).await, ["v1.0.0"], "a pseudo-version cairn holds must not be listed");
+    assert_eq!(
+        listed(&node).await,
+        ["v1.0.0"],
+        "a pseudo-version cairn holds must not be listed"
+    );
 
-    corpus.put_version(GROW, &VersionSpec::new(GROW, "v1.1.0", &time_n(2))).unwrap();
+    corpus
+        .put_version(GROW, &VersionSpec::new(GROW, "v1.1.0", &time_n(2)))
+        .unwrap();
     // Some proxies (file trees made from a module cache) list pseudo-versions too.
     corpus.write_list_with_extra(GROW, &[PSEUDO]).unwrap();
     let polls = Mutex::new(Vec::new());
-    wait_until(format!("v1.1.0 in cairn's {GROW} list"), patience(2.0), || async {
-        let l = listed(&node).await;
-        let found = l.iter().any(|v| v == "v1.1.0");
-        polls.lock().unwrap().push(l);
-        found
-    })
+    wait_until(
+        format!("v1.1.0 in cairn's {GROW} list"),
+        patience(2.0),
+        || async {
+            let l = listed(&node).await;
+            let found = l.iter().any(|v| v == "v1.1.0");
+            polls.lock().unwrap().push(l);
+            found
+        },
+    )
     .await
     .unwrap();
     let polls = polls.into_inner().unwrap();
-    let with_pseudo: Vec<&Vec<String>> = polls.iter().filter(|l| l.iter().any(|v| is_pseudo(v))).collect();
-    assert!(with_pseudo.is_empty(), "cairn listed pseudo-versions: {with_pseudo:?}");
+    let with_pseudo: Vec<&Vec<String>> = polls
+        .iter()
+        .filter(|l| l.iter().any(|v| is_pseudo(v)))
+        .collect();
+    assert!(
+        with_pseudo.is_empty(),
+        "cairn listed pseudo-versions: {with_pseudo:?}"
+    );
     let last: BTreeSet<String> = polls.last().unwrap().iter().cloned().collect();
-    assert_eq!(last, BTreeSet::from(["v1.0.0".to_string(), "v1.1.0".to_string()]));
+    assert_eq!(
+        last,
+        BTreeSet::from(["v1.0.0".to_string(), "v1.1.0".to_string()])
+    );
 
     if let Some(go) = go("new_versions_appear_after_the_ttl_and_pseudo_versions_never") {
         let env = GoEnv::new(&go, &node.url()).unwrap();
         assert_eq!(env.list_versions(GROW).await.unwrap(), ["v1.0.0", "v1.1.0"]);
-        assert_eq!(env.list_query(GROW, "latest").await.unwrap().version, "v1.1.0");
+        assert_eq!(
+            env.list_query(GROW, "latest").await.unwrap().version,
+            "v1.1.0"
+        );
     }
 }

@@ -19,6 +19,6 @@ mod hostile;
 mod http;
 mod list_ttl;
 mod protocol;
-mod single_flight;
 mod sigterm;
+mod single_flight;
 mod stale;

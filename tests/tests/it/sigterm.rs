@@ -17,7 +17,13 @@ async fn sigterm_lets_an_inflight_download_finish_then_exits_zero() {
     let (module, version) = (m::BIG, "v1.0.0");
     let zip = version_path(module, version, "zip");
     // ~22 MB at 512 KiB every 40 ms: ~1.7 s of transfer.
-    fixture.set_override(&zip, Override::Throttled { chunk: 512 << 10, interval: Duration::from_millis(40) });
+    fixture.set_override(
+        &zip,
+        Override::Throttled {
+            chunk: 512 << 10,
+            interval: Duration::from_millis(40),
+        },
+    );
     let mut node = start_node(&fixture.url(), FAST_UPSTREAM).await;
 
     let (client, url) = (node.client().clone(), format!("{}{zip}", node.url()));
@@ -27,14 +33,27 @@ async fn sigterm_lets_an_inflight_download_finish_then_exits_zero() {
         let body = r.bytes().await?;
         Ok::<_, reqwest::Error>((status, body))
     });
-    wait_until("the upstream to start sending the big zip", patience(3.0), || async {
-        fixture.bytes_sent(&zip) >= 1 << 20
-    })
+    wait_until(
+        "the upstream to start sending the big zip",
+        patience(3.0),
+        || async { fixture.bytes_sent(&zip) >= 1 << 20 },
+    )
     .await
     .unwrap();
     let status = node.sigterm(patience(3.0)).await.unwrap();
-    let (code, body) = inflight.await.unwrap().unwrap_or_else(|e| panic!("the in-flight download failed after SIGTERM: {e}"));
+    let (code, body) = inflight
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the in-flight download failed after SIGTERM: {e}"));
     assert_eq!(code, 200, "in-flight download after SIGTERM");
-    assert_eq!(sha256_hex(&body), c.entry(module, version).zip_sha256, "in-flight zip bytes after SIGTERM ({} bytes)", body.len());
-    assert!(status.success(), "cairn-node exited with {status} after SIGTERM, want 0");
+    assert_eq!(
+        sha256_hex(&body),
+        c.entry(module, version).zip_sha256,
+        "in-flight zip bytes after SIGTERM ({} bytes)",
+        body.len()
+    );
+    assert!(
+        status.success(),
+        "cairn-node exited with {status} after SIGTERM, want 0"
+    );
 }

@@ -26,10 +26,21 @@ async fn two_hundred_concurrent_misses_make_one_upstream_request() {
             let url = url.clone();
             tokio::spawn(async move {
                 // One client per task: separate connections, like separate CI jobs.
-                let client = reqwest::Client::builder().no_proxy().timeout(patience(6.0)).build().unwrap();
-                let r = client.get(&url).send().await.map_err(|e| format!("client {i}: {e}"))?;
+                let client = reqwest::Client::builder()
+                    .no_proxy()
+                    .timeout(patience(6.0))
+                    .build()
+                    .unwrap();
+                let r = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("client {i}: {e}"))?;
                 let status = r.status().as_u16();
-                let body = r.bytes().await.map_err(|e| format!("client {i}: body: {e}"))?;
+                let body = r
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("client {i}: body: {e}"))?;
                 Ok::<_, String>((status, body))
             })
         })
@@ -47,7 +58,12 @@ async fn two_hundred_concurrent_misses_make_one_upstream_request() {
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "{} of {CLIENTS} clients did not get the right zip:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {CLIENTS} clients did not get the right zip:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let counts: Vec<(String, usize)> = ["info", "mod", "zip"]
         .iter()
         .map(|ext| {
@@ -56,6 +72,13 @@ async fn two_hundred_concurrent_misses_make_one_upstream_request() {
             (p, n)
         })
         .collect();
-    assert_eq!(fixture.count(&zip), 1, "upstream requests per file: {counts:?}");
-    assert!(counts.iter().all(|(_, n)| *n <= 1), "duplicate upstream requests: {counts:?}");
+    assert_eq!(
+        fixture.count(&zip),
+        1,
+        "upstream requests per file: {counts:?}"
+    );
+    assert!(
+        counts.iter().all(|(_, n)| *n <= 1),
+        "duplicate upstream requests: {counts:?}"
+    );
 }

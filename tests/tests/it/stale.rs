@@ -39,15 +39,23 @@ async fn ask_everything(env: &GoEnv) -> Answers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_upstream_changes_nothing_for_warmed_modules() {
-    let Some(go) = go("a_dead_upstream_changes_nothing_for_warmed_modules") else { return };
+    let Some(go) = go("a_dead_upstream_changes_nothing_for_warmed_modules") else {
+        return;
+    };
     let fixture = corpus_fixture().await;
     let node = start_node(&fixture.url(), CONFIG).await;
     let warm = ask_everything(&GoEnv::new(&go, &node.url()).unwrap()).await;
-    assert_maps_eq("warm-up hashes vs the corpus", &expected_sums(corpus()), &warm.0);
+    assert_maps_eq(
+        "warm-up hashes vs the corpus",
+        &expected_sums(corpus()),
+        &warm.0,
+    );
 
     fixture.kill().await;
     assert!(
-        tokio::net::TcpStream::connect(fixture.addr()).await.is_err(),
+        tokio::net::TcpStream::connect(fixture.addr())
+            .await
+            .is_err(),
         "the killed fixture still accepts connections"
     );
     // Let every list/@latest TTL (1 s) expire, so each answer below is served stale.
@@ -55,8 +63,16 @@ async fn a_dead_upstream_changes_nothing_for_warmed_modules() {
 
     let cold = ask_everything(&GoEnv::new(&go, &node.url()).unwrap()).await;
     assert_maps_eq("hashes with the upstream dead", &warm.0, &cold.0);
-    assert_maps_eq("go list -m -versions with the upstream dead", &warm.1, &cold.1);
-    assert_maps_eq("go list -m M@latest with the upstream dead", &warm.2, &cold.2);
+    assert_maps_eq(
+        "go list -m -versions with the upstream dead",
+        &warm.1,
+        &cold.1,
+    );
+    assert_maps_eq(
+        "go list -m M@latest with the upstream dead",
+        &warm.2,
+        &cold.2,
+    );
     let health = node.get("/healthz").await.unwrap();
     assert_eq!(health.status, 200, "/healthz after the upstream died");
 }
