@@ -1,1 +1,357 @@
-fn main() {}
+//! `cairn-bench`: cache-hit throughput and latency of `cairn-node` against a static file server
+//! serving the same bytes, in the same run, on 127.0.0.1.
+//!
+//! It generates a GOPROXY-layout corpus (an `.info`, a ≈100 KiB zip and a ≈10 MiB zip), starts
+//! `cairn-node` with that corpus as its `file://` upstream and warms its cache, starts a reference
+//! static server over the same directory (nginx if on `PATH`, else a minimal hyper file server,
+//! see `static_server`), then for each scenario {info, zip100k, zip10m} × {64, 512} connections
+//! × {cairn, static} runs a closed-loop keep-alive load (warm-up, then a measurement window) while
+//! sampling the server's RSS and CPU. It prints a table with req/s, MB/s, latency percentiles,
+//! errors, CPU, peak RSS and, for cairn rows, the ratio to the static server and PASS/MISS marks
+//! against the targets (≥ 0.8× static req/s; p99 < 10 ms at 64 connections; RSS not growing with
+//! zip size), and writes the same as JSON to `target/bench-results.json`.
+//!
+//! Speed is only ever measured here, never asserted: missing a target still exits 0; a setup
+//! failure exits non-zero.
+//!
+//! Run (about 90 s with the defaults):
+//!
+//! ```text
+//! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench
+//! target/release/cairn-bench --duration-secs 10 --conns 64 --scenarios zip100k
+//! target/release/cairn-bench --cairn-env CAIRN_CACHE__VERIFY_ON_READ=false
+//! ```
+//!
+//! `cairn-node` is `$CAIRN_NODE_BIN`, else `target/release/cairn-node` in the workspace.
+//! `CAIRN_*` variables in the environment reach `cairn-node` too.
+#![allow(clippy::unwrap_used)]
+
+mod corpus;
+mod load;
+mod procstat;
+mod report;
+mod servers;
+mod static_server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::json;
+use tokio::time::Instant;
+
+use corpus::Target;
+use report::Row;
+use servers::{Server, StaticChoice};
+
+/// Cache-hit benchmark of cairn-node against a static file server.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-bench")]
+struct Args {
+    /// Measurement window per run, seconds.
+    #[arg(long, env = "CAIRN_BENCH_DURATION_SECS", default_value_t = 5.0)]
+    duration_secs: f64,
+    /// Warm-up before each window (connections open, nothing counted), seconds.
+    #[arg(long, env = "CAIRN_BENCH_WARMUP_SECS", default_value_t = 1.0)]
+    warmup_secs: f64,
+    /// Idle pause between runs, so one run's tail does not overlap the next, seconds.
+    #[arg(long, env = "CAIRN_BENCH_PAUSE_SECS", default_value_t = 0.5)]
+    pause_secs: f64,
+    /// Connection counts to run.
+    #[arg(
+        long,
+        env = "CAIRN_BENCH_CONNS",
+        value_delimiter = ',',
+        default_value = "64,512"
+    )]
+    conns: Vec<usize>,
+    /// Scenarios to run: info, zip100k, zip10m.
+    #[arg(
+        long,
+        env = "CAIRN_BENCH_SCENARIOS",
+        value_delimiter = ',',
+        default_value = "info,zip100k,zip10m"
+    )]
+    scenarios: Vec<String>,
+    /// Reference static server.
+    #[arg(long, value_enum, default_value_t = StaticChoice::Auto)]
+    static_server: StaticChoice,
+    /// The cairn-node binary (default: target/release/cairn-node in the workspace).
+    #[arg(long, env = "CAIRN_NODE_BIN")]
+    node_bin: Option<PathBuf>,
+    /// Extra environment for cairn-node, KEY=VALUE (repeatable).
+    #[arg(long, value_parser = parse_key_value)]
+    cairn_env: Vec<(String, String)>,
+    /// Where to write the JSON results (default: target/bench-results.json in the workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Internal: run as the hyper static file server over this directory.
+    #[arg(long, hide = true)]
+    serve_static: Option<PathBuf>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(root) = args.serve_static {
+        let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
+        return match static_server::serve_blocking(root, listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn-bench --serve-static: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // The load generator gets the default runtime: one worker per core, like each server.
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cairn-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn-bench: setup failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn node_bin(args: &Args) -> anyhow::Result<PathBuf> {
+    let bin = args
+        .node_bin
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/release/cairn-node"));
+    if !bin.is_file() {
+        bail!(
+            "cairn-node not found at {}; build it with `cargo build --release -p cairn-node` \
+             (or point CAIRN_NODE_BIN at a binary)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn select_targets(all: Vec<Target>, wanted: &[String]) -> anyhow::Result<Vec<Target>> {
+    for w in wanted {
+        if !all.iter().any(|t| t.scenario == w) {
+            bail!("unknown scenario {w:?} (known: info, zip100k, zip10m)");
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|t| wanted.iter().any(|w| w == t.scenario))
+        .collect())
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let bin = node_bin(&args)?;
+    let work = tempfile::Builder::new().prefix("cairn-bench-").tempdir()?;
+    let corpus_dir = work.path().join("corpus");
+    let targets = corpus::generate(&corpus_dir).context("generating the corpus")?;
+    let targets = select_targets(targets, &args.scenarios)?;
+    let load_before = loadavg();
+
+    let cairn = servers::start_cairn(&bin, &corpus_dir, work.path(), &args.cairn_env).await?;
+    let static_srv = servers::start_static(
+        args.static_server,
+        &corpus_dir,
+        work.path(),
+        &targets[0].path,
+    )
+    .await?;
+    warm_and_compare(&cairn, &static_srv, &targets).await?;
+    print_header(&args, &bin, &cairn, &static_srv, &targets, &load_before);
+
+    let mut rows = Vec::new();
+    for target in &targets {
+        for &conns in &args.conns {
+            for server in [&cairn, &static_srv] {
+                let row = run_one(&args, server, target, conns).await?;
+                eprintln!(
+                    "  {:<8} {:>4} conns {:<12} {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
+                    row.scenario,
+                    conns,
+                    row.server,
+                    row.rps(),
+                    row.load.quantile_ms(0.99),
+                    row.load.errors
+                );
+                rows.push(row);
+            }
+        }
+    }
+    let load_after = loadavg();
+    print!("\n{}", report::table(&rows));
+    println!("\nMemory (peak summed VmRSS sampled every 100 ms; HWM since the run started):");
+    print!("{}", report::memory(&rows));
+    for row in rows.iter().filter(|r| r.load.first_error.is_some()) {
+        let err = row.load.first_error.as_deref().unwrap_or_default();
+        println!(
+            "first error, {} {} conns {}: {err}",
+            row.scenario, row.conns, row.server
+        );
+    }
+    println!("\nload average before: {load_before}; after: {load_after}");
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/bench-results.json"));
+    let meta = json!({
+        "reference_server": static_srv.name,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "loadavg_before": load_before, "loadavg_after": load_after,
+        "duration_secs": args.duration_secs, "warmup_secs": args.warmup_secs,
+        "cairn_env": cairn_env_summary(&args),
+    });
+    report::write_json(&out, &rows, meta)?;
+    println!("results written to {}", out.display());
+    Ok(())
+}
+
+/// Requests every target once from cairn (filling its cache) and checks the static server
+/// returns the very same bytes.
+async fn warm_and_compare(
+    cairn: &Server,
+    reference: &Server,
+    targets: &[Target],
+) -> anyhow::Result<()> {
+    for t in targets {
+        let (status, from_cairn) = servers::get(cairn.addr, &t.path).await?;
+        if status != hyper::StatusCode::OK {
+            bail!(
+                "warming cairn: GET {} answered {status}; log: {}",
+                t.path,
+                cairn.log.display()
+            );
+        }
+        let (status, from_static) = servers::get(reference.addr, &t.path).await?;
+        if status != hyper::StatusCode::OK {
+            bail!("{}: GET {} answered {status}", reference.name, t.path);
+        }
+        if from_cairn != from_static || from_cairn.len() as u64 != t.bytes {
+            bail!(
+                "GET {}: cairn sent {} bytes, {} sent {}, the file has {}; they must match",
+                t.path,
+                from_cairn.len(),
+                reference.name,
+                from_static.len(),
+                t.bytes
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One run: load on `server` while sampling its memory and the CPU of it and of this process.
+async fn run_one(
+    args: &Args,
+    server: &Server,
+    target: &Target,
+    conns: usize,
+) -> anyhow::Result<Row> {
+    let pids = procstat::tree(server.pid);
+    let sampler = procstat::Sampler::start(pids.clone(), Duration::from_millis(100));
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
+    let measure_to = measure_from + Duration::from_secs_f64(args.duration_secs);
+    let spec = load::LoadSpec {
+        addr: server.addr,
+        path: target.path.clone(),
+        expected_bytes: target.bytes,
+        conns,
+        measure_from,
+        measure_to,
+    };
+    let load = tokio::spawn(load::run(spec));
+    tokio::time::sleep_until(measure_from).await;
+    let (srv0, cli0) = (
+        procstat::tree_cpu_ticks(&pids),
+        procstat::tree_cpu_ticks(&[0]),
+    );
+    tokio::time::sleep_until(measure_to).await;
+    let (srv1, cli1) = (
+        procstat::tree_cpu_ticks(&pids),
+        procstat::tree_cpu_ticks(&[0]),
+    );
+    let load = load.await.context("the load generator panicked")?;
+    let mem = sampler.finish().await;
+    tokio::time::sleep(Duration::from_secs_f64(args.pause_secs)).await;
+    let pct = |ticks: u64| ticks as f64 / procstat::clock_ticks() / args.duration_secs * 100.0;
+    Ok(Row {
+        scenario: target.scenario,
+        body_bytes: target.bytes,
+        conns,
+        server: server.name.clone(),
+        load,
+        window_secs: args.duration_secs,
+        server_cpu_pct: pct(srv1.saturating_sub(srv0)),
+        client_cpu_pct: pct(cli1.saturating_sub(cli0)),
+        mem,
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `CAIRN_*` settings that reach cairn-node: inherited ones and `--cairn-env` ones.
+fn cairn_env_summary(args: &Args) -> Vec<String> {
+    let inherited =
+        std::env::vars().filter(|(k, _)| k.starts_with("CAIRN_") && !k.starts_with("CAIRN_BENCH_"));
+    inherited
+        .chain(args.cairn_env.iter().cloned())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+fn print_header(
+    args: &Args,
+    bin: &Path,
+    cairn: &Server,
+    reference: &Server,
+    targets: &[Target],
+    load: &str,
+) {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("cairn-bench: {cpus} CPUs, load average {load}");
+    println!(
+        "cairn-node: {} at {} (pid {})",
+        bin.display(),
+        cairn.addr,
+        cairn.pid
+    );
+    println!("cairn-node environment: {:?}", cairn_env_summary(args));
+    println!(
+        "reference static server: {} at {} (pid {})",
+        reference.name, reference.addr, reference.pid
+    );
+    for t in targets {
+        println!("target {:<8} {} ({} bytes)", t.scenario, t.path, t.bytes);
+    }
+    println!(
+        "each run: {} s warm-up + {} s measured, connections {:?}; progress on stderr",
+        args.warmup_secs, args.duration_secs, args.conns
+    );
+}

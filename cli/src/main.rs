@@ -10,10 +10,19 @@ use clap::{Parser, Subcommand};
 
 /// Operate a cairn cluster.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about = "Operate a cairn Go module mirror cluster")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Operate a cairn Go module mirror cluster"
+)]
 struct Cli {
     /// A node's cluster (gRPC) address, HOST:PORT or http://HOST:PORT.
-    #[arg(long, global = true, env = "CAIRN_NODE", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_NODE",
+        default_value = "127.0.0.1:9090"
+    )]
     node: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -33,7 +42,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cairn: cannot start runtime: {e}");
@@ -58,13 +70,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", render(&reply));
             }
-            Ok(if reply.ready { ExitCode::SUCCESS } else { ExitCode::from(3) })
+            Ok(if reply.ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
     }
 }
 
 async fn status(node: &str, timeout: Duration) -> Result<StatusReply> {
-    let uri = if node.contains("://") { node.to_string() } else { format!("http://{node}") };
+    let uri = if node.contains("://") {
+        node.to_string()
+    } else {
+        format!("http://{node}")
+    };
     let channel = tonic::transport::Endpoint::from_shared(uri.clone())
         .with_context(|| format!("{node:?} is not a valid node address (expected HOST:PORT)"))?
         .connect_timeout(timeout)
@@ -80,7 +100,11 @@ async fn status(node: &str, timeout: Duration) -> Result<StatusReply> {
 }
 
 fn render(r: &StatusReply) -> String {
-    let leader = if r.leader_id == 0 { "none".to_string() } else { r.leader_id.to_string() };
+    let leader = if r.leader_id == 0 {
+        "none".to_string()
+    } else {
+        r.leader_id.to_string()
+    };
     let mut out = format!(
         "node {id} (cairn {ver}, up {up}s)\n  health:  {health}\n  ready:   {ready}\n  raft:    {state}, term {term}, leader {leader}\n  log:     last index {last}, applied {applied}\n  blobs:   {blobs} ({bytes} bytes), version records {recs}\n  listen:  http {http}, cluster {cluster}\n  members:\n",
         id = r.node_id, ver = r.version, up = r.uptime_seconds, health = r.health, ready = r.ready,
@@ -89,7 +113,10 @@ fn render(r: &StatusReply) -> String {
     );
     for m in &r.members {
         let role = if m.voter { "voter" } else { "learner" };
-        out.push_str(&format!("    {} {} {} (matched index {})\n", m.id, m.addr, role, m.matched_index));
+        out.push_str(&format!(
+            "    {} {} {} (matched index {})\n",
+            m.id, m.addr, role, m.matched_index
+        ));
     }
     out
 }

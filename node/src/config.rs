@@ -17,7 +17,11 @@ use crate::upstream::UpstreamSettings;
 
 /// Command-line flags of `cairn-node`. Each also reads a `CAIRN_*` environment variable.
 #[derive(Debug, Default, Parser)]
-#[command(name = "cairn-node", version, about = "cairn-node: a highly available Go module mirror (GOPROXY server)")]
+#[command(
+    name = "cairn-node",
+    version,
+    about = "cairn-node: a highly available Go module mirror (GOPROXY server)"
+)]
 pub struct Flags {
     /// TOML configuration file; flags and CAIRN_* variables override its keys.
     #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
@@ -350,10 +354,13 @@ fn read_raw(path: Option<&Path>, env: &dyn Env) -> Result<RawConfig, ConfigError
         if FLAG_KEYS.contains(&key.as_str()) || !key.contains("__") {
             continue;
         }
-        set_path(&mut table, &key.split("__").collect::<Vec<_>>(), env_value(&value));
+        set_path(
+            &mut table,
+            &key.split("__").collect::<Vec<_>>(),
+            env_value(&value),
+        );
     }
-    RawConfig::deserialize(toml::Value::Table(table))
-        .map_err(|e| ConfigError::Parse(e.to_string()))
+    RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse(e.to_string()))
 }
 
 /// Interprets an environment value as a TOML literal (number, bool, array) or else a string.
@@ -405,7 +412,11 @@ impl RawConfig {
     /// Checks every key and returns the typed configuration, or all problems at once.
     pub fn validate(self) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
-        let listen = parse_addr("listen", self.listen.as_deref().unwrap_or("0.0.0.0:8080"), &mut errs);
+        let listen = parse_addr(
+            "listen",
+            self.listen.as_deref().unwrap_or("0.0.0.0:8080"),
+            &mut errs,
+        );
         let cluster_listen = parse_addr(
             "cluster_listen",
             self.cluster_listen.as_deref().unwrap_or("127.0.0.1:9090"),
@@ -413,7 +424,10 @@ impl RawConfig {
         );
         let node_id = self.node_id.unwrap_or(1);
         if node_id == 0 {
-            errs.push(invalid("node_id", "must be a positive integer (1, 2, 3, ...)"));
+            errs.push(invalid(
+                "node_id",
+                "must be a positive integer (1, 2, 3, ...)",
+            ));
         }
         let peers = parse_peers(self.peers.as_deref(), node_id, cluster_listen, &mut errs);
         let upstream = self
@@ -427,18 +441,26 @@ impl RawConfig {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             other => {
-                errs.push(invalid("log_format", &format!("{other:?} is neither \"human\" nor \"json\"")));
+                errs.push(invalid(
+                    "log_format",
+                    &format!("{other:?} is neither \"human\" nor \"json\""),
+                ));
                 LogFormat::Human
             }
         };
         let upstream_error_status = self.upstream_error_status.unwrap_or(502);
-        if !(400..=599).contains(&upstream_error_status) || matches!(upstream_error_status, 404 | 410) {
+        if !(400..=599).contains(&upstream_error_status)
+            || matches!(upstream_error_status, 404 | 410)
+        {
             errs.push(invalid(
                 "upstream_error_status",
                 "must be a 4xx/5xx status other than 404 and 410 (those mean \"not found\" to the go command)",
             ));
         }
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("./cairn-data"));
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./cairn-data"));
         if data_dir.as_os_str().is_empty() {
             errs.push(invalid("data_dir", "must not be empty"));
         }
@@ -451,10 +473,14 @@ impl RawConfig {
             data_dir,
             upstream,
             node_id,
-            cluster_listen: cluster_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            cluster_listen: cluster_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
             peers,
             log_format,
-            log_level: self.log_level.clone().unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string()),
+            log_level: self
+                .log_level
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string()),
             upstream_error_status,
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
             cache: self.cache,
@@ -471,7 +497,10 @@ impl RawConfig {
             errs.push(invalid("cache.negative_max_entries", "must be at least 1"));
         }
         if self.limits.max_zip_bytes == 0 || self.limits.max_uncompressed_bytes == 0 {
-            errs.push(invalid("limits.max_zip_bytes", "zip limits must be positive"));
+            errs.push(invalid(
+                "limits.max_zip_bytes",
+                "zip limits must be positive",
+            ));
         }
         if self.http.max_connections == 0 {
             errs.push(invalid("http.max_connections", "must be at least 1"));
@@ -481,14 +510,27 @@ impl RawConfig {
         }
         let mut seen = std::collections::BTreeSet::new();
         for db in &self.sumdb.databases {
-            if db.name.is_empty() || db.name.starts_with('/') || db.name.ends_with('/') || db.name.contains("..") {
-                errs.push(invalid("sumdb.databases", &format!("bad database name {:?}", db.name)));
+            if db.name.is_empty()
+                || db.name.starts_with('/')
+                || db.name.ends_with('/')
+                || db.name.contains("..")
+            {
+                errs.push(invalid(
+                    "sumdb.databases",
+                    &format!("bad database name {:?}", db.name),
+                ));
             }
             if !(db.url.starts_with("https://") || db.url.starts_with("http://")) {
-                errs.push(invalid("sumdb.databases", &format!("url {:?} must start with https:// or http://", db.url)));
+                errs.push(invalid(
+                    "sumdb.databases",
+                    &format!("url {:?} must start with https:// or http://", db.url),
+                ));
             }
             if !seen.insert(db.name.clone()) {
-                errs.push(invalid("sumdb.databases", &format!("database {:?} listed twice", db.name)));
+                errs.push(invalid(
+                    "sumdb.databases",
+                    &format!("database {:?} listed twice", db.name),
+                ));
             }
         }
     }
@@ -505,7 +547,10 @@ fn parse_addr(key: &'static str, s: &str, errs: &mut Vec<ConfigError>) -> Option
     match s.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            errs.push(invalid(key, &format!("{s:?} is not an IP:PORT address, e.g. 0.0.0.0:8080")));
+            errs.push(invalid(
+                key,
+                &format!("{s:?} is not an IP:PORT address, e.g. 0.0.0.0:8080"),
+            ));
             None
         }
     }
@@ -518,7 +563,12 @@ fn parse_peers(
     errs: &mut Vec<ConfigError>,
 ) -> BTreeMap<u64, String> {
     let mut peers = BTreeMap::new();
-    for item in s.unwrap_or("").split(',').map(str::trim).filter(|i| !i.is_empty()) {
+    for item in s
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
         let parsed = item
             .split_once('=')
             .and_then(|(id, addr)| Some((id.trim().parse::<u64>().ok()?, addr.trim())));
@@ -536,7 +586,10 @@ fn parse_peers(
             peers.insert(node_id, own.to_string());
         }
     } else if !peers.contains_key(&node_id) {
-        errs.push(invalid("peers", &format!("does not contain this node's id {node_id}")));
+        errs.push(invalid(
+            "peers",
+            &format!("does not contain this node's id {node_id}"),
+        ));
     }
     peers
 }
@@ -546,7 +599,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -562,7 +618,11 @@ mod tests {
     fn flag_beats_env_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1\"\n[cache]\nlist_ttl_secs = 5\nnegative_ttl_secs = 7\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\n[cache]\nlist_ttl_secs = 5\nnegative_ttl_secs = 7\n",
+        )
+        .unwrap();
         let flags = Flags {
             config: Some(file),
             listen: Some("127.0.0.1:3".into()),
@@ -586,14 +646,21 @@ mod tests {
         };
         let errs = Config::load(&flags, &env(&[])).unwrap_err();
         let text = errs.to_string();
-        for key in ["listen", "node_id", "log_format", "upstream_error_status", "peers"] {
+        for key in [
+            "listen",
+            "node_id",
+            "log_format",
+            "upstream_error_status",
+            "peers",
+        ] {
             assert!(text.contains(key), "{key} missing from:\n{text}");
         }
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::load(&Flags::default(), &env(&[("CAIRN_CACHE__NO_SUCH", "1")])).unwrap_err();
+        let err =
+            Config::load(&Flags::default(), &env(&[("CAIRN_CACHE__NO_SUCH", "1")])).unwrap_err();
         assert!(err.to_string().contains("no_such"), "{err}");
     }
 }

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use cairn_node::config::{Config, Flags, LogFormat, ProcessEnv};
+use clap::Parser;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cairn-node: cannot start the async runtime: {e}");
@@ -37,7 +40,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = cairn_node::metrics::install().context("installing the metrics recorder")?;
     let shutdown = cairn_node::shutdown::on_signals().context("installing signal handlers")?;
-    let node = cairn_node::Node::bind(config, metrics).await.context("starting the node")?;
+    let node = cairn_node::Node::bind(config, metrics)
+        .await
+        .context("starting the node")?;
     node.run(shutdown).await.context("running the node")?;
     Ok(())
 }
@@ -45,9 +50,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Human => builder.init(),
     }
 }

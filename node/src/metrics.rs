@@ -7,7 +7,8 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 /// Latency buckets (seconds) for request and upstream histograms.
 const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
 ];
 
 /// Installs the global recorder (once per process) and describes every metric.
@@ -26,12 +27,34 @@ pub fn describe() {
     crate::mirror::metrics::describe();
     crate::upstream::metrics::describe();
     crate::raft::metrics::describe();
-    describe_gauge!("cairn_blob_objects", "Blobs (module zips) held by this node.");
-    describe_gauge!("cairn_blob_bytes", Unit::Bytes, "Bytes of blobs held by this node.");
-    describe_counter!("cairn_blob_quarantined_total", "Blobs moved to quarantine after failing sha256 verification.");
-    describe_counter!("cairn_blob_verify_failures_total", "Responses aborted because the blob failed verification while being served.");
-    describe_gauge!("cairn_version_records", "Module version records in this node's replicated state.");
-    describe_counter!("cairn_sumdb_requests_total", "Checksum-database lookups and tiles by result (hit, miss).");
-    describe_gauge!("cairn_build_info", "Always 1; the version label says which cairn is running.");
+    describe_gauge!(
+        "cairn_blob_objects",
+        "Blobs (module zips) held by this node."
+    );
+    describe_gauge!(
+        "cairn_blob_bytes",
+        Unit::Bytes,
+        "Bytes of blobs held by this node."
+    );
+    describe_counter!(
+        "cairn_blob_quarantined_total",
+        "Blobs moved to quarantine after failing sha256 verification."
+    );
+    describe_counter!(
+        "cairn_blob_verify_failures_total",
+        "Responses aborted because the blob failed verification while being served."
+    );
+    describe_gauge!(
+        "cairn_version_records",
+        "Module version records in this node's replicated state."
+    );
+    describe_counter!(
+        "cairn_sumdb_requests_total",
+        "Checksum-database lookups and tiles by result (hit, miss)."
+    );
+    describe_gauge!(
+        "cairn_build_info",
+        "Always 1; the version label says which cairn is running."
+    );
     metrics::gauge!("cairn_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

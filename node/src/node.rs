@@ -72,13 +72,25 @@ impl Node {
     pub async fn bind(config: Config, metrics: PrometheusHandle) -> Result<Node, NodeError> {
         let since = Instant::now();
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|e| NodeError::DataDir { path: dir.clone(), reason: e.to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::DataDir {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
-        let upstream = Upstream::new(&config.upstream, &config.upstream_http).map_err(|e| NodeError::Upstream(e.to_string()))?;
-        let http = TcpListener::bind(config.listen).await.map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+        let upstream = Upstream::new(&config.upstream, &config.upstream_http)
+            .map_err(|e| NodeError::Upstream(e.to_string()))?;
+        let http = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let cluster = TcpListener::bind(config.cluster_listen)
             .await
-            .map_err(|source| NodeError::Bind { addr: config.cluster_listen, source })?;
+            .map_err(|source| NodeError::Bind {
+                addr: config.cluster_listen,
+                source,
+            })?;
         let (http_addr, cluster_addr) = (local(&http), local(&cluster));
         let peers = peers_with_bound_self(&config, cluster_addr);
         let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &config.raft)
@@ -92,14 +104,21 @@ impl Node {
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
         );
-        let mirror = Mirror::new(consensus.clone(), blobs.clone(), upstream, config.cache.clone(), config.limits.clone());
+        let mirror = Mirror::new(
+            consensus.clone(),
+            blobs.clone(),
+            upstream,
+            config.cache.clone(),
+            config.limits.clone(),
+        );
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {
             mirror,
             sumdb,
             consensus: consensus.clone(),
             metrics,
-            upstream_error_status: StatusCode::from_u16(config.upstream_error_status).unwrap_or(StatusCode::BAD_GATEWAY),
+            upstream_error_status: StatusCode::from_u16(config.upstream_error_status)
+                .unwrap_or(StatusCode::BAD_GATEWAY),
             max_path_bytes: config.http.max_path_bytes,
             mutable_max_age: format!("public, max-age={}", config.cache.list_ttl_secs.min(300)),
             started: started.clone(),
@@ -114,7 +133,14 @@ impl Node {
             since,
         };
         write_addrs(dir, http_addr, cluster_addr)?;
-        Ok(Node { config, http, cluster, state, admin, consensus })
+        Ok(Node {
+            config,
+            http,
+            cluster,
+            state,
+            admin,
+            consensus,
+        })
     }
 
     /// The bound (GOPROXY HTTP, cluster gRPC) addresses.
@@ -125,7 +151,14 @@ impl Node {
     /// Serves until `shutdown` is cancelled, then drains HTTP within the grace period and stops
     /// Raft cleanly.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
-        let Node { config, http, cluster, state, admin, consensus } = self;
+        let Node {
+            config,
+            http,
+            cluster,
+            state,
+            admin,
+            consensus,
+        } = self;
         let grpc_shutdown = shutdown.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster);
         let grpc = tonic::transport::Server::builder()
@@ -135,20 +168,31 @@ impl Node {
         let grpc = tokio::spawn(grpc);
         state.started.store(true, Ordering::Release);
         tracing::info!("node ready");
-        crate::http::serve(http, state, config.http.max_connections, shutdown, config.shutdown_grace).await;
+        crate::http::serve(
+            http,
+            state,
+            config.http.max_connections,
+            shutdown,
+            config.shutdown_grace,
+        )
+        .await;
         match tokio::time::timeout(Duration::from_secs(5), grpc).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cluster server ended with an error"),
             Err(_) => tracing::warn!("cluster server did not stop within 5s"),
             _ => {}
         }
-        consensus.shutdown().await.map_err(|e| NodeError::Consensus(e.to_string()))?;
+        consensus
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Consensus(e.to_string()))?;
         tracing::info!("node stopped");
         Ok(())
     }
 }
 
 fn local(l: &TcpListener) -> SocketAddr {
-    l.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    l.local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// The configured peers, with this node's own entry replaced by its bound address when it was
@@ -158,17 +202,29 @@ fn peers_with_bound_self(config: &Config, bound: SocketAddr) -> BTreeMap<u64, No
         .peers
         .iter()
         .map(|(id, addr)| {
-            let addr = if *id == config.node_id && addr.ends_with(":0") { bound.to_string() } else { addr.clone() };
+            let addr = if *id == config.node_id && addr.ends_with(":0") {
+                bound.to_string()
+            } else {
+                addr.clone()
+            };
             (*id, NodeAddr { cluster_addr: addr })
         })
         .collect()
 }
 
-fn write_addrs(dir: &std::path::Path, http: SocketAddr, cluster: SocketAddr) -> Result<(), NodeError> {
-    let body = serde_json::json!({ "http": http.to_string(), "cluster": cluster.to_string() }).to_string();
+fn write_addrs(
+    dir: &std::path::Path,
+    http: SocketAddr,
+    cluster: SocketAddr,
+) -> Result<(), NodeError> {
+    let body =
+        serde_json::json!({ "http": http.to_string(), "cluster": cluster.to_string() }).to_string();
     let tmp = dir.join("listen-addrs.json.tmp");
     let dest = dir.join("listen-addrs.json");
     std::fs::write(&tmp, body)
         .and_then(|()| std::fs::rename(&tmp, &dest))
-        .map_err(|e| NodeError::DataDir { path: dest, reason: e.to_string() })
+        .map_err(|e| NodeError::DataDir {
+            path: dest,
+            reason: e.to_string(),
+        })
 }

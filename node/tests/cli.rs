@@ -12,8 +12,18 @@ fn help_documents_every_flag() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--listen", "--data-dir", "--upstream", "--config", "--node-id", "--cluster-listen", "--peers",
-        "--log-format", "--log-level", "--upstream-error-status", "--shutdown-grace-secs", "CAIRN_LISTEN",
+        "--listen",
+        "--data-dir",
+        "--upstream",
+        "--config",
+        "--node-id",
+        "--cluster-listen",
+        "--peers",
+        "--log-format",
+        "--log-level",
+        "--upstream-error-status",
+        "--shutdown-grace-secs",
+        "CAIRN_LISTEN",
     ] {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
@@ -23,7 +33,16 @@ fn help_documents_every_flag() {
 fn invalid_configuration_reports_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = bin()
-        .args(["--listen", "not-an-address", "--node-id", "0", "--upstream", "ftp://x", "--log-format", "xml"])
+        .args([
+            "--listen",
+            "not-an-address",
+            "--node-id",
+            "0",
+            "--upstream",
+            "ftp://x",
+            "--log-format",
+            "xml",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("CAIRN_CONFIG")

@@ -76,7 +76,10 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn status(&self, _req: tonic::Request<StatusRequest>) -> Result<tonic::Response<StatusReply>, tonic::Status> {
+    async fn status(
+        &self,
+        _req: tonic::Request<StatusRequest>,
+    ) -> Result<tonic::Response<StatusReply>, tonic::Status> {
         Ok(tonic::Response::new(self.status_reply()))
     }
 }

@@ -25,7 +25,9 @@ pub const CHUNK: usize = 128 * 1024;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// An empty body (HEAD, 304).
@@ -78,24 +80,28 @@ pub fn file_range(file: std::fs::File, start: u64, end: u64, verify: Option<Veri
 async fn next_chunk(st: &mut State) -> std::io::Result<Bytes> {
     let len = CHUNK.min((st.end - st.pos) as usize);
     let (file, pos, hasher) = (st.file.clone(), st.pos, st.hasher.take());
-    let (buf, hasher) = tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<u8>, Option<Sha256>)> {
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than recorded"));
+    let (buf, hasher) =
+        tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<u8>, Option<Sha256>)> {
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            while filled < len {
+                let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than recorded",
+                    ));
+                }
+                filled += n;
             }
-            filled += n;
-        }
-        let mut hasher = hasher;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf);
-        }
-        Ok((buf, hasher))
-    })
-    .await
-    .map_err(std::io::Error::other)??;
+            let mut hasher = hasher;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf);
+            }
+            Ok((buf, hasher))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
     st.pos += len as u64;
     st.hasher = hasher;
     if st.pos >= st.end {
@@ -117,5 +123,8 @@ fn check_final(st: &mut State) -> std::io::Result<()> {
     if let Err(e) = verify.blobs.quarantine(&verify.sha256) {
         tracing::warn!(error = %e, "could not quarantine corrupt blob");
     }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "blob failed sha256 verification"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "blob failed sha256 verification",
+    ))
 }

@@ -13,7 +13,10 @@ use super::route::{self, ProxyRequest, Route};
 use super::HttpState;
 
 /// Handles one request; never fails (every problem becomes a response).
-pub async fn handle<B>(state: Arc<HttpState>, req: Request<B>) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle<B>(
+    state: Arc<HttpState>,
+    req: Request<B>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
     let (parts, _body) = req.into_parts();
     let rid = request_id(&parts);
@@ -38,9 +41,15 @@ fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &
     let elapsed = start.elapsed();
     metrics::counter!(super::metrics::REQUESTS_TOTAL, "endpoint" => endpoint, "status" => status.as_str().to_string())
         .increment(1);
-    metrics::histogram!(super::metrics::REQUEST_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
-    if let Some(len) = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
-        metrics::counter!(super::metrics::RESPONSE_BYTES_TOTAL, "endpoint" => endpoint).increment(len);
+    metrics::histogram!(super::metrics::REQUEST_DURATION, "endpoint" => endpoint)
+        .record(elapsed.as_secs_f64());
+    if let Some(len) = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        metrics::counter!(super::metrics::RESPONSE_BYTES_TOTAL, "endpoint" => endpoint)
+            .increment(len);
     }
     let ms = elapsed.as_secs_f64() * 1000.0;
     let _g = span.enter();
@@ -54,9 +63,18 @@ fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &
 }
 
 fn request_id(parts: &http::request::Parts) -> String {
-    let given = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    let given = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
     match given {
-        Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             id.to_string()
         }
         _ => format!("{:016x}", rand::random::<u64>()),
@@ -73,7 +91,11 @@ fn truncate(s: &str, max: usize) -> &str {
 
 type Answer = Result<Response<Body>, Failure>;
 
-async fn dispatch(state: &HttpState, parts: &http::request::Parts, path: &str) -> (&'static str, Answer) {
+async fn dispatch(
+    state: &HttpState,
+    parts: &http::request::Parts,
+    path: &str,
+) -> (&'static str, Answer) {
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return ("other", Err(Failure::Method));
     }
@@ -85,7 +107,10 @@ async fn dispatch(state: &HttpState, parts: &http::request::Parts, path: &str) -
         Err(e) => return ("other", Err(Failure::Route(e))),
     };
     match route {
-        Route::Healthz => ("health", Ok(text(StatusCode::OK, "ok\n".into(), "no-store"))),
+        Route::Healthz => (
+            "health",
+            Ok(text(StatusCode::OK, "ok\n".into(), "no-store")),
+        ),
         Route::Readyz => ("health", Ok(super::health::readyz(state))),
         Route::Metrics => ("metrics", Ok(metrics_page(state))),
         Route::Sumdb(rest) => ("sumdb", sumdb(state, parts, &rest).await),
@@ -96,15 +121,22 @@ async fn dispatch(state: &HttpState, parts: &http::request::Parts, path: &str) -
 fn text(status: StatusCode, body: String, cache: &'static str) -> Response<Body> {
     let mut resp = Response::new(body::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     resp
 }
 
 fn metrics_page(state: &HttpState) -> Response<Body> {
     super::health::refresh_gauges(state);
     let mut resp = text(StatusCode::OK, state.metrics.render(), "no-store");
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 
@@ -114,7 +146,12 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
     match req {
         ProxyRequest::List { module } => {
             let body = m.list(&module).await.map_err(Failure::Mirror)?;
-            Ok(bytes_response(parts, body, "text/plain; charset=utf-8", short))
+            Ok(bytes_response(
+                parts,
+                body,
+                "text/plain; charset=utf-8",
+                short,
+            ))
         }
         ProxyRequest::Latest { module } => {
             let body = m.latest(&module).await.map_err(Failure::Mirror)?;
@@ -127,14 +164,24 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
         }
         ProxyRequest::Mod { module, version } => {
             let body = m.gomod(&module, &version).await.map_err(Failure::Mirror)?;
-            Ok(bytes_response(parts, body, "text/plain; charset=utf-8", IMMUTABLE))
+            Ok(bytes_response(
+                parts,
+                body,
+                "text/plain; charset=utf-8",
+                IMMUTABLE,
+            ))
         }
         ProxyRequest::Zip { module, version } => zip(state, parts, &module, &version).await,
     }
 }
 
 /// A 200 (or 304) with an in-memory body, a strong ETag and `Content-Length`.
-fn bytes_response(parts: &http::request::Parts, body: bytes::Bytes, content_type: &'static str, cache: &str) -> Response<Body> {
+fn bytes_response(
+    parts: &http::request::Parts,
+    body: bytes::Bytes,
+    content_type: &'static str,
+    cache: &str,
+) -> Response<Body> {
     let etag = response::etag_of(&body);
     let len = body.len();
     let mut resp = if response::not_modified(parts, &etag) {
@@ -142,9 +189,15 @@ fn bytes_response(parts: &http::request::Parts, body: bytes::Bytes, content_type
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = Response::new(if parts.method == Method::HEAD { body::empty() } else { body::full(body) });
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let mut r = Response::new(if parts.method == Method::HEAD {
+            body::empty()
+        } else {
+            body::full(body)
+        });
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         r
     };
     set_common(&mut resp, &etag, cache);
@@ -161,8 +214,17 @@ fn set_common(resp: &mut Response<Body>, etag: &str, cache: &str) {
     }
 }
 
-async fn zip(state: &HttpState, parts: &http::request::Parts, module: &str, version: &str) -> Answer {
-    let a = state.mirror.zip(module, version).await.map_err(Failure::Mirror)?;
+async fn zip(
+    state: &HttpState,
+    parts: &http::request::Parts,
+    module: &str,
+    version: &str,
+) -> Answer {
+    let a = state
+        .mirror
+        .zip(module, version)
+        .await
+        .map_err(Failure::Mirror)?;
     let etag = format!("\"{}\"", a.sha256);
     if response::not_modified(parts, &etag) {
         let mut r = Response::new(body::empty());
@@ -170,7 +232,7 @@ async fn zip(state: &HttpState, parts: &http::request::Parts, module: &str, vers
         set_common(&mut r, &etag, IMMUTABLE);
         return Ok(r);
     }
-    let range = response::range(parts, &etag, a.size).map_err(|()| Failure::Range(a.size))?;
+    let range = response::range(parts, &etag, a.size).map_err(|_| Failure::Range(a.size))?;
     let (start, end) = range.map(|r| (r.start, r.end)).unwrap_or((0, a.size));
     let mut resp = if parts.method == Method::HEAD {
         Response::new(body::empty())
@@ -178,7 +240,10 @@ async fn zip(state: &HttpState, parts: &http::request::Parts, module: &str, vers
         Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if range.is_some() {
@@ -193,24 +258,48 @@ async fn zip(state: &HttpState, parts: &http::request::Parts, module: &str, vers
 
 /// Opens the blob and streams `[start, end)`. A whole-file read is verified as it streams; a
 /// partial range is served only after the whole blob verified.
-async fn zip_body(state: &HttpState, sha256: &str, start: u64, end: u64, size: u64) -> Result<Body, Failure> {
+async fn zip_body(
+    state: &HttpState,
+    sha256: &str,
+    start: u64,
+    end: u64,
+    size: u64,
+) -> Result<Body, Failure> {
     let blobs = state.mirror.blobs().clone();
     let storage = |e: String| Failure::Mirror(crate::mirror::MirrorError::Storage(e));
     let whole = start == 0 && end == size;
     let verify_now = state.mirror.verify_on_read() && !whole;
-    if verify_now && !blobs.verify(sha256).await.map_err(|e| storage(e.to_string()))? {
+    if verify_now
+        && !blobs
+            .verify(sha256)
+            .await
+            .map_err(|e| storage(e.to_string()))?
+    {
         let _ = blobs.quarantine(sha256);
-        return Err(storage(format!("blob {sha256} failed verification; try again")));
+        return Err(storage(format!(
+            "blob {sha256} failed verification; try again"
+        )));
     }
     let path = blobs.path_of(sha256).map_err(|e| storage(e.to_string()))?;
     let file = std::fs::File::open(&path).map_err(|e| storage(format!("cannot open blob: {e}")))?;
-    let verify = (state.mirror.verify_on_read() && whole).then(|| body::Verify { sha256: sha256.to_string(), blobs });
+    let verify = (state.mirror.verify_on_read() && whole).then(|| body::Verify {
+        sha256: sha256.to_string(),
+        blobs,
+    });
     Ok(body::file_range(file, start, end, verify))
 }
 
 async fn sumdb(state: &HttpState, parts: &http::request::Parts, rest: &str) -> Answer {
     let a = state.sumdb.get(rest).await.map_err(Failure::Sumdb)?;
-    let cache = if a.immutable { IMMUTABLE } else { "public, max-age=60" };
-    let cache = if rest.ends_with("/supported") { "no-store" } else { cache };
+    let cache = if a.immutable {
+        IMMUTABLE
+    } else {
+        "public, max-age=60"
+    };
+    let cache = if rest.ends_with("/supported") {
+        "no-store"
+    } else {
+        cache
+    };
     Ok(bytes_response(parts, a.body, a.content_type, cache))
 }

@@ -29,13 +29,28 @@ pub fn readyz(state: &HttpState) -> Response<Body> {
     let st = state.consensus.status();
     match st.leader_id {
         Some(id) => lines.push(format!("[+]leader {id}")),
-        None => lines.push("[-]leader none (degraded: no quorum; serving cached modules, misses pass through)".into()),
+        None => lines.push(
+            "[-]leader none (degraded: no quorum; serving cached modules, misses pass through)"
+                .into(),
+        ),
     }
-    lines.push(if ok { "ready".into() } else { "not ready".into() });
+    lines.push(if ok {
+        "ready".into()
+    } else {
+        "not ready".into()
+    });
     let mut resp = Response::new(body::full(lines.join("\n") + "\n"));
-    *resp.status_mut() = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    *resp.status_mut() = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

@@ -13,7 +13,15 @@ pub const CONNECTIONS: &str = "cairn_http_connections";
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(REQUESTS_TOTAL, "HTTP requests by endpoint (list, latest, info, mod, zip, sumdb, health, metrics, other) and status code.");
-    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "Time to produce the response head, by endpoint.");
-    describe_counter!(RESPONSE_BYTES_TOTAL, Unit::Bytes, "Response body bytes sent (by Content-Length), by endpoint.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to produce the response head, by endpoint."
+    );
+    describe_counter!(
+        RESPONSE_BYTES_TOTAL,
+        Unit::Bytes,
+        "Response body bytes sent (by Content-Length), by endpoint."
+    );
     describe_gauge!(CONNECTIONS, "Open HTTP client connections.");
 }

@@ -77,7 +77,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let svc = hyper::service::service_fn(move |req| handler::handle(state.clone(), req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
@@ -89,7 +91,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!(grace_secs = grace.as_secs(), "http: stopped accepting, draining connections");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "http: stopped accepting, draining connections"
+    );
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("http: all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("http: grace period over, closing remaining connections"),

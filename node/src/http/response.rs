@@ -33,15 +33,13 @@ impl Failure {
     /// The status code for this failure; `upstream` is the configured upstream-failure status.
     pub fn status(&self, upstream: StatusCode) -> StatusCode {
         match self {
-            Failure::Route(RouteError::BadRequest(_)) | Failure::Sumdb(SumdbError::BadRequest(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            Failure::Route(_) | Failure::Mirror(MirrorError::NotFound(_)) | Failure::Sumdb(SumdbError::NotFound(_)) => {
-                StatusCode::NOT_FOUND
-            }
-            Failure::Mirror(MirrorError::Upstream(_) | MirrorError::Rejected { .. }) | Failure::Sumdb(SumdbError::Upstream(_)) => {
-                upstream
-            }
+            Failure::Route(RouteError::BadRequest(_))
+            | Failure::Sumdb(SumdbError::BadRequest(_)) => StatusCode::BAD_REQUEST,
+            Failure::Route(_)
+            | Failure::Mirror(MirrorError::NotFound(_))
+            | Failure::Sumdb(SumdbError::NotFound(_)) => StatusCode::NOT_FOUND,
+            Failure::Mirror(MirrorError::Upstream(_) | MirrorError::Rejected { .. })
+            | Failure::Sumdb(SumdbError::Upstream(_)) => upstream,
             Failure::Mirror(MirrorError::Storage(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::Method => StatusCode::METHOD_NOT_ALLOWED,
             Failure::TooLong => StatusCode::URI_TOO_LONG,
@@ -68,8 +66,15 @@ impl Failure {
         let mut resp = Response::new(body::full(text));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        let cache = if status == StatusCode::NOT_FOUND { "public, max-age=60" } else { "no-store" };
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let cache = if status == StatusCode::NOT_FOUND {
+            "public, max-age=60"
+        } else {
+            "no-store"
+        };
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         match self {
             Failure::Method => {
@@ -80,7 +85,9 @@ impl Failure {
                     h.insert(header::CONTENT_RANGE, v);
                 }
             }
-            Failure::Mirror(MirrorError::Upstream(_)) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            Failure::Mirror(MirrorError::Upstream(_))
+                if status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
@@ -113,7 +120,11 @@ pub fn etag_of(bytes: &[u8]) -> String {
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, as RFC 9110 requires for it).
 pub fn not_modified(req: &http::request::Parts, etag: &str) -> bool {
-    let Some(v) = req.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(v) = req
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     v.split(',')
@@ -130,13 +141,25 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+/// A `Range` that selects no byte of the body (416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// Interprets `Range` (honouring `If-Range`) against a body of `size` bytes. `Ok(None)`: serve
-/// the whole body; `Err(())`: not satisfiable. Multiple ranges are answered with the whole body.
-pub fn range(req: &http::request::Parts, etag: &str, size: u64) -> Result<Option<ByteRange>, ()> {
+/// the whole body. Multiple ranges are answered with the whole body.
+pub fn range(
+    req: &http::request::Parts,
+    etag: &str,
+    size: u64,
+) -> Result<Option<ByteRange>, Unsatisfiable> {
     let Some(spec) = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
-    if let Some(cond) = req.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+    if let Some(cond) = req
+        .headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         if cond.trim() != etag {
             return Ok(None);
         }
@@ -152,7 +175,10 @@ pub fn range(req: &http::request::Parts, etag: &str, size: u64) -> Result<Option
     };
     let (a, b) = (a.trim(), b.trim());
     let parsed = match (a.is_empty(), b.is_empty()) {
-        (true, false) => b.parse::<u64>().ok().map(|n| (size.saturating_sub(n), size)),
+        (true, false) => b
+            .parse::<u64>()
+            .ok()
+            .map(|n| (size.saturating_sub(n), size)),
         (false, true) => a.parse::<u64>().ok().map(|s| (s, size)),
         (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
             (Ok(s), Ok(e)) if s <= e => Some((s, e.saturating_add(1).min(size))),
@@ -162,7 +188,7 @@ pub fn range(req: &http::request::Parts, etag: &str, size: u64) -> Result<Option
     };
     match parsed {
         None => Ok(None),
-        Some((start, end)) if start >= size || start >= end => Err(()),
+        Some((start, end)) if start >= size || start >= end => Err(Unsatisfiable),
         Some((start, end)) => Ok(Some(ByteRange { start, end })),
     }
 }
@@ -183,30 +209,75 @@ mod tests {
     fn ranges() {
         let r = |h: &[(&str, &str)]| range(&parts(h), "\"e\"", 100);
         assert_eq!(r(&[]), Ok(None));
-        assert_eq!(r(&[("range", "bytes=10-19")]), Ok(Some(ByteRange { start: 10, end: 20 })));
-        assert_eq!(r(&[("range", "bytes=90-")]), Ok(Some(ByteRange { start: 90, end: 100 })));
-        assert_eq!(r(&[("range", "bytes=-5")]), Ok(Some(ByteRange { start: 95, end: 100 })));
-        assert_eq!(r(&[("range", "bytes=50-500")]), Ok(Some(ByteRange { start: 50, end: 100 })));
-        assert_eq!(r(&[("range", "bytes=100-")]), Err(()));
+        assert_eq!(
+            r(&[("range", "bytes=10-19")]),
+            Ok(Some(ByteRange { start: 10, end: 20 }))
+        );
+        assert_eq!(
+            r(&[("range", "bytes=90-")]),
+            Ok(Some(ByteRange {
+                start: 90,
+                end: 100
+            }))
+        );
+        assert_eq!(
+            r(&[("range", "bytes=-5")]),
+            Ok(Some(ByteRange {
+                start: 95,
+                end: 100
+            }))
+        );
+        assert_eq!(
+            r(&[("range", "bytes=50-500")]),
+            Ok(Some(ByteRange {
+                start: 50,
+                end: 100
+            }))
+        );
+        assert_eq!(r(&[("range", "bytes=100-")]), Err(Unsatisfiable));
         assert_eq!(r(&[("range", "bytes=1-2,5-6")]), Ok(None));
-        assert_eq!(r(&[("range", "bytes=1-2"), ("if-range", "\"other\"")]), Ok(None));
-        assert_eq!(r(&[("range", "bytes=1-2"), ("if-range", "\"e\"")]), Ok(Some(ByteRange { start: 1, end: 3 })));
+        assert_eq!(
+            r(&[("range", "bytes=1-2"), ("if-range", "\"other\"")]),
+            Ok(None)
+        );
+        assert_eq!(
+            r(&[("range", "bytes=1-2"), ("if-range", "\"e\"")]),
+            Ok(Some(ByteRange { start: 1, end: 3 }))
+        );
     }
 
     #[test]
     fn conditional() {
-        assert!(not_modified(&parts(&[("if-none-match", "\"a\", \"e\"")]), "\"e\""));
-        assert!(not_modified(&parts(&[("if-none-match", "W/\"e\"")]), "\"e\""));
+        assert!(not_modified(
+            &parts(&[("if-none-match", "\"a\", \"e\"")]),
+            "\"e\""
+        ));
+        assert!(not_modified(
+            &parts(&[("if-none-match", "W/\"e\"")]),
+            "\"e\""
+        ));
         assert!(not_modified(&parts(&[("if-none-match", "*")]), "\"e\""));
-        assert!(!not_modified(&parts(&[("if-none-match", "\"x\"")]), "\"e\""));
+        assert!(!not_modified(
+            &parts(&[("if-none-match", "\"x\"")]),
+            "\"e\""
+        ));
     }
 
     #[test]
     fn statuses() {
         let up = StatusCode::BAD_GATEWAY;
-        assert_eq!(Failure::Mirror(MirrorError::NotFound("x".into())).status(up), StatusCode::NOT_FOUND);
-        assert_eq!(Failure::Mirror(MirrorError::Upstream("x".into())).status(up), up);
-        assert_eq!(Failure::Route(RouteError::BadRequest("x".into())).status(up), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            Failure::Mirror(MirrorError::NotFound("x".into())).status(up),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            Failure::Mirror(MirrorError::Upstream("x".into())).status(up),
+            up
+        );
+        assert_eq!(
+            Failure::Route(RouteError::BadRequest("x".into())).status(up),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(sanitize("a\nb"), "a b");
     }
 }

@@ -99,12 +99,17 @@ pub fn parse(raw_path: &str) -> Result<Route, RouteError> {
 }
 
 fn parse_proxy(path: &str) -> Result<ProxyRequest, RouteError> {
+    if path.starts_with("@v/") || path == "@latest" {
+        return Err(RouteError::BadRequest("missing module path".into()));
+    }
     if let Some(escaped) = path.strip_suffix("/@latest") {
         let module = unescape_module(escaped)?;
         return Ok(ProxyRequest::Latest { module });
     }
     let (escaped, file) = path.split_once("/@v/").ok_or_else(|| {
-        RouteError::NotFound(format!("{path:?} is not a GOPROXY path (expected <module>/@v/... or <module>/@latest)"))
+        RouteError::NotFound(format!(
+            "{path:?} is not a GOPROXY path (expected <module>/@v/... or <module>/@latest)"
+        ))
     })?;
     let module = unescape_module(escaped)?;
     if file == "list" {
@@ -113,9 +118,15 @@ fn parse_proxy(path: &str) -> Result<ProxyRequest, RouteError> {
     let (version, kind) = [".info", ".mod", ".zip"]
         .iter()
         .find_map(|ext| file.strip_suffix(ext).map(|v| (v, *ext)))
-        .ok_or_else(|| RouteError::BadRequest(format!("unknown file {file:?}: expected list, <version>.info, .mod or .zip")))?;
+        .ok_or_else(|| {
+            RouteError::BadRequest(format!(
+                "unknown file {file:?}: expected list, <version>.info, .mod or .zip"
+            ))
+        })?;
     if version.is_empty() {
-        return Err(RouteError::BadRequest("missing version before the extension".into()));
+        return Err(RouteError::BadRequest(
+            "missing version before the extension".into(),
+        ));
     }
     let version = module::unescape_version(version)
         .map_err(|e| RouteError::BadRequest(format!("invalid version: {e}")))?;
@@ -130,7 +141,8 @@ fn unescape_module(escaped: &str) -> Result<String, RouteError> {
     if escaped.is_empty() {
         return Err(RouteError::BadRequest("missing module path".into()));
     }
-    module::unescape_path(escaped).map_err(|e| RouteError::BadRequest(format!("invalid module path: {e}")))
+    module::unescape_path(escaped)
+        .map_err(|e| RouteError::BadRequest(format!("invalid module path: {e}")))
 }
 
 /// Strict percent-decoding: `%` must be followed by two hex digits and the result must be
@@ -144,10 +156,14 @@ fn percent_decode(s: &str) -> Result<String, RouteError> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
             let v = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| RouteError::BadRequest("malformed percent-encoding in path".into()))?;
+                .ok_or_else(|| {
+                    RouteError::BadRequest("malformed percent-encoding in path".into())
+                })?;
             out.push(v);
             i += 3;
         } else {
@@ -171,21 +187,46 @@ mod tests {
 
     #[test]
     fn goproxy_paths() {
-        assert_eq!(proxy("/golang.org/x/mod/@v/list"), ProxyRequest::List { module: "golang.org/x/mod".into() });
-        assert_eq!(proxy("/github.com/%21azure/x/@latest"), ProxyRequest::Latest { module: "github.com/Azure/x".into() });
+        assert_eq!(
+            proxy("/golang.org/x/mod/@v/list"),
+            ProxyRequest::List {
+                module: "golang.org/x/mod".into()
+            }
+        );
+        assert_eq!(
+            proxy("/github.com/%21azure/x/@latest"),
+            ProxyRequest::Latest {
+                module: "github.com/Azure/x".into()
+            }
+        );
         assert_eq!(
             proxy("/github.com/!burnt!sushi/toml/@v/v1.0.0-!r!c1.info"),
-            ProxyRequest::Info { module: "github.com/BurntSushi/toml".into(), version: "v1.0.0-RC1".into() }
+            ProxyRequest::Info {
+                module: "github.com/BurntSushi/toml".into(),
+                version: "v1.0.0-RC1".into()
+            }
         );
         assert_eq!(
             proxy("/example.com/m/@v/v2.0.0+incompatible.zip"),
-            ProxyRequest::Zip { module: "example.com/m".into(), version: "v2.0.0+incompatible".into() }
+            ProxyRequest::Zip {
+                module: "example.com/m".into(),
+                version: "v2.0.0+incompatible".into()
+            }
         );
         assert_eq!(
             proxy("/gopkg.in/yaml.v2/@v/v2.4.0.mod"),
-            ProxyRequest::Mod { module: "gopkg.in/yaml.v2".into(), version: "v2.4.0".into() }
+            ProxyRequest::Mod {
+                module: "gopkg.in/yaml.v2".into(),
+                version: "v2.4.0".into()
+            }
         );
-        assert_eq!(proxy("/example.com/m/@v/master.info"), ProxyRequest::Info { module: "example.com/m".into(), version: "master".into() });
+        assert_eq!(
+            proxy("/example.com/m/@v/master.info"),
+            ProxyRequest::Info {
+                module: "example.com/m".into(),
+                version: "master".into()
+            }
+        );
     }
 
     #[test]
@@ -193,7 +234,10 @@ mod tests {
         assert_eq!(parse("/healthz"), Ok(Route::Healthz));
         assert_eq!(parse("/readyz"), Ok(Route::Readyz));
         assert_eq!(parse("/metrics"), Ok(Route::Metrics));
-        assert_eq!(parse("/sumdb/sum.golang.org/supported"), Ok(Route::Sumdb("sum.golang.org/supported".into())));
+        assert_eq!(
+            parse("/sumdb/sum.golang.org/supported"),
+            Ok(Route::Sumdb("sum.golang.org/supported".into()))
+        );
     }
 
     #[test]
@@ -211,8 +255,15 @@ mod tests {
             "/@v/list",
             "/example.com/m/@v/%ff.info",
         ] {
-            assert!(matches!(parse(p), Err(RouteError::BadRequest(_))), "{p}: {:?}", parse(p));
+            assert!(
+                matches!(parse(p), Err(RouteError::BadRequest(_))),
+                "{p}: {:?}",
+                parse(p)
+            );
         }
-        assert!(matches!(parse("/favicon.ico"), Err(RouteError::NotFound(_))));
+        assert!(matches!(
+            parse("/favicon.ico"),
+            Err(RouteError::NotFound(_))
+        ));
     }
 }

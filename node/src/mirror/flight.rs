@@ -59,7 +59,8 @@ where
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(rx) = map.get(&key) {
-            metrics::counter!(super::metrics::FLIGHT_WAITERS_TOTAL, "kind" => self.kind).increment(1);
+            metrics::counter!(super::metrics::FLIGHT_WAITERS_TOTAL, "kind" => self.kind)
+                .increment(1);
             return rx.clone();
         }
         let (tx, rx) = watch::channel(None);
@@ -95,7 +96,8 @@ mod tests {
         let (release_tx, release_rx) = watch::channel(false);
         let mut handles = Vec::new();
         for _ in 0..50 {
-            let (flights, runs, mut release_rx) = (flights.clone(), runs.clone(), release_rx.clone());
+            let (flights, runs, mut release_rx) =
+                (flights.clone(), runs.clone(), release_rx.clone());
             handles.push(tokio::spawn(async move {
                 flights
                     .run(
@@ -124,11 +126,15 @@ mod tests {
         let (tx, rx) = watch::channel(false);
         let f2 = flights.clone();
         let first = tokio::spawn(async move {
-            f2.run(1, move || async move {
-                let mut rx = rx;
-                let _ = rx.wait_for(|r| *r).await;
-                5
-            }, 0)
+            f2.run(
+                1,
+                move || async move {
+                    let mut rx = rx;
+                    let _ = rx.wait_for(|r| *r).await;
+                    5
+                },
+                0,
+            )
             .await
         });
         tokio::task::yield_now().await;
@@ -139,6 +145,10 @@ mod tests {
         };
         tokio::task::yield_now().await;
         tx.send(true).unwrap();
-        assert_eq!(second.await.unwrap(), 5, "joined the original, still-running flight");
+        assert_eq!(
+            second.await.unwrap(),
+            5,
+            "joined the original, still-running flight"
+        );
     }
 }

@@ -36,16 +36,25 @@ impl Mirror {
         count_cache("list", false);
         let neg_key = format!("{module}@v/list");
         if let Some(msg) = inner.negative.get(&neg_key) {
-            return if cached.is_empty() { Err(MirrorError::NotFound(msg)) } else { Ok(render(&[], cached)) };
+            return if cached.is_empty() {
+                Err(MirrorError::NotFound(msg))
+            } else {
+                Ok(render(&[], cached))
+            };
         }
         match self.fetch_list(module).await {
             Ok(rec) => Ok(render(&rec.versions, cached)),
             Err(MirrorError::NotFound(msg)) => {
                 inner.negative.insert(neg_key, msg.clone());
-                if cached.is_empty() { Err(MirrorError::NotFound(msg)) } else { Ok(render(&[], cached)) }
+                if cached.is_empty() {
+                    Err(MirrorError::NotFound(msg))
+                } else {
+                    Ok(render(&[], cached))
+                }
             }
             Err(e) if !cached.is_empty() => {
-                ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "list").increment(1);
+                ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "list")
+                    .increment(1);
                 tracing::warn!(module, error = %e, "upstream failed; listing the cached versions only");
                 Ok(render(&[], cached))
             }
@@ -55,7 +64,11 @@ impl Mirror {
 
     /// The tagged (non-pseudo) versions of `module` held in the state.
     fn cached_versions(&self, module: &str) -> MirrorResult<Vec<String>> {
-        let all = self.inner.meta.module_versions(module).map_err(MirrorError::storage)?;
+        let all = self
+            .inner
+            .meta
+            .module_versions(module)
+            .map_err(MirrorError::storage)?;
         Ok(all.into_iter().filter(|v| listable(module, v)).collect())
     }
 
@@ -84,8 +97,9 @@ impl Mirror {
                         .fetch(&key, UpstreamFile::List, limit)
                         .await
                         .map_err(MirrorError::from_upstream)?;
-                    let text = std::str::from_utf8(&got.body)
-                        .map_err(|_| reject("list", "bad_list", format!("{key}: list is not UTF-8")))?;
+                    let text = std::str::from_utf8(&got.body).map_err(|_| {
+                        reject("list", "bad_list", format!("{key}: list is not UTF-8"))
+                    })?;
                     let versions: Vec<String> = text
                         .lines()
                         .filter_map(|l| l.split_whitespace().next())
@@ -93,9 +107,16 @@ impl Mirror {
                         .map(str::to_string)
                         .collect();
                     let fetched_at_ms = now_ms();
-                    let cmd = MetaCmd::PutList { module: key.clone(), versions: versions.clone(), fetched_at_ms };
+                    let cmd = MetaCmd::PutList {
+                        module: key.clone(),
+                        versions: versions.clone(),
+                        fetched_at_ms,
+                    };
                     this.propose_mutable(cmd, "list").await;
-                    Ok(Arc::new(ListRecord { versions, fetched_at_ms }))
+                    Ok(Arc::new(ListRecord {
+                        versions,
+                        fetched_at_ms,
+                    }))
                 },
                 Err(gone()),
             )
@@ -105,7 +126,11 @@ impl Mirror {
     /// Answers `@latest`.
     pub async fn latest(&self, module: &str) -> MirrorResult<Bytes> {
         let inner = &self.inner;
-        if let Some(rec) = inner.meta.get_latest(module).map_err(MirrorError::storage)? {
+        if let Some(rec) = inner
+            .meta
+            .get_latest(module)
+            .map_err(MirrorError::storage)?
+        {
             count_cache("latest", true);
             if is_stale(rec.fetched_at_ms, inner.cache.latest_ttl_secs) {
                 let (this, m) = (self.clone(), module.to_string());
@@ -129,7 +154,8 @@ impl Mirror {
             Err(e @ (MirrorError::Upstream(_) | MirrorError::Rejected { .. })) => {
                 match self.latest_from_cache(module)? {
                     Some(body) => {
-                        ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "latest").increment(1);
+                        ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "latest")
+                            .increment(1);
                         tracing::warn!(module, error = %e, "upstream failed; answering @latest from cached versions");
                         Ok(body)
                     }
@@ -157,7 +183,11 @@ impl Mirror {
                         .map_err(MirrorError::from_upstream)?;
                     super::version::check_info(&got.body, None, &key)
                         .map_err(|r| reject("latest", "bad_info", format!("{key}@latest: {r}")))?;
-                    let cmd = MetaCmd::PutLatest { module: key.clone(), info: got.body.to_vec(), fetched_at_ms: now_ms() };
+                    let cmd = MetaCmd::PutLatest {
+                        module: key.clone(),
+                        info: got.body.to_vec(),
+                        fetched_at_ms: now_ms(),
+                    };
                     this.propose_mutable(cmd, "latest").await;
                     Ok(got.body)
                 },
@@ -169,25 +199,39 @@ impl Mirror {
     /// The `.info` of the highest cached version (release, else pre-release, else
     /// pseudo-version), for answering `@latest` while the upstream is down.
     fn latest_from_cache(&self, module: &str) -> MirrorResult<Option<Bytes>> {
-        let mut all = self.inner.meta.module_versions(module).map_err(MirrorError::storage)?;
+        let mut all = self
+            .inner
+            .meta
+            .module_versions(module)
+            .map_err(MirrorError::storage)?;
         all.retain(|v| super::version::is_canonical_for(module, v));
-        let rank = |v: &String| match (module::is_pseudo_version(v), module::semver::is_prerelease(v)) {
+        let rank = |v: &String| match (
+            module::is_pseudo_version(v),
+            module::semver::is_prerelease(v),
+        ) {
             (true, _) => 0,
             (false, true) => 1,
             (false, false) => 2,
         };
-        let best = all
-            .iter()
-            .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| module::semver::compare(a, b)));
+        let best = all.iter().max_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| module::semver::compare(a, b))
+        });
         let Some(best) = best else { return Ok(None) };
-        let rec = self.inner.meta.get_version(module, best).map_err(MirrorError::storage)?;
+        let rec = self
+            .inner
+            .meta
+            .get_version(module, best)
+            .map_err(MirrorError::storage)?;
         Ok(rec.map(|r| Bytes::from(r.info)))
     }
 
     /// Commits a list/latest answer; failing to (no quorum) only means it is served uncached.
     async fn propose_mutable(&self, cmd: MetaCmd, kind: &'static str) {
         if let Err(e) = self.inner.consensus.propose(cmd).await {
-            ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => kind).increment(1);
+            ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => kind)
+                .increment(1);
             tracing::warn!(kind, error = %e, "could not commit; serving uncached (degraded)");
         }
     }
@@ -199,7 +243,8 @@ fn log_refresh(kind: &'static str, module: &str, err: Option<&MirrorError>) {
         Some(MirrorError::NotFound(_)) => "not_found",
         Some(_) => "error",
     };
-    ::metrics::counter!(super::metrics::REFRESH_TOTAL, "kind" => kind, "result" => result).increment(1);
+    ::metrics::counter!(super::metrics::REFRESH_TOTAL, "kind" => kind, "result" => result)
+        .increment(1);
     if let Some(e) = err {
         tracing::warn!(kind, module, error = %e, "background refresh failed; serving the stale copy");
     }
@@ -234,7 +279,10 @@ mod tests {
 
     #[test]
     fn pseudo_versions_are_not_listable() {
-        assert!(!listable("example.com/m", "v0.0.0-20230102030405-abcdefabcdef"));
+        assert!(!listable(
+            "example.com/m",
+            "v0.0.0-20230102030405-abcdefabcdef"
+        ));
         assert!(listable("example.com/m", "v1.0.0"));
         assert!(!listable("example.com/m", "v1.0"));
         assert!(!listable("example.com/m/v2", "v1.0.0"));

@@ -22,13 +22,31 @@ pub const STALE_SERVED_TOTAL: &str = "cairn_stale_served_total";
 /// Registers help text for the mirror's metrics.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge};
-    describe_counter!(CACHE_REQUESTS_TOTAL, "Cache lookups by file kind (list, latest, info, mod, zip) and result (hit, miss).");
-    describe_counter!(FLIGHT_WAITERS_TOTAL, "Requests that waited for another request's identical in-flight fetch (single flight).");
+    describe_counter!(
+        CACHE_REQUESTS_TOTAL,
+        "Cache lookups by file kind (list, latest, info, mod, zip) and result (hit, miss)."
+    );
+    describe_counter!(
+        FLIGHT_WAITERS_TOTAL,
+        "Requests that waited for another request's identical in-flight fetch (single flight)."
+    );
     describe_gauge!(FLIGHTS_INFLIGHT, "Upstream fills in progress, by kind.");
-    describe_counter!(FILL_REJECTED_TOTAL, "Upstream answers rejected as invalid and not cached, by kind and reason.");
-    describe_counter!(IMMUTABILITY_CONFLICTS_TOTAL, "Upstream answers whose bytes differ from an already cached immutable version; rejected.");
+    describe_counter!(
+        FILL_REJECTED_TOTAL,
+        "Upstream answers rejected as invalid and not cached, by kind and reason."
+    );
+    describe_counter!(
+        IMMUTABILITY_CONFLICTS_TOTAL,
+        "Upstream answers whose bytes differ from an already cached immutable version; rejected."
+    );
     describe_counter!(DEGRADED_PASSTHROUGH_TOTAL, "Misses served from the upstream without being committed because the cluster had no quorum.");
     describe_gauge!(NEGATIVE_ENTRIES, "Not-found answers currently remembered.");
-    describe_counter!(REFRESH_TOTAL, "Background refreshes of lists and @latest, by kind and result (ok, not_found, error).");
-    describe_counter!(STALE_SERVED_TOTAL, "Answers served from a stale cached copy because the upstream failed, by kind.");
+    describe_counter!(
+        REFRESH_TOTAL,
+        "Background refreshes of lists and @latest, by kind and result (ok, not_found, error)."
+    );
+    describe_counter!(
+        STALE_SERVED_TOTAL,
+        "Answers served from a stale cached copy because the upstream failed, by kind."
+    );
 }

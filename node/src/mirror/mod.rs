@@ -143,13 +143,18 @@ fn now_ms() -> i64 {
 
 fn count_cache(kind: &'static str, hit: bool) {
     let result = if hit { "hit" } else { "miss" };
-    ::metrics::counter!(metrics::CACHE_REQUESTS_TOTAL, "kind" => kind, "result" => result).increment(1);
+    ::metrics::counter!(metrics::CACHE_REQUESTS_TOTAL, "kind" => kind, "result" => result)
+        .increment(1);
 }
 
 fn reject(kind: &'static str, reason: &'static str, detail: String) -> MirrorError {
-    ::metrics::counter!(metrics::FILL_REJECTED_TOTAL, "kind" => kind, "reason" => reason).increment(1);
+    ::metrics::counter!(metrics::FILL_REJECTED_TOTAL, "kind" => kind, "reason" => reason)
+        .increment(1);
     tracing::warn!(kind, reason, detail = %detail, "rejected invalid upstream answer");
-    MirrorError::Rejected { kind, reason: detail }
+    MirrorError::Rejected {
+        kind,
+        reason: detail,
+    }
 }
 
 fn gone() -> MirrorError {

@@ -64,7 +64,11 @@ impl Mirror {
         kind: &'static str,
     ) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
-        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+        if let Some(rec) = inner
+            .meta
+            .get_version(module, version)
+            .map_err(MirrorError::storage)?
+        {
             count_cache(kind, true);
             return Ok(Arc::new(rec));
         }
@@ -92,16 +96,24 @@ impl Mirror {
 
     async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
-        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+        if let Some(rec) = inner
+            .meta
+            .get_version(module, version)
+            .map_err(MirrorError::storage)?
+        {
             return Ok(Arc::new(rec));
         }
         let (info, gomod) = tokio::join!(
-            inner
-                .upstream
-                .fetch(module, UpstreamFile::Info(version), inner.limits.max_info_bytes),
-            inner
-                .upstream
-                .fetch(module, UpstreamFile::Mod(version), inner.limits.max_mod_bytes),
+            inner.upstream.fetch(
+                module,
+                UpstreamFile::Info(version),
+                inner.limits.max_info_bytes
+            ),
+            inner.upstream.fetch(
+                module,
+                UpstreamFile::Mod(version),
+                inner.limits.max_mod_bytes
+            ),
         );
         let info = info.map_err(MirrorError::from_upstream)?;
         let gomod = gomod.map_err(MirrorError::from_upstream)?;
@@ -128,7 +140,11 @@ impl Mirror {
         kind: &'static str,
     ) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
-        match inner.consensus.propose(MetaCmd::PutVersion(rec.clone())).await {
+        match inner
+            .consensus
+            .propose(MetaCmd::PutVersion(rec.clone()))
+            .await
+        {
             Ok(MetaResp::Conflict { reason }) => {
                 ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => kind)
                     .increment(1);
@@ -177,7 +193,8 @@ impl Mirror {
                         .fetch(&key.0, UpstreamFile::Info(&key.1), limit)
                         .await
                         .map_err(MirrorError::from_upstream)?;
-                    check_info(&got.body, None, &key.0).map_err(|r| reject("info", "bad_info", r))?;
+                    check_info(&got.body, None, &key.0)
+                        .map_err(|r| reject("info", "bad_info", r))?;
                     Ok(got.body)
                 },
                 Err(gone()),
@@ -202,11 +219,15 @@ pub fn check_info(body: &[u8], expected: Option<&str>, module: &str) -> Result<(
         .ok_or("no \"Version\" string")?;
     if let Some(exp) = expected {
         if version != exp {
-            return Err(format!("names version {version:?} instead of requested {exp:?}"));
+            return Err(format!(
+                "names version {version:?} instead of requested {exp:?}"
+            ));
         }
     }
     if !module::is_canonical(version) || module::check(module, version).is_err() {
-        return Err(format!("version {version:?} is not a canonical version of {module}"));
+        return Err(format!(
+            "version {version:?} is not a canonical version of {module}"
+        ));
     }
     match obj.get("Time") {
         None | Some(serde_json::Value::Null) => Ok(()),
@@ -237,8 +258,18 @@ mod tests {
         assert!(check_info(ok, Some("v1.0.1"), "example.com/m").is_err());
         assert!(check_info(ok, None, "example.com/m/v2").is_err());
         assert!(check_info(b"garbage", None, "example.com/m").is_err());
-        assert!(check_info(br#"{"Version":"v1.0.0","Time":"yesterday"}"#, None, "example.com/m").is_err());
+        assert!(check_info(
+            br#"{"Version":"v1.0.0","Time":"yesterday"}"#,
+            None,
+            "example.com/m"
+        )
+        .is_err());
         assert!(check_info(br#"{"Version":"v1.0"}"#, None, "example.com/m").is_err());
-        assert!(check_info(br#"{"Version":"v2.0.0+incompatible"}"#, None, "example.com/m").is_ok());
+        assert!(check_info(
+            br#"{"Version":"v2.0.0+incompatible"}"#,
+            None,
+            "example.com/m"
+        )
+        .is_ok());
     }
 }

@@ -39,7 +39,11 @@ impl Mirror {
             )));
         }
         let inner = &self.inner;
-        if let Some(rec) = inner.meta.get_version(module, version).map_err(MirrorError::storage)? {
+        if let Some(rec) = inner
+            .meta
+            .get_version(module, version)
+            .map_err(MirrorError::storage)?
+        {
             if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
                 count_cache("zip", true);
                 return Ok(answer(z));
@@ -66,7 +70,10 @@ impl Mirror {
     async fn fill_zip(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
         let rec = self.version(module, version, "zip").await?;
         let expected = rec.zip.clone();
-        if expected.as_ref().is_some_and(|z| self.inner.blobs.contains(&z.sha256)) {
+        if expected
+            .as_ref()
+            .is_some_and(|z| self.inner.blobs.contains(&z.sha256))
+        {
             return Ok(rec);
         }
         let (blob, h1) = self.fetch_zip(module, version).await?;
@@ -112,7 +119,8 @@ impl Mirror {
         let (path, m, v) = (tmp.0.clone(), module.to_string(), version.to_string());
         let summary = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            modzip::check_zip(std::io::BufReader::new(file), &m, &v, &limits).map_err(|e| e.to_string())
+            modzip::check_zip(std::io::BufReader::new(file), &m, &v, &limits)
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| MirrorError::Storage(e.to_string()))?
@@ -136,25 +144,8 @@ fn answer(z: &ZipRef) -> ZipAnswer {
 /// Zip transfer failures that mean the upstream sent garbage (too large, cut short) are
 /// counted as rejections; the rest are ordinary upstream errors.
 fn zip_fetch_error(e: UpstreamError, module: &str, version: &str) -> MirrorError {
-    let text = e.to_string();
-    if let Some(reason) = garbage_reason(&e) {
-        return reject("zip", reason, format!("{module}@{version}: {text}"));
-    }
-    MirrorError::from_upstream(e)
-}
-
-fn garbage_reason(e: &UpstreamError) -> Option<&'static str> {
-    match e {
-        UpstreamError::Failed { reason, .. } => {
-            let r = reason.to_ascii_lowercase();
-            if r.contains("truncat") || r.contains("fewer bytes") || r.contains("incomplete") {
-                Some("truncated")
-            } else if r.contains("too large") || r.contains("exceed") || r.contains("limit") {
-                Some("too_large")
-            } else {
-                None
-            }
-        }
-        _ => None,
+    match e.bad_body() {
+        Some(reason) => reject("zip", reason, format!("{module}@{version}: {e}")),
+        None => MirrorError::from_upstream(e),
     }
 }

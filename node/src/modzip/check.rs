@@ -80,6 +80,8 @@ pub fn check_zip<R: Read + Seek>(
             limit: limits.max_zip_bytes,
         });
     }
+    // The zip crate parses the central directory twice: once to locate it for our own walk of
+    // the raw records (see `central`), and again, after that walk, to read the entries.
     let (start, count) = {
         let archive = ZipArchive::new(&mut reader).map_err(ZipError::Malformed)?;
         (archive.central_directory_start(), archive.len())

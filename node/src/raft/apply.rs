@@ -43,7 +43,12 @@ pub(crate) fn apply_entries(
 ) -> Result<Vec<MetaResp>, ApplyError> {
     let res = (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(
         |(meta, versions, lists, latest)| {
-            let tx = Tx { meta, versions, lists, latest };
+            let tx = Tx {
+                meta,
+                versions,
+                lists,
+                latest,
+            };
             apply_in_tx(&tx, entries)
         },
     );
@@ -54,7 +59,11 @@ pub(crate) fn apply_entries(
 }
 
 fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaResp>> {
-    let mut count = tx.meta.get(sm_key::VERSION_COUNT)?.and_then(|v| decode_u64(&v)).unwrap_or(0);
+    let mut count = tx
+        .meta
+        .get(sm_key::VERSION_COUNT)?
+        .and_then(|v| decode_u64(&v))
+        .unwrap_or(0);
     let mut out = Vec::with_capacity(entries.len());
     let mut last_applied: Option<LogId<NodeId>> = None;
     let mut membership: Option<StoredMembership<NodeId, NodeAddr>> = None;
@@ -75,7 +84,8 @@ fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaR
     }
     if last_applied.is_some() {
         tx.meta.insert(sm_key::LAST_APPLIED, json(&last_applied)?)?;
-        tx.meta.insert(sm_key::VERSION_COUNT, &count.to_be_bytes())?;
+        tx.meta
+            .insert(sm_key::VERSION_COUNT, &count.to_be_bytes())?;
     }
     Ok(out)
 }
@@ -83,12 +93,26 @@ fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaR
 fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> {
     match cmd {
         MetaCmd::PutVersion(rec) => put_version(tx.versions, rec, count),
-        MetaCmd::PutList { module, versions, fetched_at_ms } => {
-            let rec = ListRecord { versions: versions.clone(), fetched_at_ms: *fetched_at_ms };
+        MetaCmd::PutList {
+            module,
+            versions,
+            fetched_at_ms,
+        } => {
+            let rec = ListRecord {
+                versions: versions.clone(),
+                fetched_at_ms: *fetched_at_ms,
+            };
             put_if_newer(tx.lists, module, &rec, |r: &ListRecord| r.fetched_at_ms)
         }
-        MetaCmd::PutLatest { module, info, fetched_at_ms } => {
-            let rec = LatestRecord { info: info.clone(), fetched_at_ms: *fetched_at_ms };
+        MetaCmd::PutLatest {
+            module,
+            info,
+            fetched_at_ms,
+        } => {
+            let rec = LatestRecord {
+                info: info.clone(),
+                fetched_at_ms: *fetched_at_ms,
+            };
             put_if_newer(tx.latest, module, &rec, |r: &LatestRecord| r.fetched_at_ms)
         }
     }
@@ -145,7 +169,12 @@ fn immutable_difference(stored: &VersionRecord, new: &VersionRecord) -> Option<S
 }
 
 /// Stores `rec` under `module` if absent or if `fetched_at` of `rec` is newer than the stored one.
-fn put_if_newer<T, F>(tree: &TransactionalTree, module: &str, rec: &T, fetched_at: F) -> TxResult<MetaResp>
+fn put_if_newer<T, F>(
+    tree: &TransactionalTree,
+    module: &str,
+    rec: &T,
+    fetched_at: F,
+) -> TxResult<MetaResp>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
     F: Fn(&T) -> i64,

@@ -44,7 +44,9 @@ struct Inner {
 
 impl std::fmt::Debug for Consensus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consensus").field("id", &self.inner.id).finish_non_exhaustive()
+        f.debug_struct("Consensus")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +73,7 @@ impl Consensus {
         let network = Network::new(node_id, settings);
         let raft = openraft::Raft::new(node_id, config, network.clone(), log_store, sm)
             .await
-            .map_err(ConsensusError::Start)?;
+            .map_err(|e| ConsensusError::Start(Box::new(e)))?;
         let consensus = Consensus {
             inner: Arc::new(Inner {
                 id: node_id,
@@ -90,7 +92,10 @@ impl Consensus {
     }
 
     /// Initializes the cluster if this node is pristine and is the one that should.
-    async fn initialize_once(&self, peers: BTreeMap<NodeId, NodeAddr>) -> Result<(), ConsensusError> {
+    async fn initialize_once(
+        &self,
+        peers: BTreeMap<NodeId, NodeAddr>,
+    ) -> Result<(), ConsensusError> {
         let id = self.inner.id;
         let members = if peers.is_empty() {
             BTreeMap::from([(id, NodeAddr::default())])
@@ -98,10 +103,19 @@ impl Consensus {
             peers
         };
         if members.keys().next() != Some(&id) {
-            tracing::info!(node_id = id, "not the lowest peer id; waiting to be added to the cluster");
+            tracing::info!(
+                node_id = id,
+                "not the lowest peer id; waiting to be added to the cluster"
+            );
             return Ok(());
         }
-        if self.inner.raft.is_initialized().await.map_err(ConsensusError::Start)? {
+        if self
+            .inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Start(Box::new(e)))?
+        {
             tracing::info!(node_id = id, "raft state found; not initializing");
             return Ok(());
         }
@@ -115,7 +129,7 @@ impl Consensus {
                 tracing::info!(node_id = id, reason = %e, "raft cluster already initialized");
                 Ok(())
             }
-            Err(e) => Err(ConsensusError::Initialize(e)),
+            Err(e) => Err(ConsensusError::Initialize(Box::new(e))),
         }
     }
 
@@ -147,7 +161,13 @@ impl Consensus {
     /// [`ProposeError::ForwardToLeader`] when another node leads.
     pub async fn propose(&self, cmd: MetaCmd) -> Result<MetaResp, ProposeError> {
         let started = Instant::now();
-        let res = self.propose_until(cmd, started, started + self.inner.settings.propose_timeout()).await;
+        let res = self
+            .propose_until(
+                cmd,
+                started,
+                started + self.inner.settings.propose_timeout(),
+            )
+            .await;
         let label = match &res {
             Ok(MetaResp::Applied) => "applied",
             Ok(MetaResp::Unchanged) => "unchanged",
@@ -190,17 +210,23 @@ impl Consensus {
                 Err(ProposeError::Membership(e))
             }
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
-                Some(leader_id) if leader_id != self.inner.id => Err(ProposeError::ForwardToLeader {
-                    leader_id,
-                    leader_addr: f.leader_node.map(|n| n.cluster_addr).unwrap_or_default(),
-                }),
+                Some(leader_id) if leader_id != self.inner.id => {
+                    Err(ProposeError::ForwardToLeader {
+                        leader_id,
+                        leader_addr: f.leader_node.map(|n| n.cluster_addr).unwrap_or_default(),
+                    })
+                }
                 _ => self.wait_for_leader(started, deadline).await,
             },
         }
     }
 
     /// Waits until some leader is known (then pauses briefly), or fails at `deadline`.
-    async fn wait_for_leader(&self, started: Instant, deadline: Instant) -> Result<(), ProposeError> {
+    async fn wait_for_leader(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<(), ProposeError> {
         let mut rx = self.inner.raft.metrics();
         loop {
             {
@@ -213,7 +239,11 @@ impl Consensus {
                 }
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Err(_) => return Err(ProposeError::NoLeader { waited_ms: millis_since(started) }),
+                Err(_) => {
+                    return Err(ProposeError::NoLeader {
+                        waited_ms: millis_since(started),
+                    })
+                }
                 Ok(Err(_)) => return Err(ProposeError::ShuttingDown),
                 Ok(Ok(())) => {}
             }
@@ -297,8 +327,16 @@ impl Consensus {
     /// Stops Raft and makes every write durable. Drop all clones and readers afterwards before
     /// starting again on the same directory (sled holds an exclusive lock while open).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
-        self.inner.raft.shutdown().await.map_err(ConsensusError::Shutdown)?;
-        self.inner.flusher.flush().await.map_err(ConsensusError::Flush)?;
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(ConsensusError::Shutdown)?;
+        self.inner
+            .flusher
+            .flush()
+            .await
+            .map_err(ConsensusError::Flush)?;
         tracing::info!(node_id = self.inner.id, "consensus stopped");
         Ok(())
     }
@@ -307,7 +345,7 @@ impl Consensus {
 fn fatal(f: Fatal<NodeId>) -> ProposeError {
     match f {
         Fatal::Stopped => ProposeError::ShuttingDown,
-        other => ProposeError::Fatal(other),
+        other => ProposeError::Fatal(Box::new(other)),
     }
 }
 

@@ -95,9 +95,10 @@ impl MetaDb {
         let deadline = tokio::time::Instant::now() + LOCK_RETRY;
         loop {
             let path = dir.to_path_buf();
-            let res = tokio::task::spawn_blocking(move || MetaDb::open_blocking(&path, cache_bytes))
-                .await
-                .map_err(ConsensusError::Task)?;
+            let res =
+                tokio::task::spawn_blocking(move || MetaDb::open_blocking(&path, cache_bytes))
+                    .await
+                    .map_err(ConsensusError::Task)?;
             match res {
                 Err(ConsensusError::Open { source, .. })
                     if is_lock_error(&source) && tokio::time::Instant::now() < deadline =>
@@ -111,7 +112,10 @@ impl MetaDb {
     }
 
     fn open_blocking(dir: &PathBuf, cache_bytes: u64) -> Result<MetaDb, ConsensusError> {
-        let open_err = |source| ConsensusError::Open { path: dir.clone(), source };
+        let open_err = |source| ConsensusError::Open {
+            path: dir.clone(),
+            source,
+        };
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -138,20 +142,26 @@ impl MetaDb {
     pub(crate) fn check_identity(&self, node_id: NodeId) -> Result<(), ConsensusError> {
         match read_u64(&self.raft_meta, meta_key::DATA_VERSION)? {
             Some(found) if found != DATA_VERSION => {
-                return Err(ConsensusError::DataVersion { found, supported: DATA_VERSION })
+                return Err(ConsensusError::DataVersion {
+                    found,
+                    supported: DATA_VERSION,
+                })
             }
             Some(_) => {}
             None => {
-                self.raft_meta.insert(meta_key::DATA_VERSION, &DATA_VERSION.to_be_bytes())?;
+                self.raft_meta
+                    .insert(meta_key::DATA_VERSION, &DATA_VERSION.to_be_bytes())?;
             }
         }
         match read_u64(&self.raft_meta, meta_key::NODE_ID)? {
-            Some(stored) if stored != node_id => {
-                Err(ConsensusError::NodeIdMismatch { stored, given: node_id })
-            }
+            Some(stored) if stored != node_id => Err(ConsensusError::NodeIdMismatch {
+                stored,
+                given: node_id,
+            }),
             Some(_) => Ok(()),
             None => {
-                self.raft_meta.insert(meta_key::NODE_ID, &node_id.to_be_bytes())?;
+                self.raft_meta
+                    .insert(meta_key::NODE_ID, &node_id.to_be_bytes())?;
                 Ok(())
             }
         }

@@ -21,7 +21,7 @@ pub enum ConsensusError {
     },
     /// openraft rejected the derived configuration (e.g. election timeout not above heartbeat).
     #[error("invalid raft timing: {0}")]
-    Config(#[from] openraft::ConfigError),
+    Config(#[source] Box<openraft::ConfigError>),
     /// The sled database could not be opened (another process may hold its lock).
     #[error("cannot open metadata store at {path}: {source}")]
     Open {
@@ -61,13 +61,13 @@ pub enum ConsensusError {
     },
     /// openraft failed to start (storage error while loading state).
     #[error("raft failed to start: {0}")]
-    Start(#[source] Fatal<NodeId>),
+    Start(#[source] Box<Fatal<NodeId>>),
     /// Initializing the cluster membership failed.
     #[error("cluster initialization failed: {0}")]
-    Initialize(#[source] RaftError<NodeId, InitializeError<NodeId, NodeAddr>>),
+    Initialize(#[source] Box<RaftError<NodeId, InitializeError<NodeId, NodeAddr>>>),
     /// The Raft storage failed while loading or recovering state.
     #[error("raft storage error: {0}")]
-    RaftStorage(#[from] openraft::StorageError<NodeId>),
+    RaftStorage(#[source] Box<openraft::StorageError<NodeId>>),
     /// The state machine is behind the purged log and no snapshot covers the gap.
     #[error("state machine (applied {applied_index:?}) is behind the purged log ({purged_index}) and no snapshot covers it")]
     SnapshotMissing {
@@ -85,6 +85,18 @@ pub enum ConsensusError {
     /// The Raft core task failed while shutting down.
     #[error("raft shutdown failed: {0}")]
     Shutdown(#[source] tokio::task::JoinError),
+}
+
+impl From<openraft::ConfigError> for ConsensusError {
+    fn from(e: openraft::ConfigError) -> Self {
+        ConsensusError::Config(Box::new(e))
+    }
+}
+
+impl From<openraft::StorageError<NodeId>> for ConsensusError {
+    fn from(e: openraft::StorageError<NodeId>) -> Self {
+        ConsensusError::RaftStorage(Box::new(e))
+    }
 }
 
 /// A proposal was not applied. Every command is idempotent, so a proposal that failed with a
@@ -137,7 +149,7 @@ pub enum ProposeError {
     ShuttingDown,
     /// Raft stopped on a fatal error (storage failure or panic); the process should restart.
     #[error("raft stopped on a fatal error: {0}")]
-    Fatal(#[source] Fatal<NodeId>),
+    Fatal(#[source] Box<Fatal<NodeId>>),
     /// openraft reported a membership-change error for a plain write (should not happen).
     #[error("unexpected membership error: {0}")]
     Membership(#[source] ChangeMembershipError<NodeId>),

@@ -10,6 +10,9 @@
 //! All writes go through one sled log, which is recovered in order, so a later write never
 //! survives a crash that an earlier one does not.
 
+// openraft's storage traits fix the error type (`StorageError`, 224 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::error::Error;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -55,7 +58,10 @@ impl LogStore {
         value: &T,
     ) -> Result<(), StorageError<NodeId>> {
         let bytes = to_json(value).map_err(|e| write_err(&e))?;
-        self.db.raft_meta.insert(key, bytes).map_err(|e| write_err(&e))?;
+        self.db
+            .raft_meta
+            .insert(key, bytes)
+            .map_err(|e| write_err(&e))?;
         Ok(())
     }
 
@@ -71,7 +77,10 @@ impl LogStore {
             batch.remove(key.map_err(|e| write_err(&e))?);
             n += 1;
         }
-        self.db.raft_log.apply_batch(batch).map_err(|e| write_err(&e))?;
+        self.db
+            .raft_log
+            .apply_batch(batch)
+            .map_err(|e| write_err(&e))?;
         Ok(n)
     }
 }
@@ -105,16 +114,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some((_, bytes)) => Some(decode_entry(&bytes)?.log_id),
             None => last_purged_log_id,
         };
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> LogReader {
-        LogReader { log: self.db.raft_log.clone() }
+        LogReader {
+            log: self.db.raft_log.clone(),
+        }
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let bytes = to_json(vote).map_err(|e| vote_err(&e, true))?;
-        self.db.raft_meta.insert(meta_key::VOTE, bytes).map_err(|e| vote_err(&e, true))?;
+        self.db
+            .raft_meta
+            .insert(meta_key::VOTE, bytes)
+            .map_err(|e| vote_err(&e, true))?;
         self.flusher.flush().await.map_err(|e| vote_err(&e, true))
     }
 
@@ -131,7 +148,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.read_meta::<Option<LogId<NodeId>>>(meta_key::COMMITTED)?.flatten())
+        Ok(self
+            .read_meta::<Option<LogId<NodeId>>>(meta_key::COMMITTED)?
+            .flatten())
     }
 
     async fn append<I>(
@@ -150,9 +169,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&log_key(entry.log_id.index), bytes);
             last = Some(entry.log_id);
         }
-        self.db.raft_log.apply_batch(batch).map_err(|e| write_err(&e))?;
+        self.db
+            .raft_log
+            .apply_batch(batch)
+            .map_err(|e| write_err(&e))?;
         tracing::trace!(last = ?last, "raft log appended; waiting for flush");
-        self.flusher.after_flush(callback).map_err(|e| write_err(&e))
+        self.flusher
+            .after_flush(callback)
+            .map_err(|e| write_err(&e))
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

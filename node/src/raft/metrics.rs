@@ -32,11 +32,31 @@ pub const FLUSH_BATCH_SIZE: &str = "cairn_raft_flush_batch_size";
 /// Describes every Raft metric (call once at startup, after installing the recorder).
 pub fn describe() {
     describe_gauge!(TERM, Unit::Count, "Current Raft term of this node.");
-    describe_gauge!(IS_LEADER, Unit::Count, "1 if this node is the Raft leader, else 0.");
-    describe_gauge!(LEADER_ID, Unit::Count, "Node id of the Raft leader this node knows of, 0 if none.");
-    describe_gauge!(LAST_LOG_INDEX, Unit::Count, "Index of the last entry in this node's Raft log.");
-    describe_gauge!(APPLIED_INDEX, Unit::Count, "Index of the last Raft entry applied to this node's state machine.");
-    describe_counter!(LEADER_CHANGES_TOTAL, Unit::Count, "Number of times this node observed a new Raft leader.");
+    describe_gauge!(
+        IS_LEADER,
+        Unit::Count,
+        "1 if this node is the Raft leader, else 0."
+    );
+    describe_gauge!(
+        LEADER_ID,
+        Unit::Count,
+        "Node id of the Raft leader this node knows of, 0 if none."
+    );
+    describe_gauge!(
+        LAST_LOG_INDEX,
+        Unit::Count,
+        "Index of the last entry in this node's Raft log."
+    );
+    describe_gauge!(
+        APPLIED_INDEX,
+        Unit::Count,
+        "Index of the last Raft entry applied to this node's state machine."
+    );
+    describe_counter!(
+        LEADER_CHANGES_TOTAL,
+        Unit::Count,
+        "Number of times this node observed a new Raft leader."
+    );
     describe_counter!(
         PROPOSALS_TOTAL,
         Unit::Count,
@@ -47,14 +67,26 @@ pub fn describe() {
         Unit::Seconds,
         "Time from proposing a metadata command until its applied result or an error."
     );
-    describe_histogram!(FLUSH_DURATION_SECONDS, Unit::Seconds, "Duration of one fsync of the metadata store.");
-    describe_histogram!(FLUSH_BATCH_SIZE, Unit::Count, "Writes made durable by one fsync of the metadata store.");
+    describe_histogram!(
+        FLUSH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of one fsync of the metadata store."
+    );
+    describe_histogram!(
+        FLUSH_BATCH_SIZE,
+        Unit::Count,
+        "Writes made durable by one fsync of the metadata store."
+    );
 }
 
 /// Sets the gauges from `m` and counts a leader change if the leader differs from `prev_leader`.
 pub(crate) fn observe(m: &RaftMetrics<NodeId, NodeAddr>, prev_leader: &mut Option<NodeId>) {
     metrics::gauge!(TERM).set(m.current_term as f64);
-    metrics::gauge!(IS_LEADER).set(if m.state == ServerState::Leader { 1.0 } else { 0.0 });
+    metrics::gauge!(IS_LEADER).set(if m.state == ServerState::Leader {
+        1.0
+    } else {
+        0.0
+    });
     metrics::gauge!(LEADER_ID).set(m.current_leader.unwrap_or(0) as f64);
     metrics::gauge!(LAST_LOG_INDEX).set(m.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!(APPLIED_INDEX).set(m.last_applied.map_or(0, |l| l.index) as f64);

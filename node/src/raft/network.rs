@@ -6,6 +6,9 @@
 //! openraft's `hard_ttl`; connect failures map to `Unreachable` so openraft backs off instead of
 //! retrying hot (RAFT-NOTES §1.4, openraft#525). The same channels carry `Forward` calls.
 
+// openraft's network traits fix the error type (`RPCError`).
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
@@ -73,16 +76,27 @@ struct CallFailed {
 impl Network {
     /// A factory for node `id` with the message limits of `settings`.
     pub fn new(id: NodeId, settings: &RaftSettings) -> Network {
-        Network { id, max_message: settings.max_message_size(), channels: Arc::default() }
+        Network {
+            id,
+            max_message: settings.max_message_size(),
+            channels: Arc::default(),
+        }
     }
 
     /// The cached client for `target` at `addr` (a new lazy channel if the address changed).
     fn client(&self, target: NodeId, addr: &str) -> Result<RaftClient<Channel>, BadAddr> {
-        let mut map = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let channel = match map.get(&target) {
             Some((cached, ch)) if cached == addr => ch.clone(),
             _ => {
-                let bad = |source| BadAddr { target, addr: addr.to_string(), source };
+                let bad = |source| BadAddr {
+                    target,
+                    addr: addr.to_string(),
+                    source,
+                };
                 let channel = Endpoint::from_shared(format!("http://{addr}"))
                     .map_err(bad)?
                     .connect_timeout(CONNECT_TIMEOUT)
@@ -107,12 +121,25 @@ impl Network {
         hops: u32,
         timeout: Duration,
     ) -> Result<MetaResp, ProposeError> {
-        let failed = |reason: String| ProposeError::Forward { leader_id: target, reason };
-        let mut client = self.client(target, addr).map_err(|e| failed(e.to_string()))?;
-        let mut req = tonic::Request::new(ForwardRequest { data: serde_json::to_string(cmd)?, hops });
+        let failed = |reason: String| ProposeError::Forward {
+            leader_id: target,
+            reason,
+        };
+        let mut client = self
+            .client(target, addr)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut req = tonic::Request::new(ForwardRequest {
+            data: serde_json::to_string(cmd)?,
+            hops,
+        });
         req.set_timeout(timeout);
         let reply = match tokio::time::timeout(timeout, client.forward(req)).await {
-            Err(_) => return Err(failed(format!("no answer within {} ms", timeout.as_millis()))),
+            Err(_) => {
+                return Err(failed(format!(
+                    "no answer within {} ms",
+                    timeout.as_millis()
+                )))
+            }
             Ok(Err(status)) => return Err(failed(status.to_string())),
             Ok(Ok(r)) => r.into_inner(),
         };
@@ -128,13 +155,22 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = NetworkConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> NetworkConnection {
-        NetworkConnection { net: self.clone(), target, addr: node.cluster_addr.clone() }
+        NetworkConnection {
+            net: self.clone(),
+            target,
+            addr: node.cluster_addr.clone(),
+        }
     }
 }
 
 impl NetworkConnection {
     /// One unary Raft call: JSON request out, JSON response or JSON remote error back.
-    async fn call<Req, Resp, E>(&self, kind: RPCTypes, req: &Req, ttl: Duration) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(
+        &self,
+        kind: RPCTypes,
+        req: &Req,
+        ttl: Duration,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -174,8 +210,17 @@ impl NetworkConnection {
         serde_json::from_str(&reply.data).map_err(|e| network(&e))
     }
 
-    fn timeout<E: Error>(&self, action: RPCTypes, timeout: Duration) -> RPCError<NodeId, NodeAddr, E> {
-        RPCError::Timeout(Timeout { action, id: self.net.id, target: self.target, timeout })
+    fn timeout<E: Error>(
+        &self,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> RPCError<NodeId, NodeAddr, E> {
+        RPCError::Timeout(Timeout {
+            action,
+            id: self.net.id,
+            target: self.target,
+            timeout,
+        })
     }
 
     /// Connection-level failures mean "unreachable" (back off); others are plain network errors.
@@ -186,7 +231,10 @@ impl NetworkConnection {
         status: tonic::Status,
     ) -> RPCError<NodeId, NodeAddr, E> {
         let code = status.code();
-        let err = CallFailed { target: self.target, status };
+        let err = CallFailed {
+            target: self.target,
+            status,
+        };
         match code {
             tonic::Code::DeadlineExceeded => self.timeout(kind, ttl),
             tonic::Code::Unavailable | tonic::Code::Unknown => {
@@ -207,7 +255,8 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl()).await
+        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn install_snapshot(
@@ -215,7 +264,8 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        self.call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl()).await
+        self.call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn vote(

@@ -49,7 +49,9 @@ impl MetaReader {
         version: &str,
     ) -> Result<Option<VersionRecord>, MetaError> {
         let key = version_key(module, version);
-        decode(self.trees.versions.get(&key)?, "version", || format!("{module}@{version}"))
+        decode(self.trees.versions.get(&key)?, "version", || {
+            format!("{module}@{version}")
+        })
     }
 
     /// Every version recorded for exactly this module path, in byte order of the version string.
@@ -65,12 +67,16 @@ impl MetaReader {
 
     /// The cached `@v/list` answer for `module`.
     pub fn get_list(&self, module: &str) -> Result<Option<ListRecord>, MetaError> {
-        decode(self.trees.lists.get(module.as_bytes())?, "list", || module.to_string())
+        decode(self.trees.lists.get(module.as_bytes())?, "list", || {
+            module.to_string()
+        })
     }
 
     /// The cached `@latest` answer for `module`.
     pub fn get_latest(&self, module: &str) -> Result<Option<LatestRecord>, MetaError> {
-        decode(self.trees.latest.get(module.as_bytes())?, "latest", || module.to_string())
+        decode(self.trees.latest.get(module.as_bytes())?, "latest", || {
+            module.to_string()
+        })
     }
 
     /// How many module versions this node has applied (0 if the counter cannot be read).
@@ -94,6 +100,10 @@ fn decode<T: serde::de::DeserializeOwned>(
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|source| MetaError::Corrupt { kind, key: key(), source }),
+            .map_err(|source| MetaError::Corrupt {
+                kind,
+                key: key(),
+                source,
+            }),
     }
 }

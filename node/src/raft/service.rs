@@ -35,10 +35,14 @@ impl RaftGrpc {
             return Err(ProposeError::HopsExhausted);
         }
         match self.consensus.propose(cmd.clone()).await {
-            Err(ProposeError::ForwardToLeader { leader_id, leader_addr }) if hops > 1 => {
+            Err(ProposeError::ForwardToLeader {
+                leader_id,
+                leader_addr,
+            }) if hops > 1 => {
                 let timeout = self.consensus.settings().propose_timeout();
                 let net = self.consensus.network();
-                net.forward(leader_id, &leader_addr, &cmd, hops - 1, timeout).await
+                net.forward(leader_id, &leader_addr, &cmd, hops - 1, timeout)
+                    .await
             }
             Err(ProposeError::ForwardToLeader { .. }) => Err(ProposeError::HopsExhausted),
             other => other,
@@ -48,7 +52,10 @@ impl RaftGrpc {
 
 #[tonic::async_trait]
 impl Raft for RaftGrpc {
-    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.get_ref().data)?;
         reply(self.consensus.raft().append_entries(rpc).await)
     }
@@ -58,28 +65,44 @@ impl Raft for RaftGrpc {
         reply(self.consensus.raft().vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.get_ref().data)?;
         reply(self.consensus.raft().install_snapshot(rpc).await)
     }
 
-    async fn forward(&self, request: Request<ForwardRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
         let cmd: MetaCmd = decode(&req.data)?;
-        let res = self.forward_cmd(cmd, req.hops).await.map_err(|e| WireProposeError::from(&e));
+        let res = self
+            .forward_cmd(cmd, req.hops)
+            .await
+            .map_err(|e| WireProposeError::from(&e));
         reply(res)
     }
 }
 
 fn decode<T: DeserializeOwned>(data: &str) -> Result<T, Status> {
-    serde_json::from_str(data).map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+    serde_json::from_str(data)
+        .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
 }
 
 fn reply<T: Serialize, E: Serialize>(res: Result<T, E>) -> Result<Response<RaftReply>, Status> {
     let encode = |e: serde_json::Error| Status::internal(format!("cannot encode reply: {e}"));
     let reply = match res {
-        Ok(v) => RaftReply { data: serde_json::to_string(&v).map_err(encode)?, error: String::new() },
-        Err(e) => RaftReply { data: String::new(), error: serde_json::to_string(&e).map_err(encode)? },
+        Ok(v) => RaftReply {
+            data: serde_json::to_string(&v).map_err(encode)?,
+            error: String::new(),
+        },
+        Err(e) => RaftReply {
+            data: String::new(),
+            error: serde_json::to_string(&e).map_err(encode)?,
+        },
     };
     Ok(Response::new(reply))
 }
@@ -94,7 +117,10 @@ pub(crate) enum WireProposeError {
     /// See [`ProposeError::Timeout`].
     Timeout { waited_ms: u64 },
     /// See [`ProposeError::ForwardToLeader`].
-    ForwardToLeader { leader_id: NodeId, leader_addr: String },
+    ForwardToLeader {
+        leader_id: NodeId,
+        leader_addr: String,
+    },
     /// See [`ProposeError::HopsExhausted`].
     HopsExhausted,
     /// See [`ProposeError::ShuttingDown`].
@@ -106,15 +132,27 @@ pub(crate) enum WireProposeError {
 impl From<&ProposeError> for WireProposeError {
     fn from(e: &ProposeError) -> Self {
         match e {
-            ProposeError::NoLeader { waited_ms } => WireProposeError::NoLeader { waited_ms: *waited_ms },
-            ProposeError::NoQuorum { waited_ms } => WireProposeError::NoQuorum { waited_ms: *waited_ms },
-            ProposeError::Timeout { waited_ms } => WireProposeError::Timeout { waited_ms: *waited_ms },
-            ProposeError::ForwardToLeader { leader_id, leader_addr } => {
-                WireProposeError::ForwardToLeader { leader_id: *leader_id, leader_addr: leader_addr.clone() }
-            }
+            ProposeError::NoLeader { waited_ms } => WireProposeError::NoLeader {
+                waited_ms: *waited_ms,
+            },
+            ProposeError::NoQuorum { waited_ms } => WireProposeError::NoQuorum {
+                waited_ms: *waited_ms,
+            },
+            ProposeError::Timeout { waited_ms } => WireProposeError::Timeout {
+                waited_ms: *waited_ms,
+            },
+            ProposeError::ForwardToLeader {
+                leader_id,
+                leader_addr,
+            } => WireProposeError::ForwardToLeader {
+                leader_id: *leader_id,
+                leader_addr: leader_addr.clone(),
+            },
             ProposeError::HopsExhausted => WireProposeError::HopsExhausted,
             ProposeError::ShuttingDown => WireProposeError::ShuttingDown,
-            other => WireProposeError::Failed { message: other.to_string() },
+            other => WireProposeError::Failed {
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -126,15 +164,23 @@ impl WireProposeError {
             WireProposeError::NoLeader { waited_ms } => ProposeError::NoLeader { waited_ms },
             WireProposeError::NoQuorum { waited_ms } => ProposeError::NoQuorum { waited_ms },
             WireProposeError::Timeout { waited_ms } => ProposeError::Timeout { waited_ms },
-            WireProposeError::ForwardToLeader { leader_id, leader_addr } => {
-                ProposeError::ForwardToLeader { leader_id, leader_addr }
-            }
+            WireProposeError::ForwardToLeader {
+                leader_id,
+                leader_addr,
+            } => ProposeError::ForwardToLeader {
+                leader_id,
+                leader_addr,
+            },
             WireProposeError::HopsExhausted => ProposeError::HopsExhausted,
             // The remote stopping is not this node stopping: report it as a forwarding failure.
-            WireProposeError::ShuttingDown => {
-                ProposeError::Forward { leader_id: remote, reason: "leader is shutting down".into() }
-            }
-            WireProposeError::Failed { message } => ProposeError::Forward { leader_id: remote, reason: message },
+            WireProposeError::ShuttingDown => ProposeError::Forward {
+                leader_id: remote,
+                reason: "leader is shutting down".into(),
+            },
+            WireProposeError::Failed { message } => ProposeError::Forward {
+                leader_id: remote,
+                reason: message,
+            },
         }
     }
 }

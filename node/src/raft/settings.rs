@@ -71,10 +71,16 @@ impl RaftSettings {
             ("propose_timeout_ms", self.propose_timeout_ms),
             ("sled_cache_bytes", self.sled_cache_bytes),
             ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
-            ("install_snapshot_timeout_ms", self.install_snapshot_timeout_ms),
+            (
+                "install_snapshot_timeout_ms",
+                self.install_snapshot_timeout_ms,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(ConsensusError::Settings { field, reason: "must be greater than 0" });
+            return Err(ConsensusError::Settings {
+                field,
+                reason: "must be greater than 0",
+            });
         }
         if self.snapshot_chunk_bytes.saturating_mul(4) > self.max_message_bytes {
             return Err(ConsensusError::Settings {
@@ -126,9 +132,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_timeouts() {
-        let s = RaftSettings { election_min_ms: 100, ..RaftSettings::default() };
+        let s = RaftSettings {
+            election_min_ms: 100,
+            ..RaftSettings::default()
+        };
         assert!(s.to_openraft_config().is_err());
-        let s = RaftSettings { propose_timeout_ms: 0, ..RaftSettings::default() };
+        let s = RaftSettings {
+            propose_timeout_ms: 0,
+            ..RaftSettings::default()
+        };
         assert!(s.to_openraft_config().is_err());
     }
 

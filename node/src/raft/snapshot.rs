@@ -71,14 +71,21 @@ pub(crate) struct Built {
 pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
     let last_applied = read_json::<Option<LogId<NodeId>>>(&trees.meta, sm_key::LAST_APPLIED)?;
     let membership = read_json(&trees.meta, sm_key::MEMBERSHIP)?.unwrap_or_default();
-    let mut body = SnapshotBody { format: FORMAT, ..SnapshotBody::default() };
+    let mut body = SnapshotBody {
+        format: FORMAT,
+        ..SnapshotBody::default()
+    };
     for item in trees.versions.iter() {
         let (_, v) = item?;
         body.versions.push(serde_json::from_slice(&v)?);
     }
     body.lists = read_by_module(&trees.lists)?;
     body.latest = read_by_module(&trees.latest)?;
-    Ok(Built { data: serde_json::to_vec(&body)?, last_applied: last_applied.flatten(), membership })
+    Ok(Built {
+        data: serde_json::to_vec(&body)?,
+        last_applied: last_applied.flatten(),
+        membership,
+    })
 }
 
 fn read_by_module<T: serde::de::DeserializeOwned>(
@@ -87,7 +94,10 @@ fn read_by_module<T: serde::de::DeserializeOwned>(
     let mut out = Vec::new();
     for item in tree.iter() {
         let (k, v) = item?;
-        out.push((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v)?));
+        out.push((
+            String::from_utf8_lossy(&k).into_owned(),
+            serde_json::from_slice(&v)?,
+        ));
     }
     Ok(out)
 }
@@ -106,14 +116,20 @@ pub(crate) fn install(
     }
     let mut versions = clear_batch(&trees.versions)?;
     for rec in &body.versions {
-        versions.insert(version_key(&rec.module, &rec.version), serde_json::to_vec(rec)?);
+        versions.insert(
+            version_key(&rec.module, &rec.version),
+            serde_json::to_vec(rec)?,
+        );
     }
     let lists = module_batch(&trees.lists, &body.lists)?;
     let latest = module_batch(&trees.latest, &body.latest)?;
     let mut meta = clear_batch(&trees.meta)?;
     meta.insert(sm_key::LAST_APPLIED, serde_json::to_vec(last_applied)?);
     meta.insert(sm_key::MEMBERSHIP, serde_json::to_vec(membership)?);
-    meta.insert(sm_key::VERSION_COUNT, &(body.versions.len() as u64).to_be_bytes());
+    meta.insert(
+        sm_key::VERSION_COUNT,
+        &(body.versions.len() as u64).to_be_bytes(),
+    );
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {
             m.apply_batch(&meta)?;

@@ -44,7 +44,11 @@ pub(crate) struct StateMachine {
 impl StateMachine {
     /// The state machine stored in `db`.
     pub(crate) fn new(db: MetaDb, flusher: Flusher) -> StateMachine {
-        StateMachine { db, flusher, lock: Arc::new(RwLock::new(())) }
+        StateMachine {
+            db,
+            flusher,
+            lock: Arc::new(RwLock::new(())),
+        }
     }
 
     /// Makes sure the state machine is not behind the purged part of the log (which can only
@@ -57,7 +61,11 @@ impl StateMachine {
         if applied >= last_purged {
             return Ok(());
         }
-        tracing::warn!(?applied, ?last_purged, "state machine behind the purged log; reinstalling the snapshot");
+        tracing::warn!(
+            ?applied,
+            ?last_purged,
+            "state machine behind the purged log; reinstalling the snapshot"
+        );
         match self.get_current_snapshot().await? {
             Some(snap) if snap.meta.last_log_id >= last_purged => {
                 Ok(self.install_snapshot(&snap.meta, snap.snapshot).await?)
@@ -75,11 +83,18 @@ impl StateMachine {
         let (Some(meta), Some(data)) = (meta, tree.get(snapshot_key::DATA)?) else {
             return Ok(None);
         };
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data.to_vec())) }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.to_vec())),
+        }))
     }
 
     /// Records `meta`/`data` as the current snapshot, replacing the previous one atomically.
-    fn save_snapshot_blocking(&self, meta: &SnapshotMetaT, data: &[u8]) -> Result<(), SnapshotError> {
+    fn save_snapshot_blocking(
+        &self,
+        meta: &SnapshotMetaT,
+        data: &[u8],
+    ) -> Result<(), SnapshotError> {
         let mut batch = sled::Batch::default();
         batch.insert(snapshot_key::META, serde_json::to_vec(meta)?);
         batch.insert(snapshot_key::DATA, data);
@@ -100,7 +115,10 @@ impl StateMachine {
             snapshot_id,
         };
         self.save_snapshot_blocking(&meta, &built.data)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(built.data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(built.data)),
+        })
     }
 }
 
@@ -175,13 +193,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _guard = guard;
             let data = snapshot.into_inner();
             let sm = &this.db.sm;
-            snapshot::install(sm, &data, &owned_meta.last_log_id, &owned_meta.last_membership)?;
+            snapshot::install(
+                sm,
+                &data,
+                &owned_meta.last_log_id,
+                &owned_meta.last_membership,
+            )?;
             this.save_snapshot_blocking(&owned_meta, &data)
         })
         .await;
         let sig = Some(meta.signature());
         flatten(res).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        self.flusher.flush().await.map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        self.flusher
+            .flush()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         tracing::info!(snapshot = %meta, "raft snapshot installed");
         Ok(())
     }

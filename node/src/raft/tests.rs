@@ -25,9 +25,15 @@ struct SledBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for SledBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
-        let db = MetaDb::open(dir.path(), 8 << 20).await.map_err(|e| StorageIOError::write(&e))?;
+        let db = MetaDb::open(dir.path(), 8 << 20)
+            .await
+            .map_err(|e| StorageIOError::write(&e))?;
         let flusher = Flusher::spawn(db.db.clone());
-        Ok((dir, LogStore::new(db.clone(), flusher.clone()), StateMachine::new(db, flusher)))
+        Ok((
+            dir,
+            LogStore::new(db.clone(), flusher.clone()),
+            StateMachine::new(db, flusher),
+        ))
     }
 }
 
@@ -41,7 +47,11 @@ fn openraft_storage_conformance() {
 async fn open_store(dir: &Path) -> (MetaDb, LogStore, StateMachine) {
     let db = MetaDb::open(dir, 8 << 20).await.unwrap();
     let flusher = Flusher::spawn(db.db.clone());
-    (db.clone(), LogStore::new(db.clone(), flusher.clone()), StateMachine::new(db, flusher))
+    (
+        db.clone(),
+        LogStore::new(db.clone(), flusher.clone()),
+        StateMachine::new(db, flusher),
+    )
 }
 
 fn rec(module: &str, version: &str) -> VersionRecord {
@@ -59,7 +69,11 @@ fn rec(module: &str, version: &str) -> VersionRecord {
 }
 
 fn zip(sha: &str) -> ZipRef {
-    ZipRef { sha256: sha.repeat(64), size: 1234, h1: "h1:zip=".to_string() }
+    ZipRef {
+        sha256: sha.repeat(64),
+        size: 1234,
+        h1: "h1:zip=".to_string(),
+    }
 }
 
 fn list(module: &str, versions: &[&str], at: i64) -> MetaCmd {
@@ -124,12 +138,27 @@ async fn put_version_is_idempotent_and_immutable() {
     assert_eq!(out[1], MetaResp::Unchanged);
     assert!(conflict(&out[2]), "{:?}", out[2]);
     assert!(conflict(&out[3]), "{:?}", out[3]);
-    assert_eq!(out[4], MetaResp::Applied, "zip added to a record without one");
+    assert_eq!(
+        out[4],
+        MetaResp::Applied,
+        "zip added to a record without one"
+    );
     assert_eq!(out[5], MetaResp::Unchanged);
     assert!(conflict(&out[6]), "{:?}", out[6]);
-    assert_eq!(out[7], MetaResp::Unchanged, "a record without zip never removes the zip");
-    assert_eq!(out[8], MetaResp::Unchanged, "mutable provenance fields are not compared");
-    assert_eq!(reader.get_version("example.com/a", "v1.0.0").unwrap(), Some(with_zip));
+    assert_eq!(
+        out[7],
+        MetaResp::Unchanged,
+        "a record without zip never removes the zip"
+    );
+    assert_eq!(
+        out[8],
+        MetaResp::Unchanged,
+        "mutable provenance fields are not compared"
+    );
+    assert_eq!(
+        reader.get_version("example.com/a", "v1.0.0").unwrap(),
+        Some(with_zip)
+    );
     assert_eq!(reader.version_count(), 1);
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(9));
@@ -147,8 +176,14 @@ async fn module_prefixes_do_not_leak() {
         .collect();
     let out = apply_cmds(&db, 1, cmds);
     assert!(conflict(&out[6]), "a module path with @ is refused");
-    assert_eq!(reader.module_versions("example.com/a").unwrap(), vec!["v1.0.0", "v1.1.0"]);
-    assert_eq!(reader.module_versions("example.com/ab").unwrap(), vec!["v1.0.0", "v1.1.0"]);
+    assert_eq!(
+        reader.module_versions("example.com/a").unwrap(),
+        vec!["v1.0.0", "v1.1.0"]
+    );
+    assert_eq!(
+        reader.module_versions("example.com/ab").unwrap(),
+        vec!["v1.0.0", "v1.1.0"]
+    );
     assert!(reader.module_versions("example.com").unwrap().is_empty());
     assert_eq!(reader.get_version("example.com/a", "v2.0.0").unwrap(), None);
     assert_eq!(reader.version_count(), 6);
@@ -181,7 +216,10 @@ async fn lists_and_latest_keep_the_newest() {
     assert_eq!(out, vec![A, U, U, A, A, U, A]);
     let l = reader.get_list("m").unwrap().unwrap();
     assert_eq!((l.versions.len(), l.fetched_at_ms), (2, 200));
-    assert_eq!(reader.get_latest("m").unwrap().unwrap().info, b"11".to_vec());
+    assert_eq!(
+        reader.get_latest("m").unwrap().unwrap().info,
+        b"11".to_vec()
+    );
     assert_eq!(reader.get_list("other").unwrap(), None);
 }
 
@@ -192,14 +230,39 @@ async fn snapshot_install_replaces_state() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;
     let (db_b, _, mut sm_b) = open_store(dir_b.path()).await;
-    apply_cmds(&db_a, 1, vec![MetaCmd::PutVersion(rec("a", "v1.0.0")), list("a", &["v1.0.0"], 1)]);
-    apply_cmds(&db_b, 1, vec![MetaCmd::PutVersion(rec("stale", "v9.0.0")), list("stale", &[], 1)]);
-    let snap = sm_a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    apply_cmds(
+        &db_a,
+        1,
+        vec![
+            MetaCmd::PutVersion(rec("a", "v1.0.0")),
+            list("a", &["v1.0.0"], 1),
+        ],
+    );
+    apply_cmds(
+        &db_b,
+        1,
+        vec![
+            MetaCmd::PutVersion(rec("stale", "v9.0.0")),
+            list("stale", &[], 1),
+        ],
+    );
+    let snap = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(2));
-    sm_b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    sm_b.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
     let reader = MetaReader::new(db_b.sm.clone());
     assert!(reader.get_version("a", "v1.0.0").unwrap().is_some());
-    assert_eq!(reader.get_version("stale", "v9.0.0").unwrap(), None, "old keys are cleared");
+    assert_eq!(
+        reader.get_version("stale", "v9.0.0").unwrap(),
+        None,
+        "old keys are cleared"
+    );
     assert_eq!(reader.get_list("stale").unwrap(), None);
     assert_eq!(reader.version_count(), 1);
     assert_eq!(sm_b.applied_state().await.unwrap().0, snap.meta.last_log_id);
@@ -212,7 +275,12 @@ async fn recover_reinstalls_snapshot_when_behind_purge() {
     let dir = tempfile::tempdir().unwrap();
     let (db, _, mut sm) = open_store(dir.path()).await;
     apply_cmds(&db, 1, vec![MetaCmd::PutVersion(rec("a", "v1.0.0"))]);
-    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     // Simulate a lost install: the state machine is empty again but the log is purged.
     for tree in [&db.sm.meta, &db.sm.versions] {
         tree.clear().unwrap();
@@ -221,7 +289,10 @@ async fn recover_reinstalls_snapshot_when_behind_purge() {
     assert_eq!(sm.applied_state().await.unwrap().0, snap.meta.last_log_id);
     assert_eq!(MetaReader::new(db.sm.clone()).version_count(), 1);
     let ahead = Some(log_id(9, 1, 99));
-    assert!(matches!(sm.recover(ahead).await, Err(ConsensusError::SnapshotMissing { .. })));
+    assert!(matches!(
+        sm.recover(ahead).await,
+        Err(ConsensusError::SnapshotMissing { .. })
+    ));
 }
 
 #[tokio::test]
@@ -230,7 +301,9 @@ async fn log_survives_reopen() {
     {
         let (_, mut log, _) = open_store(dir.path()).await;
         let entries = (1..=5).map(|i| openraft::testing::blank_ent::<TypeConfig>(1, 1, i));
-        openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries).await.unwrap();
+        openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries)
+            .await
+            .unwrap();
         log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
         log.purge(log_id(1, 1, 2)).await.unwrap();
     }
@@ -238,7 +311,10 @@ async fn log_survives_reopen() {
     let state = log.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 2)));
     assert_eq!(state.last_log_id, Some(log_id(1, 1, 5)));
-    assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(1, 1)));
+    assert_eq!(
+        log.read_vote().await.unwrap(),
+        Some(openraft::Vote::new(1, 1))
+    );
 }
 
 // === single-node consensus ===
@@ -255,11 +331,18 @@ fn fast_settings() -> RaftSettings {
 }
 
 fn one_peer(id: NodeId) -> BTreeMap<NodeId, NodeAddr> {
-    BTreeMap::from([(id, NodeAddr { cluster_addr: "127.0.0.1:1".to_string() })])
+    BTreeMap::from([(
+        id,
+        NodeAddr {
+            cluster_addr: "127.0.0.1:1".to_string(),
+        },
+    )])
 }
 
 async fn start_leader(dir: &Path) -> Consensus {
-    let c = Consensus::start(1, one_peer(1), dir, &fast_settings()).await.unwrap();
+    let c = Consensus::start(1, one_peer(1), dir, &fast_settings())
+        .await
+        .unwrap();
     assert_eq!(c.wait_for_leader_id(Duration::from_secs(10)).await, Some(1));
     c
 }
@@ -270,43 +353,93 @@ async fn single_node_propose_read_restart() {
     let c = start_leader(dir.path()).await;
     let r = c.reader();
     let v = rec("example.com/m", "v1.0.0");
-    assert_eq!(c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(), MetaResp::Applied);
-    assert_eq!(c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(), MetaResp::Unchanged);
-    assert_eq!(c.propose(list("example.com/m", &["v1.0.0"], 7)).await.unwrap(), MetaResp::Applied);
-    assert_eq!(r.get_version("example.com/m", "v1.0.0").unwrap(), Some(v.clone()));
-    assert_eq!(r.get_list("example.com/m").unwrap().unwrap().fetched_at_ms, 7);
+    assert_eq!(
+        c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(),
+        MetaResp::Applied
+    );
+    assert_eq!(
+        c.propose(MetaCmd::PutVersion(v.clone())).await.unwrap(),
+        MetaResp::Unchanged
+    );
+    assert_eq!(
+        c.propose(list("example.com/m", &["v1.0.0"], 7))
+            .await
+            .unwrap(),
+        MetaResp::Applied
+    );
+    assert_eq!(
+        r.get_version("example.com/m", "v1.0.0").unwrap(),
+        Some(v.clone())
+    );
+    assert_eq!(
+        r.get_list("example.com/m").unwrap().unwrap().fetched_at_ms,
+        7
+    );
     let status = c.status();
-    assert_eq!((status.state, status.leader_id), (RaftRole::Leader, Some(1)));
+    assert_eq!(
+        (status.state, status.leader_id),
+        (RaftRole::Leader, Some(1))
+    );
     assert_eq!(status.members.len(), 1);
     assert!(status.members[0].voter);
-    let membership_before = c.raft().metrics().borrow().membership_config.log_id().clone();
+    let membership_before = *c.raft().metrics().borrow().membership_config.log_id();
     assert!(c.is_caught_up());
     c.shutdown().await.unwrap();
     drop((c, r));
 
     let c = start_leader(dir.path()).await;
     let r = c.reader();
-    assert_eq!(r.get_version("example.com/m", "v1.0.0").unwrap(), Some(v.clone()));
+    assert_eq!(
+        r.get_version("example.com/m", "v1.0.0").unwrap(),
+        Some(v.clone())
+    );
     assert_eq!(r.version_count(), 1);
-    let membership_after = c.raft().metrics().borrow().membership_config.log_id().clone();
-    assert_eq!(membership_before, membership_after, "restart must not re-initialize");
+    let membership_after = *c.raft().metrics().borrow().membership_config.log_id();
+    assert_eq!(
+        membership_before, membership_after,
+        "restart must not re-initialize"
+    );
     let mut with_zip = v.clone();
     with_zip.zip = Some(zip("c"));
-    assert_eq!(c.propose(MetaCmd::PutVersion(with_zip)).await.unwrap(), MetaResp::Applied);
+    assert_eq!(
+        c.propose(MetaCmd::PutVersion(with_zip)).await.unwrap(),
+        MetaResp::Applied
+    );
     c.shutdown().await.unwrap();
     drop((c, r));
 
-    let err = Consensus::start(2, one_peer(2), dir.path(), &fast_settings()).await.unwrap_err();
-    assert!(matches!(err, ConsensusError::NodeIdMismatch { stored: 1, given: 2 }), "{err}");
+    let err = Consensus::start(2, one_peer(2), dir.path(), &fast_settings())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConsensusError::NodeIdMismatch {
+                stored: 1,
+                given: 2
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_lowest_peer_does_not_initialize() {
     let dir = tempfile::tempdir().unwrap();
     let mut peers = one_peer(1);
-    peers.insert(2, NodeAddr { cluster_addr: "127.0.0.1:2".to_string() });
-    let settings = RaftSettings { propose_timeout_ms: 300, ..fast_settings() };
-    let c = Consensus::start(2, peers, dir.path(), &settings).await.unwrap();
+    peers.insert(
+        2,
+        NodeAddr {
+            cluster_addr: "127.0.0.1:2".to_string(),
+        },
+    );
+    let settings = RaftSettings {
+        propose_timeout_ms: 300,
+        ..fast_settings()
+    };
+    let c = Consensus::start(2, peers, dir.path(), &settings)
+        .await
+        .unwrap();
     assert!(!c.raft().is_initialized().await.unwrap());
     let err = c.propose(list("m", &[], 1)).await.unwrap_err();
     assert!(matches!(err, ProposeError::NoLeader { .. }), "{err}");
@@ -330,8 +463,14 @@ async fn forward_over_grpc_applies_on_leader() {
     let net = Network::new(9, &fast_settings());
     let cmd = MetaCmd::PutVersion(rec("fwd", "v1.0.0"));
     let t = Duration::from_secs(5);
-    assert_eq!(net.forward(1, &addr, &cmd, 2, t).await.unwrap(), MetaResp::Applied);
-    assert_eq!(net.forward(1, &addr, &cmd, 2, t).await.unwrap(), MetaResp::Unchanged);
+    assert_eq!(
+        net.forward(1, &addr, &cmd, 2, t).await.unwrap(),
+        MetaResp::Applied
+    );
+    assert_eq!(
+        net.forward(1, &addr, &cmd, 2, t).await.unwrap(),
+        MetaResp::Unchanged
+    );
     let err = net.forward(1, &addr, &cmd, 0, t).await.unwrap_err();
     assert!(matches!(err, ProposeError::HopsExhausted), "{err}");
     server.abort();
@@ -344,9 +483,14 @@ async fn unreachable_peer_maps_to_unreachable() {
     use openraft::network::RPCOption;
     use openraft::{RaftNetwork, RaftNetworkFactory};
     let mut net = Network::new(1, &fast_settings());
-    let node = NodeAddr { cluster_addr: "127.0.0.1:1".to_string() };
+    let node = NodeAddr {
+        cluster_addr: "127.0.0.1:1".to_string(),
+    };
     let mut conn = net.new_client(2, &node).await;
     let rpc = openraft::raft::VoteRequest::new(openraft::Vote::new(1, 1), None);
-    let err = conn.vote(rpc, RPCOption::new(Duration::from_secs(2))).await.unwrap_err();
+    let err = conn
+        .vote(rpc, RPCOption::new(Duration::from_secs(2)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
 }

@@ -71,7 +71,9 @@ struct Inner {
 
 /// Checks that `s` is 64 lowercase hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl BlobStore {
@@ -107,7 +109,10 @@ impl BlobStore {
             if name.len() != 2 || !shard.path().is_dir() {
                 continue;
             }
-            for f in std::fs::read_dir(shard.path()).map_err(io_err(&shard.path()))?.flatten() {
+            for f in std::fs::read_dir(shard.path())
+                .map_err(io_err(&shard.path()))?
+                .flatten()
+            {
                 if is_sha256_hex(&f.file_name().to_string_lossy()) {
                     n += 1;
                     bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -157,7 +162,11 @@ impl BlobStore {
     /// Hashes a finished temp file, fsyncs it, renames it to its address and fsyncs the
     /// directory. If `expected` is given and differs, the temp file is removed and
     /// [`BlobError::Mismatch`] returned. Runs on a blocking thread.
-    pub async fn commit(&self, tmp: PathBuf, expected: Option<String>) -> Result<BlobInfo, BlobError> {
+    pub async fn commit(
+        &self,
+        tmp: PathBuf,
+        expected: Option<String>,
+    ) -> Result<BlobInfo, BlobError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.commit_blocking(&tmp, expected.as_deref()))
             .await
@@ -190,7 +199,9 @@ impl BlobStore {
             std::fs::remove_file(tmp).map_err(io_err(tmp))?;
             return Ok(BlobInfo { sha256, size });
         }
-        std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io_err(tmp))?;
+        std::fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(tmp))?;
         let shard = dest.parent().unwrap_or(&self.inner.root).to_path_buf();
         let created = !shard.exists();
         std::fs::create_dir_all(&shard).map_err(io_err(&shard))?;
@@ -206,7 +217,10 @@ impl BlobStore {
     }
 
     /// Opens a blob for reading, with its size; `None` if absent.
-    pub async fn open_blob(&self, sha256: &str) -> Result<Option<(tokio::fs::File, u64)>, BlobError> {
+    pub async fn open_blob(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<(tokio::fs::File, u64)>, BlobError> {
         let path = self.path_of(sha256)?;
         match tokio::fs::File::open(&path).await {
             Ok(f) => {
@@ -276,7 +290,9 @@ pub fn hash_file(path: &Path) -> Result<(String, u64), BlobError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BlobError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 #[cfg(test)]
@@ -309,7 +325,10 @@ mod tests {
         let store = BlobStore::open(dir.path()).unwrap();
         let tmp = store.temp_path();
         std::fs::write(&tmp, b"data").unwrap();
-        let err = store.commit(tmp.clone(), Some("0".repeat(64))).await.unwrap_err();
+        let err = store
+            .commit(tmp.clone(), Some("0".repeat(64)))
+            .await
+            .unwrap_err();
         assert!(matches!(err, BlobError::Mismatch { .. }));
         assert!(!tmp.exists());
         assert_eq!(store.objects(), 0);
@@ -327,7 +346,10 @@ mod tests {
             std::fs::write(p, b"x").unwrap();
         }
         let store = BlobStore::open(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         assert_eq!(store.objects(), 1);
         assert_eq!(store.bytes(), 1);
     }

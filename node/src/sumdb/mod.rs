@@ -61,7 +61,13 @@ enum Endpoint<'a> {
 
 impl SumdbProxy {
     /// A proxy for `dbs`, caching under `cache_dir`.
-    pub fn new(dbs: Vec<SumdbDatabase>, upstream: Upstream, cache_dir: &Path, latest_ttl: Duration, max_bytes: u64) -> Self {
+    pub fn new(
+        dbs: Vec<SumdbDatabase>,
+        upstream: Upstream,
+        cache_dir: &Path,
+        latest_ttl: Duration,
+        max_bytes: u64,
+    ) -> Self {
         Self {
             dbs,
             upstream,
@@ -83,7 +89,11 @@ impl SumdbProxy {
             Endpoint::Latest => self.latest(db).await,
             Endpoint::Lookup(p) => self.immutable(db, p, "text/plain; charset=utf-8").await,
             Endpoint::Tile(p) => {
-                let ct = if p.contains("/data/") { "text/plain; charset=utf-8" } else { "application/octet-stream" };
+                let ct = if p.contains("/data/") {
+                    "text/plain; charset=utf-8"
+                } else {
+                    "application/octet-stream"
+                };
                 self.immutable(db, p, ct).await
             }
         }
@@ -93,8 +103,14 @@ impl SumdbProxy {
         let (db, ep) = self
             .dbs
             .iter()
-            .find_map(|db| rest.strip_prefix(db.name.as_str()).and_then(|r| r.strip_prefix('/')).map(|ep| (db, ep)))
-            .ok_or_else(|| SumdbError::NotFound(format!("checksum database {rest:?} is not proxied here")))?;
+            .find_map(|db| {
+                rest.strip_prefix(db.name.as_str())
+                    .and_then(|r| r.strip_prefix('/'))
+                    .map(|ep| (db, ep))
+            })
+            .ok_or_else(|| {
+                SumdbError::NotFound(format!("checksum database {rest:?} is not proxied here"))
+            })?;
         let ep = match ep {
             "supported" => Endpoint::Supported,
             "latest" => Endpoint::Latest,
@@ -106,7 +122,11 @@ impl SumdbProxy {
                 check_tile(&p["tile/".len()..])?;
                 Endpoint::Tile(p)
             }
-            p => return Err(SumdbError::NotFound(format!("unknown checksum database endpoint {p:?}"))),
+            p => {
+                return Err(SumdbError::NotFound(format!(
+                    "unknown checksum database endpoint {p:?}"
+                )))
+            }
         };
         Ok((db, ep))
     }
@@ -124,18 +144,31 @@ impl SumdbProxy {
         }
     }
 
-    async fn immutable(&self, db: &SumdbDatabase, path: &str, content_type: &'static str) -> Result<SumdbAnswer, SumdbError> {
+    async fn immutable(
+        &self,
+        db: &SumdbDatabase,
+        path: &str,
+        content_type: &'static str,
+    ) -> Result<SumdbAnswer, SumdbError> {
         let file = self.cache_path(db, path);
         if let Ok(body) = tokio::fs::read(&file).await {
             metrics::counter!("cairn_sumdb_requests_total", "result" => "hit").increment(1);
-            return Ok(SumdbAnswer { body: Bytes::from(body), content_type, immutable: true });
+            return Ok(SumdbAnswer {
+                body: Bytes::from(body),
+                content_type,
+                immutable: true,
+            });
         }
         metrics::counter!("cairn_sumdb_requests_total", "result" => "miss").increment(1);
         let body = self.fetch(db, path).await?;
         if let Err(e) = write_atomic(&file, &body).await {
             tracing::warn!(path, error = %e, "could not cache checksum database answer");
         }
-        Ok(SumdbAnswer { body, content_type, immutable: true })
+        Ok(SumdbAnswer {
+            body,
+            content_type,
+            immutable: true,
+        })
     }
 
     async fn latest(&self, db: &SumdbDatabase) -> Result<SumdbAnswer, SumdbError> {
@@ -149,7 +182,11 @@ impl SumdbProxy {
         let ct = "text/plain; charset=utf-8";
         if fresh {
             if let Ok(body) = tokio::fs::read(&file).await {
-                return Ok(SumdbAnswer { body: Bytes::from(body), content_type: ct, immutable: false });
+                return Ok(SumdbAnswer {
+                    body: Bytes::from(body),
+                    content_type: ct,
+                    immutable: false,
+                });
             }
         }
         match self.fetch(db, "latest").await {
@@ -157,12 +194,20 @@ impl SumdbProxy {
                 if let Err(e) = write_atomic(&file, &body).await {
                     tracing::warn!(error = %e, "could not cache checksum database latest");
                 }
-                Ok(SumdbAnswer { body, content_type: ct, immutable: false })
+                Ok(SumdbAnswer {
+                    body,
+                    content_type: ct,
+                    immutable: false,
+                })
             }
             Err(SumdbError::Upstream(e)) => match tokio::fs::read(&file).await {
                 Ok(body) => {
                     tracing::warn!(error = %e, "checksum database failed; serving the stale tree head");
-                    Ok(SumdbAnswer { body: Bytes::from(body), content_type: ct, immutable: false })
+                    Ok(SumdbAnswer {
+                        body: Bytes::from(body),
+                        content_type: ct,
+                        immutable: false,
+                    })
                 }
                 Err(_) => Err(SumdbError::Upstream(e)),
             },
@@ -175,11 +220,22 @@ impl SumdbProxy {
 fn check_lookup(p: &str) -> Result<(), SumdbError> {
     let bad = || SumdbError::BadRequest(format!("malformed lookup {p:?}"));
     let (path, version) = p.rsplit_once('@').ok_or_else(bad)?;
-    let ok_chars = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!+/".contains(&b));
-    if path.is_empty() || version.is_empty() || !ok_chars(path) || !ok_chars(version) || version.contains('/') {
+    let ok_chars = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!+/".contains(&b))
+    };
+    if path.is_empty()
+        || version.is_empty()
+        || !ok_chars(path)
+        || !ok_chars(version)
+        || version.contains('/')
+    {
         return Err(bad());
     }
-    if path.split('/').any(|e| e.is_empty() || e == "." || e == "..") {
+    if path
+        .split('/')
+        .any(|e| e.is_empty() || e == "." || e == "..")
+    {
         return Err(bad());
     }
     Ok(())
@@ -192,7 +248,9 @@ fn check_tile(p: &str) -> Result<(), SumdbError> {
     if parts.len() < 3 {
         return Err(bad());
     }
-    let digits = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
     let h = parts[0];
     if !digits(h, 2) || !(1..=30).contains(&h.parse::<u32>().map_err(|_| bad())?) {
         return Err(bad());
@@ -211,12 +269,21 @@ fn check_tile(p: &str) -> Result<(), SumdbError> {
     }
     let index = &parts[2..];
     let (head, tail) = index.split_at(index.len() - 1);
-    let ok = head.iter().all(|s| s.len() == 4 && s.starts_with('x') && digits(&s[1..], 3)) && tail.iter().all(|s| s.len() == 3 && digits(s, 3));
-    if ok { Ok(()) } else { Err(bad()) }
+    let ok = head
+        .iter()
+        .all(|s| s.len() == 4 && s.starts_with('x') && digits(&s[1..], 3))
+        && tail.iter().all(|s| s.len() == 3 && digits(s, 3));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 async fn write_atomic(file: &Path, body: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    let dir = file
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
     tokio::fs::create_dir_all(dir).await?;
     let n: u64 = rand::random();
     let tmp = dir.join(format!(".{n:016x}.tmp"));
@@ -252,10 +319,26 @@ mod tests {
 
     #[test]
     fn tile_paths() {
-        for ok in ["8/0/000", "8/0/x113/281.p/187", "8/data/x113/281.p/187", "8/1/442.p/129", "8/3/000.p/1", "8/2/x001/x234/067"] {
+        for ok in [
+            "8/0/000",
+            "8/0/x113/281.p/187",
+            "8/data/x113/281.p/187",
+            "8/1/442.p/129",
+            "8/3/000.p/1",
+            "8/2/x001/x234/067",
+        ] {
             assert!(check_tile(ok).is_ok(), "{ok}");
         }
-        for bad in ["8/0", "8/0/1", "99/0/000", "8/0/../000", "8/x/000", "8/0/x1/000", "8/0/000.p/", "8/0/0000"] {
+        for bad in [
+            "8/0",
+            "8/0/1",
+            "99/0/000",
+            "8/0/../000",
+            "8/x/000",
+            "8/0/x1/000",
+            "8/0/000.p/",
+            "8/0/0000",
+        ] {
             assert!(check_tile(bad).is_err(), "{bad}");
         }
     }

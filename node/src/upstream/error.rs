@@ -49,7 +49,26 @@ impl UpstreamError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, UpstreamError::NotFound { .. })
     }
+
+    /// For a failure caused by a bad body rather than an unreachable upstream: `truncated` (the
+    /// body ended before its announced length) or `too_large` (over the caller's limit).
+    pub fn bad_body(&self) -> Option<&'static str> {
+        match self {
+            UpstreamError::Failed { reason, .. } if reason.starts_with(BODY_TRUNCATED) => {
+                Some("truncated")
+            }
+            UpstreamError::Failed { reason, .. } if reason.starts_with(BODY_TOO_LARGE) => {
+                Some("too_large")
+            }
+            _ => None,
+        }
+    }
 }
+
+/// Prefix of the reason of a [`UpstreamError::Failed`] whose body was cut short.
+pub const BODY_TRUNCATED: &str = "body truncated";
+/// Prefix of the reason of a [`UpstreamError::Failed`] whose body exceeded the limit.
+pub const BODY_TOO_LARGE: &str = "body too large";
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::breaker::Breaker;
-use super::error::{UpstreamConfigError, UpstreamError};
+use super::error::{UpstreamConfigError, UpstreamError, BODY_TRUNCATED};
 use super::metrics::{self, InflightGuard};
 use super::request::Kind;
 use super::retry::{parse_retry_after, Backoff};
@@ -449,7 +449,7 @@ async fn copy_body(mut resp: Response, sink: &mut Sink<'_>) -> Result<(), Failur
             Ok(None) => break,
             Err(e) => {
                 let reason = format!(
-                    "body truncated: connection failed after {} bytes: {}",
+                    "{BODY_TRUNCATED}: connection failed after {} bytes: {}",
                     sink.len(),
                     error_chain(e)
                 );
@@ -458,7 +458,7 @@ async fn copy_body(mut resp: Response, sink: &mut Sink<'_>) -> Result<(), Failur
         }
     }
     if let Some(expected) = expected.filter(|n| *n != sink.len()) {
-        let reason = format!("body truncated: got {} of {expected} bytes", sink.len());
+        let reason = format!("{BODY_TRUNCATED}: got {} of {expected} bytes", sink.len());
         return Err(Failure::new(Class::Transient, reason));
     }
     sink.finish().await.map_err(sink_failure)

@@ -2,6 +2,7 @@
 //! enforces the size cap (exceeding it is an error, never a silent truncation) and is reset at the
 //! start of every attempt, so a retried or failed-over download never mixes two bodies.
 
+use super::error::BODY_TOO_LARGE;
 use std::io;
 use std::path::Path;
 
@@ -41,7 +42,7 @@ impl std::fmt::Display for WriteError {
             WriteError::TooLarge { max_bytes } => {
                 write!(
                     f,
-                    "body too large: more than the limit of {max_bytes} bytes"
+                    "{BODY_TOO_LARGE}: more than the limit of {max_bytes} bytes"
                 )
             }
             WriteError::Io(e) => write!(f, "cannot write the downloaded body to disk: {e}"),

@@ -108,20 +108,26 @@ async fn an_acknowledged_download_survives_kill9_with_the_upstream_gone() {
     .iter()
     .map(|(m, v)| format!("{m}@{v}"))
     .collect();
-    let first = GoEnv::new(&go, &node.url())
-        .unwrap()
-        .mod_download_ok(&want)
-        .await
-        .unwrap();
+    let env = GoEnv::new(&go, &node.url()).unwrap();
+    let first = env.mod_download_ok(&want).await.unwrap();
+    let list = env.list_versions(m::SIMPLE).await.unwrap();
+    let latest = env.list_query(m::SIMPLE, "latest").await.unwrap();
     node.kill9().await;
     fixture.kill().await;
 
     node.restart().await.unwrap();
-    let second = GoEnv::new(&go, &node.url())
-        .unwrap()
-        .mod_download_ok(&want)
-        .await
-        .unwrap();
+    let env = GoEnv::new(&go, &node.url()).unwrap();
+    let second = env.mod_download_ok(&want).await.unwrap();
+    assert_eq!(
+        env.list_versions(m::SIMPLE).await.unwrap(),
+        list,
+        "list after restart"
+    );
+    assert_eq!(
+        env.list_query(m::SIMPLE, "latest").await.unwrap(),
+        latest,
+        "@latest after restart"
+    );
     assert_maps_eq(
         "hashes after kill -9 + restart, upstream dead",
         &sums(&first),

@@ -108,6 +108,47 @@ async fn immutable_files_have_types_lengths_strong_etags_and_ranges() {
         "Content-Length of the range"
     );
 
+    // Resuming (Range + If-Range, as the go command does): a matching ETag gets the range, a stale
+    // one gets the whole file.
+    let etag = r.header("etag").to_string();
+    let r = node
+        .request(
+            Method::GET,
+            &path,
+            &[("range", "bytes=100-"), ("if-range", &etag)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 206, "Range: bytes=100- with If-Range: {etag}");
+    assert_eq!(&r.body[..], &zip[100..], "bytes=100- body");
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes 100-{}/{}", zip.len() - 1, zip.len())
+    );
+    let r = node
+        .request(
+            Method::GET,
+            &path,
+            &[("range", "bytes=100-"), ("if-range", "\"stale\"")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status, 200,
+        "Range with a non-matching If-Range must get the whole file"
+    );
+    assert_eq!(r.body.len(), zip.len(), "whole file after a stale If-Range");
+
+    // A range request can be the very first request for a zip (a miss).
+    let cold = version_path(module, "v1.0.0", "zip");
+    let cold_zip = c.zip_bytes(module, "v1.0.0");
+    let r = node
+        .request(Method::GET, &cold, &[("range", "bytes=0-99")])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 206, "Range on an uncached zip: {}", r.text());
+    assert_eq!(&r.body[..], &cold_zip[..100], "range of an uncached zip");
+
     let list = get(&node, &list_path(module)).await;
     assert_eq!(list.status, 200, "list: {}", list.text());
     assert!(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use cairn_tests::corpus::m;
 use cairn_tests::gocmd::{go, GoEnv};
 
 use crate::common::{
@@ -107,4 +108,28 @@ async fn go_get_latest_writes_the_same_go_mod_and_go_sum() {
             "go get required {module}:\n{want_mod}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_tree_upstream_gives_the_same_hashes() {
+    let Some(go) = go("a_file_tree_upstream_gives_the_same_hashes") else {
+        return;
+    };
+    let c = corpus();
+    let node = start_node(&c.file_url(), FAST_UPSTREAM).await;
+    let env = GoEnv::new(&go, &node.url()).unwrap();
+    let via_cairn = env.mod_download_ok(&c.module_versions()).await.unwrap();
+    assert_maps_eq(
+        "cairn (upstream file://) hashes vs the corpus",
+        &expected_sums(c),
+        &sums(&via_cairn),
+    );
+    assert_eq!(
+        env.list_versions(m::RETRACT).await.unwrap(),
+        ["v1.0.0", "v1.1.0"]
+    );
+    assert_eq!(
+        env.list_query(m::PSEUDO, "latest").await.unwrap().version,
+        m::PSEUDO_VERSION
+    );
 }

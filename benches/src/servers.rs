@@ -1,0 +1,275 @@
+//! The two servers under test, each a child process on 127.0.0.1 killed when dropped:
+//! `cairn-node` with the corpus as its `file://` upstream, and a reference static server serving
+//! the corpus directory itself (nginx when it is on `PATH`, else this binary's own
+//! `--serve-static` mode, see [`crate::static_server`]). Also a one-shot HTTP GET used for
+//! readiness, cache warming and checking both servers return the same bytes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+
+/// How long a server gets to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running server process.
+pub struct Server {
+    /// Short name for the report (`cairn`, `nginx`, `hyper-static`).
+    pub name: String,
+    /// Its HTTP address.
+    pub addr: SocketAddr,
+    /// Its process id (nginx: the master; workers are found as its children).
+    pub pid: u32,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Fails with the tail of the server's log if it has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            bail!(
+                "{} exited ({status}); log tail:\n{}",
+                self.name,
+                log_tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Starts `cairn-node` over `corpus` with its data in `work/cairn-data`, and waits for `/readyz`.
+/// `env` is added to the inherited environment (e.g. `CAIRN_CACHE__VERIFY_ON_READ=false`).
+pub async fn start_cairn(
+    bin: &Path,
+    corpus: &Path,
+    work: &Path,
+    env: &[(String, String)],
+) -> anyhow::Result<Server> {
+    let data = work.join("cairn-data");
+    std::fs::create_dir_all(&data)?;
+    let log = work.join("cairn-node.log");
+    let child = Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--upstream")
+        .arg(format!("file://{}", corpus.display()))
+        .args(["--log-format", "json", "--log-level", "warn"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id();
+    let placeholder: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut server = Server {
+        name: "cairn".into(),
+        addr: placeholder,
+        pid,
+        log,
+        child,
+    };
+    server.addr = wait_listen_addrs(&mut server, &data.join("listen-addrs.json")).await?;
+    wait_ready(&mut server, "/readyz").await?;
+    Ok(server)
+}
+
+/// Polls `<data-dir>/listen-addrs.json` (`{"http":"127.0.0.1:P",…}`) for the HTTP address.
+async fn wait_listen_addrs(server: &mut Server, file: &Path) -> anyhow::Result<SocketAddr> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        server.check_alive()?;
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let http = json["http"]
+                .as_str()
+                .context("listen-addrs.json has no \"http\"")?;
+            return http
+                .parse()
+                .with_context(|| format!("bad http address {http:?}"));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "cairn-node wrote no {} within {READY_TIMEOUT:?}",
+                file.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `GET path` until it answers 200.
+async fn wait_ready(server: &mut Server, path: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        server.check_alive()?;
+        let last = match get(server.addr, path).await {
+            Ok((StatusCode::OK, _)) => return Ok(()),
+            Ok((status, _)) => format!("status {status}"),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!(
+                "{} not ready at {path} within {READY_TIMEOUT:?}: {last}",
+                server.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Which reference server to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StaticChoice {
+    /// nginx if on PATH, else the built-in hyper server.
+    Auto,
+    /// nginx (fails if absent).
+    Nginx,
+    /// The built-in hyper file server.
+    Hyper,
+}
+
+/// Starts the reference static server over `corpus`; `probe` is a path it must serve.
+pub async fn start_static(
+    choice: StaticChoice,
+    corpus: &Path,
+    work: &Path,
+    probe: &str,
+) -> anyhow::Result<Server> {
+    let nginx = find_on_path("nginx");
+    let mut server = match (choice, nginx) {
+        (StaticChoice::Nginx, None) => bail!("--static-server nginx, but nginx is not on PATH"),
+        (StaticChoice::Nginx | StaticChoice::Auto, Some(bin)) => start_nginx(&bin, corpus, work)?,
+        (StaticChoice::Hyper | StaticChoice::Auto, _) => start_hyper_static(corpus, work).await?,
+    };
+    wait_ready(&mut server, probe).await?;
+    Ok(server)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// nginx with a minimal config: 2 workers, sendfile, no access log, long keep-alive.
+fn start_nginx(bin: &Path, corpus: &Path, work: &Path) -> anyhow::Result<Server> {
+    let dir = work.join("nginx");
+    std::fs::create_dir_all(dir.join("logs"))?;
+    // nginx cannot report a port it picked, so take a free one and hand it over (a small race).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+         keepalive_requests 100000000;\n  keepalive_timeout 120s;\n\
+         default_type application/octet-stream;\n\
+         client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    root {root};\n  }}\n}}\n",
+        root = corpus.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let log = dir.join("stderr.log");
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id();
+    Ok(Server {
+        name: "nginx".into(),
+        addr: ([127, 0, 0, 1], port).into(),
+        pid,
+        log,
+        child,
+    })
+}
+
+/// This binary in `--serve-static` mode; its first stdout line is the bound address.
+async fn start_hyper_static(corpus: &Path, work: &Path) -> anyhow::Result<Server> {
+    let exe = std::env::current_exe().context("locating cairn-bench itself")?;
+    let log = work.join("hyper-static.log");
+    let mut child = Command::new(exe)
+        .arg("--serve-static")
+        .arg(corpus)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("starting the hyper static server")?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let pid = child.id();
+    let placeholder: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut server = Server {
+        name: "hyper-static".into(),
+        addr: placeholder,
+        pid,
+        log,
+        child,
+    };
+    // A blocking read: it ends with the first line, or with EOF when the child exits or is killed.
+    let read = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    });
+    let line = match tokio::time::timeout(READY_TIMEOUT, read).await {
+        Ok(joined) => joined??,
+        Err(_) => bail!("the hyper static server printed no address within {READY_TIMEOUT:?}"),
+    };
+    server.check_alive()?;
+    server.addr = line
+        .trim()
+        .parse()
+        .with_context(|| format!("bad address {line:?}"))?;
+    Ok(server)
+}
+
+/// One `GET path` on a fresh connection; returns the status and the whole body.
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(conn);
+    let req = Request::get(path)
+        .header(hyper::header::HOST, "127.0.0.1")
+        .body(Empty::<Bytes>::new())?;
+    let resp = tokio::time::timeout(READY_TIMEOUT, sender.send_request(req)).await??;
+    let status = resp.status();
+    let body = tokio::time::timeout(READY_TIMEOUT, resp.into_body().collect()).await??;
+    driver.abort();
+    Ok((status, body.to_bytes()))
+}
