@@ -26,6 +26,33 @@ use crate::store::meta::{MetaCmd, MetaResp};
 /// Pause before re-proposing after a leader appeared, so a flapping election cannot spin.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
+/// What "caught up" means for a starting node.
+///
+/// Everything committed before the start must be applied (openraft re-applies it from the log
+/// while starting). A node that is the only voter will also commit the rest of its log as soon
+/// as it leads again, and entries it acknowledged before a crash may be among them (the
+/// committed index is persisted lazily), so it waits for its whole log. A node with peers
+/// cannot know whether its log tail will survive, and must not wait for a quorum to serve.
+#[derive(Clone, Copy, Debug)]
+struct CatchUp {
+    committed: Option<u64>,
+    last_log: Option<u64>,
+}
+
+impl CatchUp {
+    fn reached(&self, metrics: &openraft::RaftMetrics<NodeId, NodeAddr>) -> bool {
+        let applied = metrics.last_applied.map(|l| l.index);
+        let mut voters = metrics.membership_config.membership().voter_ids();
+        let sole_voter = voters.next() == Some(metrics.id) && voters.next().is_none();
+        let target = if sole_voter {
+            self.committed.max(self.last_log)
+        } else {
+            self.committed
+        };
+        applied >= target
+    }
+}
+
 /// The consensus handle of a node: cheap to clone, shared by the HTTP, mirror and gRPC planes.
 #[derive(Clone)]
 pub struct Consensus {
@@ -54,7 +81,7 @@ impl Consensus {
     /// Opens (or creates) sled at `dir` (`<data-dir>/meta`), starts openraft, and — only if this
     /// node has never been initialized and has the lowest id in `peers` (or `peers` is empty or
     /// only this node) — initializes the cluster with `peers` once. Restarts never re-initialize.
-    #[tracing::instrument(skip_all, fields(node_id))]
+    #[tracing::instrument(skip_all, fields(node_id = node_id))]
     pub async fn start(
         node_id: NodeId,
         peers: BTreeMap<NodeId, NodeAddr>,
@@ -85,7 +112,10 @@ impl Consensus {
                 caught_up: Arc::new(AtomicBool::new(false)),
             }),
         };
-        consensus.spawn_watcher(committed.map(|l| l.index));
+        consensus.spawn_watcher(CatchUp {
+            committed: committed.map(|l| l.index),
+            last_log: log_state.last_log_id.map(|l| l.index),
+        });
         consensus.initialize_once(peers).await?;
         tracing::info!(node_id, dir = %dir.display(), last_log = ?log_state.last_log_id, "consensus started");
         Ok(consensus)
@@ -134,8 +164,8 @@ impl Consensus {
     }
 
     /// Spawns the task that mirrors openraft's metrics into gauges and flips the caught-up latch
-    /// once the state machine has applied everything committed before startup.
-    fn spawn_watcher(&self, committed_at_start: Option<u64>) {
+    /// (see [`CatchUp`]).
+    fn spawn_watcher(&self, target: CatchUp) {
         let mut rx = self.inner.raft.metrics();
         let caught_up = self.inner.caught_up.clone();
         tokio::spawn(async move {
@@ -144,8 +174,8 @@ impl Consensus {
                 {
                     let metrics = rx.borrow_and_update();
                     m::observe(&metrics, &mut prev_leader);
-                    let applied = metrics.last_applied.map(|l| l.index);
-                    if applied >= committed_at_start && !caught_up.swap(true, Ordering::AcqRel) {
+                    if target.reached(&metrics) && !caught_up.swap(true, Ordering::AcqRel) {
+                        let applied = metrics.last_applied.map(|l| l.index);
                         tracing::info!(applied = ?applied, "state machine caught up");
                     }
                 }
@@ -280,7 +310,8 @@ impl Consensus {
     }
 
     /// True once the state machine is loaded and has applied everything that was committed
-    /// before this start (openraft re-applies the log up to the persisted committed index).
+    /// before this start (for a single-voter cluster: its whole log). A latch: it never flips
+    /// back.
     pub fn is_caught_up(&self) -> bool {
         self.inner.caught_up.load(Ordering::Acquire)
     }

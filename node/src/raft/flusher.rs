@@ -7,6 +7,10 @@
 //! whole burst of writes. A waiter is completed only after a flush that *started* after its
 //! write, which is what makes "durable before the callback" hold. `flush_async` is never used
 //! (it can deadlock in sled 0.34.7).
+//!
+//! Note: openraft 0.9's core awaits each append's callback before it appends again, so a burst
+//! of proposals still costs one fsync each; batching happens when appends coincide with vote,
+//! purge or snapshot-install waits. The structure is ready for openraft 0.10's pipelined IO.
 
 use std::io;
 
@@ -83,6 +87,11 @@ async fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<Waiter>) {
                 Waiter::Sync(tx) => drop(tx.send(res)),
             }
         }
+    }
+    // Dropping what may be the last handle makes sled flush and close files: keep that off the
+    // async worker threads too.
+    if let Err(e) = tokio::task::spawn_blocking(move || drop(db)).await {
+        tracing::warn!(error = %e, "closing the metadata store failed");
     }
     tracing::debug!("metadata flusher stopped");
 }

@@ -10,6 +10,8 @@
 //! - Wire: `network.rs` (openraft's client side over tonic) and `service.rs` (the `cairn.v1.Raft`
 //!   gRPC service). With a single node they are wired but idle.
 //! - `metrics.rs`: Raft gauges, proposal counters and latency.
+//!
+//! `DESIGN.md` next to this file describes the storage layout, durability rules and wire format.
 
 mod apply;
 mod consensus;

@@ -339,6 +339,17 @@ fn one_peer(id: NodeId) -> BTreeMap<NodeId, NodeAddr> {
     )])
 }
 
+async fn wait_until(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn start_leader(dir: &Path) -> Consensus {
     let c = Consensus::start(1, one_peer(1), dir, &fast_settings())
         .await
@@ -383,12 +394,13 @@ async fn single_node_propose_read_restart() {
     assert_eq!(status.members.len(), 1);
     assert!(status.members[0].voter);
     let membership_before = *c.raft().metrics().borrow().membership_config.log_id();
-    assert!(c.is_caught_up());
+    wait_until(|| c.is_caught_up()).await;
     c.shutdown().await.unwrap();
     drop((c, r));
 
     let c = start_leader(dir.path()).await;
     let r = c.reader();
+    wait_until(|| c.is_caught_up()).await;
     assert_eq!(
         r.get_version("example.com/m", "v1.0.0").unwrap(),
         Some(v.clone())
@@ -493,4 +505,83 @@ async fn unreachable_peer_maps_to_unreachable() {
         .await
         .unwrap_err();
     assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+}
+
+// === crash safety ===
+
+/// Env var that turns [`kill9_child`] into the crashing writer of [`kill9_loses_no_ack`].
+const KILL9_DIR: &str = "CAIRN_TEST_KILL9_DIR";
+
+/// Child process: proposes versions forever, printing `ACK n` after each acknowledged one.
+#[test]
+#[ignore = "run only as the child of kill9_loses_no_ack"]
+fn kill9_child() {
+    let Ok(dir) = std::env::var(KILL9_DIR) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = start_leader(Path::new(&dir)).await;
+        for i in 0.. {
+            let resp = c
+                .propose(MetaCmd::PutVersion(rec("kill9", &format!("v0.0.{i}"))))
+                .await;
+            assert_eq!(resp.unwrap(), MetaResp::Applied);
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "ACK {i}").unwrap();
+            out.flush().unwrap();
+        }
+    });
+}
+
+/// A node killed with SIGKILL in the middle of a write burst keeps every acknowledged write.
+#[test]
+fn kill9_loses_no_ack() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "raft::tests::kill9_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(KILL9_DIR, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = Vec::new();
+    let mut killed = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("ACK ") {
+            acked.push(n.parse::<u64>().unwrap());
+        }
+        if acked.len() == 100 && !killed {
+            child.kill().unwrap(); // SIGKILL; lines already in the pipe are still read
+            killed = true;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        acked.len() >= 100,
+        "child acknowledged only {} writes",
+        acked.len()
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = start_leader(dir.path()).await;
+        wait_until(|| c.is_caught_up()).await;
+        let r = c.reader();
+        for i in &acked {
+            let got = r.get_version("kill9", &format!("v0.0.{i}")).unwrap();
+            assert!(got.is_some(), "acknowledged write {i} lost after kill -9");
+        }
+        assert!(r.version_count() >= acked.len() as u64);
+        c.shutdown().await.unwrap();
+    });
 }
