@@ -7,15 +7,17 @@
 //! alter bytes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::config::SumdbDatabase;
+use crate::mirror::flight::Flights;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Why a checksum-database request failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SumdbError {
     /// Not a database this node proxies, or not an endpoint of one.
@@ -48,6 +50,8 @@ pub struct SumdbProxy {
     cache_dir: PathBuf,
     latest_ttl: Duration,
     max_bytes: u64,
+    /// Identical concurrent misses (by URL) share one request to the database.
+    flights: Arc<Flights<String, Result<Bytes, SumdbError>>>,
 }
 
 /// A parsed request inside one database.
@@ -74,6 +78,7 @@ impl SumdbProxy {
             cache_dir: cache_dir.to_path_buf(),
             latest_ttl,
             max_bytes,
+            flights: Arc::new(Flights::new("sumdb")),
         }
     }
 
@@ -137,11 +142,17 @@ impl SumdbProxy {
 
     async fn fetch(&self, db: &SumdbDatabase, path: &str) -> Result<Bytes, SumdbError> {
         let url = format!("{}/{}", db.url.trim_end_matches('/'), path);
-        match self.upstream.get_url(&url, self.max_bytes).await {
-            Ok(f) => Ok(f.body),
-            Err(UpstreamError::NotFound { message }) => Err(SumdbError::NotFound(message)),
-            Err(e) => Err(SumdbError::Upstream(e.to_string())),
-        }
+        let (upstream, max) = (self.upstream.clone(), self.max_bytes);
+        let work = move || async move {
+            match upstream.get_url(&url, max).await {
+                Ok(f) => Ok(f.body),
+                Err(UpstreamError::NotFound { message }) => Err(SumdbError::NotFound(message)),
+                Err(e) => Err(SumdbError::Upstream(e.to_string())),
+            }
+        };
+        let gone = Err(SumdbError::Upstream("the fetch task ended without a result".into()));
+        let key = format!("{}/{}", db.name, path);
+        self.flights.run(key, work, gone).await
     }
 
     async fn immutable(
