@@ -5,7 +5,8 @@
 //! - [`Fixture::set_fail`]: answer every request with one status (a broken upstream);
 //! - [`Fixture::kill`]: close the listener and every open connection (connections refused);
 //! - [`Fixture::set_override`]: per-path answers ([`Override`]): a status, a custom body, a body that
-//!   declares `Content-Length: N` and stops early, a throttled body, or a delay;
+//!   declares `Content-Length: N` and stops early, a throttled body, a chunked body without
+//!   Content-Length, or a delay;
 //! - the request log: [`Fixture::count`] for one path, [`Fixture::total`] for all, to assert
 //!   "the upstream saw exactly one request for this zip" or "it saw nothing at all".
 //!
@@ -57,6 +58,13 @@ pub enum Override {
     },
     /// Wait this long, then serve the tree's file normally.
     Delay(Duration),
+    /// Answer 200 with these bytes in `chunk`-byte pieces and no Content-Length (chunked).
+    Chunked {
+        /// The bytes.
+        body: Bytes,
+        /// Bytes per piece.
+        chunk: usize,
+    },
 }
 
 /// One logged request.
@@ -290,6 +298,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             Ok(b) => throttled(&state, &path, b, chunk, interval),
             Err(r) => r,
         },
+        Some(Override::Chunked { body, chunk }) => chunked(&state, &path, body, chunk),
         Some(Override::Delay(d)) => {
             tokio::time::sleep(d).await;
             serve_file(&state, &path).await
@@ -403,6 +412,29 @@ fn streamed(
     BodyExt::boxed(StreamBody::new(stream))
 }
 
+fn pieces(file: &Bytes, chunk: usize) -> Vec<Bytes> {
+    let (len, chunk) = (file.len(), chunk.max(1));
+    (0..len)
+        .step_by(chunk)
+        .map(|i| file.slice(i..(i + chunk).min(len)))
+        .collect()
+}
+
+fn chunked(state: &Arc<State>, path: &str, body: Bytes, chunk: usize) -> Response<Body> {
+    let mut r = Response::new(streamed(
+        state,
+        path,
+        pieces(&body, chunk),
+        Duration::ZERO,
+        false,
+    ));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
+    r
+}
+
 fn throttled(
     state: &Arc<State>,
     path: &str,
@@ -411,11 +443,7 @@ fn throttled(
     interval: Duration,
 ) -> Response<Body> {
     let len = file.len();
-    let pieces: Vec<Bytes> = (0..len)
-        .step_by(chunk.max(1))
-        .map(|i| file.slice(i..(i + chunk.max(1)).min(len)))
-        .collect();
-    let mut r = Response::new(streamed(state, path, pieces, interval, false));
+    let mut r = Response::new(streamed(state, path, pieces(&file, chunk), interval, false));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(path)),

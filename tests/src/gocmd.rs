@@ -128,6 +128,11 @@ impl GoEnv {
         for sub in ["gopath", "modcache", "gocache", "home", "tmp", "work"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
+        // Telemetry off: otherwise go leaves a child process writing counters into HOME after
+        // the command exits, which recreates the temp directory after it was deleted.
+        let telemetry = dir.path().join("home/.config/go/telemetry");
+        std::fs::create_dir_all(&telemetry)?;
+        std::fs::write(telemetry.join("mode"), "off")?;
         Ok(GoEnv {
             go: go.clone(),
             dir,

@@ -21,4 +21,5 @@ pub mod h1;
 pub mod metrics;
 pub mod node;
 pub mod raw;
+pub mod sumdb;
 pub mod wait;

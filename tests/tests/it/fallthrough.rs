@@ -3,7 +3,9 @@
 //! `,` list (no leak to the next proxy) and lets a `|` list move on.
 
 use cairn_tests::corpus::{m, time_n, Corpus, ModuleSpec};
-use cairn_tests::fixture::Fixture;
+use std::time::{Duration, Instant};
+
+use cairn_tests::fixture::{Fixture, Override};
 use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::h1::{list_path, version_path};
 
@@ -138,6 +140,37 @@ async fn an_upstream_failure_is_502_which_stops_a_comma_list() {
         r.status,
         502,
         "GET {path} with the upstream refusing connections: {}",
+        r.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_gets_a_502_within_the_first_byte_timeout() {
+    let fixture = corpus_fixture().await;
+    let config =
+        "[upstream_http]\nretries = 0\nbackoff_base_ms = 10\nfirst_byte_timeout_ms = 1000\n";
+    let node = start_node(&fixture.url(), config).await;
+    let path = version_path(m::SIMPLE, "v1.0.0", "info");
+    fixture.set_override(&path, Override::Delay(Duration::from_secs(60)));
+    let start = Instant::now();
+    let r = get(&node, &path).await;
+    let took = start.elapsed();
+    assert_eq!(
+        r.status,
+        502,
+        "GET {path} with a hung upstream: {}",
+        r.text()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the 502 took {took:?} with first_byte_timeout_ms = 1000"
+    );
+    fixture.clear_override(&path);
+    let r = get(&node, &path).await;
+    assert_eq!(
+        r.status,
+        200,
+        "GET {path} once the upstream answers: {}",
         r.text()
     );
 }

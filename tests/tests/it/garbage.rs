@@ -65,6 +65,19 @@ fn lie_about_size(zip: &mut [u8], name: &str, size: u32) {
     );
 }
 
+fn zip_case(name: &'static str, version: &'static str, files: &[(&str, &[u8])]) -> Case {
+    let entries: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(n, c)| (format!("{}{n}", prefix(version)), *c))
+        .collect();
+    Case {
+        name,
+        version,
+        ext: "zip",
+        answer: Some(Override::Body(zip_of(&entries))),
+    }
+}
+
 fn cases() -> Vec<Case> {
     let gm = go_mod();
     let zeros = vec![0u8; 2 * MAX_UNCOMPRESSED];
@@ -73,26 +86,26 @@ fn cases() -> Vec<Case> {
         ("example.com/other@v1.0.0/go.mod".to_string(), &gm[..]),
         ("example.com/other@v1.0.0/x.go".to_string(), b"package x\n"),
     ]);
-    let too_big = zip_of(&[
-        (format!("{}go.mod", prefix("v1.0.1")), &gm[..]),
-        (format!("{}noise.bin", prefix("v1.0.1")), &noise[..]),
-    ]);
-    let bomb = zip_of(&[
-        (format!("{}go.mod", prefix("v1.0.2")), &gm[..]),
-        (format!("{}zeros.bin", prefix("v1.0.2")), &zeros[..]),
-    ]);
     let liar_name = format!("{}zeros.bin", prefix("v1.0.3"));
-    let mut liar = build_zip(
-        &[
-            (format!("{}go.mod", prefix("v1.0.3")), &gm[..]),
-            (liar_name.clone(), &zeros[..]),
-        ],
-        None,
-    )
-    .unwrap();
+    let liar_entries = [
+        (format!("{}go.mod", prefix("v1.0.3")), &gm[..]),
+        (liar_name.clone(), &zeros[..]),
+    ];
+    let mut liar = build_zip(&liar_entries, None).unwrap();
     lie_about_size(&mut liar, &liar_name, 100);
+    let chunked_entries = [
+        (format!("{}go.mod", prefix("v1.0.6")), &gm[..]),
+        (format!("{}noise.bin", prefix("v1.0.6")), &noise[..]),
+    ];
+    let chunked = zip_of(&chunked_entries);
     let other_info =
         Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2023-01-02T12:00:00Z\"}\n");
+    let info = |name, version, body: &'static [u8]| Case {
+        name,
+        version,
+        ext: "info",
+        answer: Some(Override::Body(Bytes::from_static(body))),
+    };
     vec![
         Case {
             name: "zip with entries outside module@version/",
@@ -100,18 +113,16 @@ fn cases() -> Vec<Case> {
             ext: "zip",
             answer: Some(Override::Body(bad_prefix)),
         },
-        Case {
-            name: "zip larger than max_zip_bytes",
-            version: "v1.0.1",
-            ext: "zip",
-            answer: Some(Override::Body(too_big)),
-        },
-        Case {
-            name: "zip bomb over max_uncompressed_bytes",
-            version: "v1.0.2",
-            ext: "zip",
-            answer: Some(Override::Body(bomb)),
-        },
+        zip_case(
+            "zip larger than max_zip_bytes",
+            "v1.0.1",
+            &[("go.mod", &gm), ("noise.bin", &noise)],
+        ),
+        zip_case(
+            "zip bomb over max_uncompressed_bytes",
+            "v1.0.2",
+            &[("go.mod", &gm), ("zeros.bin", &zeros)],
+        ),
         Case {
             name: "zip entry lying about its uncompressed size",
             version: "v1.0.3",
@@ -130,6 +141,52 @@ fn cases() -> Vec<Case> {
             ext: "zip",
             answer: None,
         },
+        Case {
+            name: "zip over max_zip_bytes, chunked without Content-Length",
+            version: "v1.0.6",
+            ext: "zip",
+            answer: Some(Override::Chunked {
+                body: chunked,
+                chunk: 64 << 10,
+            }),
+        },
+        zip_case(
+            "zip with a go.mod below the root",
+            "v1.0.7",
+            &[
+                ("go.mod", &gm),
+                ("sub/go.mod", b"module example.com/victim/sub\n"),
+            ],
+        ),
+        zip_case(
+            "zip with case-colliding names",
+            "v1.0.8",
+            &[("go.mod", &gm), ("README", b"a\n"), ("readme", b"b\n")],
+        ),
+        zip_case(
+            "zip with a .. entry name (zip slip)",
+            "v1.0.9",
+            &[("go.mod", &gm), ("../../../escaped.go", b"package x\n")],
+        ),
+        zip_case(
+            "zip with a backslash in a name",
+            "v1.0.10",
+            &[("go.mod", &gm), ("a\\b.go", b"package x\n")],
+        ),
+        Case {
+            name: "200 with an HTML page instead of a zip",
+            version: "v1.0.11",
+            ext: "zip",
+            answer: Some(Override::Body(Bytes::from_static(
+                b"<html><body>Sign in</body></html>\n",
+            ))),
+        },
+        info(".info that is not JSON", "v1.0.12", b"<html>oops</html>\n"),
+        info(
+            ".info without a Version",
+            "v1.0.13",
+            b"{\"Time\":\"2023-01-02T12:00:00Z\"}\n",
+        ),
     ]
 }
 
@@ -238,6 +295,11 @@ async fn garbage_upstream_answers_are_rejected_and_leave_no_trace() {
             Err(e) => problems.push(format!("go mod download after the fixes: {e:#}")),
         }
     }
+    let m = node.metrics().await.unwrap();
+    eprintln!(
+        "garbage: rejections counted by cairn:\n{}",
+        m.dump("cairn_fill_rejected")
+    );
     assert!(
         problems.is_empty(),
         "{} problem(s):\n{}",

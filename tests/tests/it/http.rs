@@ -254,3 +254,64 @@ async fn a_mod_request_does_not_fetch_the_zip() {
         "the upstream sent bytes of {zip}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_a_miss_and_unsatisfiable_ranges() {
+    let c = corpus();
+    let fixture = corpus_fixture().await;
+    let node = start_node(&fixture.url(), FAST_UPSTREAM).await;
+    let (module, version) = (m::GOPKG, "v1.1.0");
+    let path = version_path(module, version, "zip");
+    let len = c.entry(module, version).zip_len;
+
+    let head = raw::request(node.addrs().http, "HEAD", &path, &[], patience(3.0))
+        .await
+        .unwrap();
+    assert_eq!(
+        head.status, 200,
+        "HEAD on an uncached zip: {}",
+        head.status_line
+    );
+    assert_eq!(
+        head.header("content-length"),
+        Some(len.to_string().as_str()),
+        "HEAD Content-Length"
+    );
+    assert!(
+        head.body.is_empty(),
+        "HEAD sent {} body bytes",
+        head.body.len()
+    );
+
+    let beyond = format!("bytes={}-", len + 10);
+    let r = node
+        .request(Method::GET, &path, &[("range", &beyond)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 416, "Range: {beyond} on a {len}-byte zip");
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes */{len}"),
+        "Content-Range of a 416"
+    );
+
+    let r = node
+        .request(Method::GET, &path, &[("range", "bytes=-10")])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 206, "suffix range bytes=-10");
+    let zip = c.zip_bytes(module, version);
+    assert_eq!(&r.body[..], &zip[zip.len() - 10..], "suffix range bytes");
+
+    let r = node
+        .request(Method::GET, &path, &[("range", "bytes=0-1,5-6")])
+        .await
+        .unwrap();
+    assert!(
+        r.status == 200 && r.body.len() as u64 == len || r.status == 206,
+        "a multi-range request must get the whole file or a 206, got {} ({} bytes)",
+        r.status,
+        r.body.len()
+    );
+    assert_eq!(fixture.count(&path), 1, "upstream requests for {path}");
+}

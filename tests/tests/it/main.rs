@@ -12,6 +12,7 @@
 mod common;
 mod harness;
 
+mod bounded;
 mod crash;
 mod fallthrough;
 mod garbage;
@@ -19,6 +20,8 @@ mod hostile;
 mod http;
 mod list_ttl;
 mod protocol;
+mod shapes;
 mod sigterm;
 mod single_flight;
 mod stale;
+mod sumdb;

@@ -7,7 +7,8 @@ use cairn_tests::corpus::m;
 use cairn_tests::gocmd::{go, GoEnv};
 
 use crate::common::{
-    assert_maps_eq, corpus, corpus_fixture, expected_sums, start_node, sums, FAST_UPSTREAM,
+    assert_maps_eq, assert_no_error_logs, corpus, corpus_fixture, expected_sums, start_node, sums,
+    FAST_UPSTREAM,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,6 +42,7 @@ async fn every_corpus_version_downloads_with_the_same_hashes() {
         &sums(&direct),
         &sums(&via_cairn),
     );
+    assert_no_error_logs(&node);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,6 +79,7 @@ async fn version_lists_and_latest_match_the_file_proxy() {
         &want_latest,
         &got_latest,
     );
+    assert_no_error_logs(&node);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +111,7 @@ async fn go_get_latest_writes_the_same_go_mod_and_go_sum() {
             "go get required {module}:\n{want_mod}"
         );
     }
+    assert_no_error_logs(&node);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,4 +136,5 @@ async fn a_file_tree_upstream_gives_the_same_hashes() {
         env.list_query(m::PSEUDO, "latest").await.unwrap().version,
         m::PSEUDO_VERSION
     );
+    assert_no_error_logs(&node);
 }
