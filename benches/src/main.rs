@@ -167,7 +167,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let corpus_dir = work.path().join("corpus");
     let targets = corpus::generate(&corpus_dir).context("generating the corpus")?;
     let targets = select_targets(targets, &args.scenarios)?;
+    if targets.is_empty() || args.conns.is_empty() {
+        bail!("nothing to run: give at least one scenario and one connection count");
+    }
     let load_before = loadavg();
+    let sha_mbps = sha256_mb_per_sec();
 
     let cairn = servers::start_cairn(&bin, &corpus_dir, work.path(), &args.cairn_env).await?;
     let static_srv = servers::start_static(
@@ -179,6 +183,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     .await?;
     warm_and_compare(&cairn, &static_srv, &targets).await?;
     print_header(&args, &bin, &cairn, &static_srv, &targets, &load_before);
+    println!("sha256 on one core (sha2 crate): {sha_mbps:.0} MB/s");
 
     let mut rows = Vec::new();
     for target in &targets {
@@ -220,6 +225,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "loadavg_before": load_before, "loadavg_after": load_after,
         "duration_secs": args.duration_secs, "warmup_secs": args.warmup_secs,
         "cairn_env": cairn_env_summary(&args),
+        "sha256_mb_per_sec_one_core": sha_mbps,
     });
     report::write_json(&out, &rows, meta)?;
     println!("results written to {}", out.display());
@@ -306,6 +312,20 @@ async fn run_one(
         client_cpu_pct: pct(cli1.saturating_sub(cli0)),
         mem,
     })
+}
+
+/// Single-core SHA-256 throughput of this machine (MB/s), with the `sha2` crate cairn uses: the
+/// cost of verify-on-read is about one hash of the body per response.
+fn sha256_mb_per_sec() -> f64 {
+    use sha2::Digest;
+    let buf = vec![0x5au8; 16 << 20];
+    let started = std::time::Instant::now();
+    let mut hasher = sha2::Sha256::new();
+    for _ in 0..4 {
+        hasher.update(&buf);
+    }
+    std::hint::black_box(hasher.finalize());
+    (4 * buf.len()) as f64 / started.elapsed().as_secs_f64() / 1e6
 }
 
 fn loadavg() -> String {

@@ -81,8 +81,17 @@ fn verdict(rows: &[Row], row: &Row) -> (Option<f64>, String) {
         None => "thr n/a".to_owned(),
     };
     if row.conns == P99_CONNS {
-        let ok = row.load.quantile_ms(0.99) < MAX_P99_MS && row.load.requests > 0;
-        v.push_str(if ok { " p99 PASS" } else { " p99 MISS" });
+        let p99_ok = |r: &Row| r.load.quantile_ms(0.99) < MAX_P99_MS && r.load.requests > 0;
+        v.push_str(if p99_ok(row) {
+            " p99 PASS"
+        } else {
+            " p99 MISS"
+        });
+        // A closed loop's latency is at least conns × body / bandwidth (Little's law), so for
+        // large bodies the static server cannot meet it either; say so.
+        if !p99_ok(row) && reference(rows, row).is_some_and(|s| !p99_ok(s)) {
+            v.push_str(" (static too)");
+        }
     }
     if row.load.errors > 0 {
         v.push_str(" ERRORS");

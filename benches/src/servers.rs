@@ -180,6 +180,8 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 /// nginx with a minimal config: 2 workers, sendfile, no access log, long keep-alive.
 fn start_nginx(bin: &Path, corpus: &Path, work: &Path) -> anyhow::Result<Server> {
     let dir = work.join("nginx");
+    // Workers may run as another user (`nobody` under a root master): let them into the temp dir.
+    std::fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     std::fs::create_dir_all(dir.join("logs"))?;
     // nginx cannot report a port it picked, so take a free one and hand it over (a small race).
     let port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -102,6 +102,9 @@ fn parse_proxy(path: &str) -> Result<ProxyRequest, RouteError> {
     if path.starts_with("@v/") || path == "@latest" {
         return Err(RouteError::BadRequest("missing module path".into()));
     }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(RouteError::BadRequest("path contains a \".\" or \"..\" element".into()));
+    }
     if let Some(escaped) = path.strip_suffix("/@latest") {
         let module = unescape_module(escaped)?;
         return Ok(ProxyRequest::Latest { module });
@@ -254,6 +257,8 @@ mod tests {
             "/example.com/m/@v/..%2f..%2fx.info",
             "/@v/list",
             "/example.com/m/@v/%ff.info",
+            "/../../../etc/passwd",
+            "/example.com/./m/@v/list",
         ] {
             assert!(
                 matches!(parse(p), Err(RouteError::BadRequest(_))),
