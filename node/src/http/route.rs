@@ -103,7 +103,9 @@ fn parse_proxy(path: &str) -> Result<ProxyRequest, RouteError> {
         return Err(RouteError::BadRequest("missing module path".into()));
     }
     if path.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(RouteError::BadRequest("path contains a \".\" or \"..\" element".into()));
+        return Err(RouteError::BadRequest(
+            "path contains a \".\" or \"..\" element".into(),
+        ));
     }
     if let Some(escaped) = path.strip_suffix("/@latest") {
         let module = unescape_module(escaped)?;

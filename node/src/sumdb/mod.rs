@@ -150,7 +150,9 @@ impl SumdbProxy {
                 Err(e) => Err(SumdbError::Upstream(e.to_string())),
             }
         };
-        let gone = Err(SumdbError::Upstream("the fetch task ended without a result".into()));
+        let gone = Err(SumdbError::Upstream(
+            "the fetch task ended without a result".into(),
+        ));
         let key = format!("{}/{}", db.name, path);
         self.flights.run(key, work, gone).await
     }
