@@ -97,6 +97,8 @@ pub struct RawConfig {
     pub sumdb: SumdbSettings,
     /// Raft timing and log compaction.
     pub raft: RaftSettings,
+    /// Blob replication, repair and request routing between nodes.
+    pub cluster: ClusterSettings,
 }
 
 /// Freshness of mutable answers.
@@ -209,6 +211,54 @@ pub struct SumdbDatabase {
     pub url: String,
 }
 
+/// Blob replication, repair and request routing between nodes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// A new zip is acknowledged only once it is fsynced on this many nodes (capped by the
+    /// number of live members).
+    pub min_copies: usize,
+    /// How long a fill waits for peers to confirm their copies.
+    pub replicate_timeout_secs: u64,
+    /// Route each miss to the version's owner node (rendezvous hashing over live members), so
+    /// concurrent misses anywhere in the cluster cause one upstream fetch.
+    pub owner_routing: bool,
+    /// How often each peer is probed for liveness.
+    pub liveness_interval_ms: u64,
+    /// Consecutive failed probes after which a peer counts as down.
+    pub liveness_failures: u32,
+    /// How many times a write may be forwarded between nodes looking for the leader.
+    pub forward_hops: u32,
+    /// How often the repair worker retries blobs missing on this node.
+    pub repair_interval_secs: u64,
+    /// Longest delay between retries of one missing blob (exponential backoff).
+    pub repair_backoff_max_secs: u64,
+    /// How often every local blob is re-hashed and compared with its address (0 = never).
+    pub scrub_interval_secs: u64,
+    /// Bytes per chunk in blob transfers between nodes.
+    pub transfer_chunk_bytes: usize,
+    /// Blob transfers (sending plus receiving) running at once on this node.
+    pub max_concurrent_transfers: usize,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            min_copies: 2,
+            replicate_timeout_secs: 120,
+            owner_routing: true,
+            liveness_interval_ms: 1000,
+            liveness_failures: 3,
+            forward_hops: 3,
+            repair_interval_secs: 2,
+            repair_backoff_max_secs: 60,
+            scrub_interval_secs: 24 * 3600,
+            transfer_chunk_bytes: 256 * 1024,
+            max_concurrent_transfers: 8,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -253,6 +303,8 @@ pub struct Config {
     pub sumdb: SumdbSettings,
     /// See [`RaftSettings`].
     pub raft: RaftSettings,
+    /// See [`ClusterSettings`].
+    pub cluster: ClusterSettings,
 }
 
 /// One configuration problem.
@@ -489,6 +541,7 @@ impl RawConfig {
             upstream_http: self.upstream_http,
             sumdb: self.sumdb,
             raft: self.raft,
+            cluster: self.cluster,
         })
     }
 
@@ -501,6 +554,22 @@ impl RawConfig {
                 "limits.max_zip_bytes",
                 "zip limits must be positive",
             ));
+        }
+        let c = &self.cluster;
+        if c.min_copies == 0 {
+            errs.push(invalid("cluster.min_copies", "must be at least 1"));
+        }
+        if c.transfer_chunk_bytes < 4096 || c.transfer_chunk_bytes > (4 << 20) {
+            errs.push(invalid(
+                "cluster.transfer_chunk_bytes",
+                "must be between 4 KiB and 4 MiB",
+            ));
+        }
+        if c.max_concurrent_transfers == 0
+            || c.liveness_failures == 0
+            || c.liveness_interval_ms == 0
+        {
+            errs.push(invalid("cluster", "max_concurrent_transfers, liveness_failures and liveness_interval_ms must be positive"));
         }
         if self.http.max_connections == 0 {
             errs.push(invalid("http.max_connections", "must be at least 1"));

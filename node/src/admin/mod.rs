@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
-use cairn_proto::v1::{Member, StatusReply, StatusRequest};
+use cairn_proto::v1::{
+    AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, StatusReply, StatusRequest,
+};
 
 use crate::raft::Consensus;
 use crate::store::blob::BlobStore;
@@ -70,6 +72,9 @@ impl AdminService {
             listen_addr: self.listen_addr.clone(),
             cluster_addr: self.cluster_addr.clone(),
             uptime_seconds: self.since.elapsed().as_secs(),
+            initialized: true,
+            blobs_missing: 0,
+            repair_queue: 0,
         }
     }
 }
@@ -81,5 +86,23 @@ impl Admin for AdminService {
         _req: tonic::Request<StatusRequest>,
     ) -> Result<tonic::Response<StatusReply>, tonic::Status> {
         Ok(tonic::Response::new(self.status_reply()))
+    }
+
+    async fn add_member(
+        &self,
+        _req: tonic::Request<AddMemberRequest>,
+    ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "membership changes are not implemented yet",
+        ))
+    }
+
+    async fn remove_member(
+        &self,
+        _req: tonic::Request<RemoveMemberRequest>,
+    ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "membership changes are not implemented yet",
+        ))
     }
 }
