@@ -110,6 +110,7 @@ impl Node {
             upstream,
             config.cache.clone(),
             config.limits.clone(),
+            None,
         );
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {

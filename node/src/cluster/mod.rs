@@ -2,6 +2,7 @@
 //! ([`transfer`]), the repair worker and scrub ([`repair`]), peer liveness ([`peers`]), and
 //! owner routing of misses ([`owner`]).
 
+pub mod fill;
 pub mod owner;
 pub mod peers;
 pub mod repair;

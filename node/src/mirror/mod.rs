@@ -8,6 +8,7 @@
 //! - [`flight`]: single flight, so N identical misses cause one upstream fetch.
 //! - [`negative`]: the short memory of not-found answers.
 
+pub mod cluster;
 pub mod flight;
 pub mod lists;
 pub mod metrics;
@@ -90,6 +91,7 @@ struct Inner {
     queries: Flights<(String, String), MirrorResult<bytes::Bytes>>,
     lists: Flights<String, MirrorResult<Arc<ListRecord>>>,
     latest: Flights<String, MirrorResult<bytes::Bytes>>,
+    cluster: Option<Arc<dyn cluster::ClusterOps>>,
 }
 
 impl Mirror {
@@ -100,6 +102,7 @@ impl Mirror {
         upstream: Upstream,
         cache: CacheSettings,
         limits: Limits,
+        cluster: Option<Arc<dyn cluster::ClusterOps>>,
     ) -> Mirror {
         let negative = NegativeCache::new(
             Duration::from_secs(cache.negative_ttl_secs),
@@ -119,6 +122,7 @@ impl Mirror {
                 queries: Flights::new("query"),
                 lists: Flights::new("list"),
                 latest: Flights::new("latest"),
+                cluster,
             }),
         }
     }
@@ -126,6 +130,12 @@ impl Mirror {
     /// The blob store (for serving zips).
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    /// The owner of `key` when another live node should fill it.
+    fn remote_owner(&self, key: &str) -> Option<(&dyn cluster::ClusterOps, cluster::RemoteOwner)> {
+        let c = self.inner.cluster.as_deref()?;
+        c.remote_owner(key).map(|o| (c, o))
     }
 
     /// Whether blobs are re-hashed while they are served.

@@ -63,6 +63,17 @@ impl Mirror {
         version: &str,
         kind: &'static str,
     ) -> MirrorResult<Arc<VersionRecord>> {
+        self.version_routed(module, version, kind, true).await
+    }
+
+    /// Like [`Mirror::version`]; with `route`, a miss is filled by the version's owner node.
+    pub(super) async fn version_routed(
+        &self,
+        module: &str,
+        version: &str,
+        kind: &'static str,
+        route: bool,
+    ) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
         if let Some(rec) = inner
             .meta
@@ -84,7 +95,10 @@ impl Mirror {
             .versions
             .run(
                 key.clone(),
-                move || async move { this.fill_version(&key.0, &key.1).await }.instrument(span),
+                move || {
+                    async move { this.fill_version_routed(&key.0, &key.1, route).await }
+                        .instrument(span)
+                },
                 Err(gone()),
             )
             .await;
@@ -94,15 +108,31 @@ impl Mirror {
         result
     }
 
-    async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
-        let inner = &self.inner;
-        if let Some(rec) = inner
-            .meta
-            .get_version(module, version)
-            .map_err(MirrorError::storage)?
-        {
+    async fn fill_version_routed(
+        &self,
+        module: &str,
+        version: &str,
+        route: bool,
+    ) -> MirrorResult<Arc<VersionRecord>> {
+        let local = self.inner.meta.get_version(module, version);
+        if let Some(rec) = local.map_err(MirrorError::storage)? {
             return Ok(Arc::new(rec));
         }
+        let key = format!("{module}@{version}");
+        if let Some((c, owner)) = route.then(|| self.remote_owner(&key)).flatten() {
+            match c.fill_remote(&owner, module, version, false).await {
+                Ok(rec) => return Ok(Arc::new(rec)),
+                Err(e) if super::cluster::owner_unreachable(&e) => {
+                    tracing::warn!(owner = owner.id, error = %e, "owner unreachable; filling here");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.fill_version(module, version).await
+    }
+
+    async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
+        let inner = &self.inner;
         let (info, gomod) = tokio::join!(
             inner.upstream.fetch(
                 module,

@@ -39,41 +39,98 @@ impl Mirror {
             )));
         }
         let inner = &self.inner;
-        if let Some(rec) = inner
-            .meta
-            .get_version(module, version)
-            .map_err(MirrorError::storage)?
-        {
+        let local = inner.meta.get_version(module, version);
+        if let Some(rec) = local.map_err(MirrorError::storage)? {
             if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
                 count_cache("zip", true);
                 return Ok(answer(z));
             }
         }
         count_cache("zip", false);
-        let this = self.clone();
-        let key = (module.to_string(), version.to_string());
-        let span = tracing::info_span!("fill_zip", module, version);
-        let rec = inner
-            .zips
-            .run(
-                key.clone(),
-                move || async move { this.fill_zip(&key.0, &key.1).await }.instrument(span),
-                Err(gone()),
-            )
-            .await?;
+        let rec = self.zip_flight(module, version, true).await?;
         rec.zip
             .as_ref()
             .map(answer)
             .ok_or_else(|| MirrorError::Storage("zip fill finished without a zip".into()))
     }
 
-    async fn fill_zip(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
-        let rec = self.version(module, version, "zip").await?;
-        let expected = rec.zip.clone();
-        if expected
-            .as_ref()
-            .is_some_and(|z| self.inner.blobs.contains(&z.sha256))
+    /// Fills (module, version) on this node without routing to an owner: the owner's side of a
+    /// cluster fill. With `zip`, the zip is fetched too.
+    pub async fn fill_here(
+        &self,
+        module: &str,
+        version: &str,
+        zip: bool,
+    ) -> MirrorResult<VersionRecord> {
+        if !super::version::is_canonical_for(module, version) {
+            return Err(MirrorError::NotFound(format!(
+                "{module}@{version}: not a canonical version"
+            )));
+        }
+        let rec = if zip {
+            self.zip_flight(module, version, false).await?
+        } else {
+            self.version_routed(module, version, "info", false).await?
+        };
+        Ok((*rec).clone())
+    }
+
+    /// One zip fill per (module, version) on this node at a time.
+    async fn zip_flight(
+        &self,
+        module: &str,
+        version: &str,
+        route: bool,
+    ) -> MirrorResult<Arc<VersionRecord>> {
+        let this = self.clone();
+        let key = (module.to_string(), version.to_string());
+        let span = tracing::info_span!("fill_zip", module, version);
+        self.inner
+            .zips
+            .run(
+                key.clone(),
+                move || async move { this.fill_zip(&key.0, &key.1, route).await }.instrument(span),
+                Err(gone()),
+            )
+            .await
+    }
+
+    /// Makes the zip of (module, version) present here: from the local store, a peer, the
+    /// version's owner, or the upstream, in that order of preference.
+    async fn fill_zip(
+        &self,
+        module: &str,
+        version: &str,
+        route: bool,
+    ) -> MirrorResult<Arc<VersionRecord>> {
+        let local = self
+            .inner
+            .meta
+            .get_version(module, version)
+            .map_err(MirrorError::storage)?;
+        if let Some(rec) = local.filter(|r| r.zip.is_some()) {
+            if self.ensure_blob(&rec).await {
+                return Ok(Arc::new(rec));
+            }
+        } else if let Some((c, owner)) = route
+            .then(|| self.remote_owner(&format!("{module}@{version}")))
+            .flatten()
         {
+            match c.fill_remote(&owner, module, version, true).await {
+                Ok(rec) if self.ensure_blob(&rec).await => return Ok(Arc::new(rec)),
+                Ok(_) => tracing::warn!(
+                    owner = owner.id,
+                    "owner filled the zip but no peer could send it; fetching upstream"
+                ),
+                Err(e) if super::cluster::owner_unreachable(&e) => {
+                    tracing::warn!(owner = owner.id, error = %e, "owner unreachable; filling here");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let rec = self.version_routed(module, version, "zip", route).await?;
+        let expected = rec.zip.clone();
+        if expected.is_some() && self.ensure_blob(&rec).await {
             return Ok(rec);
         }
         let (blob, h1) = self.fetch_zip(module, version).await?;
@@ -90,11 +147,38 @@ impl Mirror {
         }
         let mut with_zip = (*rec).clone();
         with_zip.zip = Some(ZipRef {
-            sha256: blob.sha256,
+            sha256: blob.sha256.clone(),
             size: blob.size,
             h1,
         });
+        if let Some(c) = &self.inner.cluster {
+            if let Err(e) = c.replicate(&blob.sha256, blob.size).await {
+                ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => "zip")
+                    .increment(1);
+                tracing::warn!(module, version, error = %e,
+                    "zip not durable on enough nodes; serving it uncommitted (degraded)");
+                return Ok(Arc::new(with_zip));
+            }
+        }
         self.commit_version(with_zip, "zip").await
+    }
+
+    /// Whether the record's blob is here, fetching it from a peer if needed.
+    async fn ensure_blob(&self, rec: &VersionRecord) -> bool {
+        let Some(z) = &rec.zip else { return false };
+        if self.inner.blobs.contains(&z.sha256) {
+            return true;
+        }
+        let Some(c) = &self.inner.cluster else {
+            return false;
+        };
+        match c.fetch_blob(&z.sha256, z.size).await {
+            Ok(()) => self.inner.blobs.contains(&z.sha256),
+            Err(e) => {
+                tracing::warn!(sha256 = %z.sha256, error = %e, "no peer could send the blob");
+                false
+            }
+        }
     }
 
     /// Streams the upstream zip to a temp file, validates it and stores it as a blob.
