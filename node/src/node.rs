@@ -14,6 +14,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminService;
+use crate::cluster::fill::FillService;
+use crate::cluster::link::ClusterLink;
+use crate::cluster::peers::Peers;
+use crate::cluster::repair::Repair;
+use crate::cluster::transfer::BlobTransfer;
 use crate::config::Config;
 use crate::http::HttpState;
 use crate::mirror::Mirror;
@@ -64,6 +69,10 @@ pub struct Node {
     state: Arc<HttpState>,
     admin: AdminService,
     consensus: Consensus,
+    transfer: BlobTransfer,
+    /// Cancelled after HTTP drained: stops the liveness prober and the repair worker.
+    workers: CancellationToken,
+    repair: Repair,
 }
 
 impl Node {
@@ -104,13 +113,39 @@ impl Node {
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
         );
+        let workers = CancellationToken::new();
+        let transfer = BlobTransfer::new(blobs.clone(), &config.cluster);
+        let peers = Peers::spawn(
+            consensus.clone(),
+            config.node_id,
+            &config.cluster,
+            workers.clone(),
+        );
+        let repair = Repair::spawn(
+            consensus.clone(),
+            blobs.clone(),
+            transfer.clone(),
+            config.node_id,
+            &config.cluster,
+            workers.clone(),
+        );
+        let fill_timeout = Duration::from_secs(
+            config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
+        );
+        let link = ClusterLink::new(
+            config.node_id,
+            peers,
+            transfer.clone(),
+            &config.cluster,
+            fill_timeout,
+        );
         let mirror = Mirror::new(
             consensus.clone(),
             blobs.clone(),
             upstream,
             config.cache.clone(),
             config.limits.clone(),
-            None,
+            Some(Arc::new(link)),
         );
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {
@@ -141,6 +176,9 @@ impl Node {
             state,
             admin,
             consensus,
+            transfer,
+            workers,
+            repair,
         })
     }
 
@@ -159,12 +197,19 @@ impl Node {
             state,
             admin,
             consensus,
+            transfer,
+            workers,
+            repair,
         } = self;
-        let grpc_shutdown = shutdown.clone();
+        // The cluster port outlives the HTTP drain: peers may still pull blobs from this node
+        // for fills that are finishing.
+        let grpc_shutdown = workers.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(cluster);
         let grpc = tonic::transport::Server::builder()
             .add_service(admin.into_server())
             .add_service(consensus.raft_service())
+            .add_service(transfer.service())
+            .add_service(FillService::server(state.mirror.clone()))
             .serve_with_incoming_shutdown(incoming, grpc_shutdown.cancelled_owned());
         let grpc = tokio::spawn(grpc);
         state.started.store(true, Ordering::Release);
@@ -177,6 +222,8 @@ impl Node {
             config.shutdown_grace,
         )
         .await;
+        workers.cancel();
+        tracing::debug!(repair = ?repair.status(), "stopping cluster workers");
         match tokio::time::timeout(Duration::from_secs(5), grpc).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "cluster server ended with an error"),
             Err(_) => tracing::warn!("cluster server did not stop within 5s"),

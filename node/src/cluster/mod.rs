@@ -3,6 +3,7 @@
 //! owner routing of misses ([`owner`]).
 
 pub mod fill;
+pub mod link;
 pub mod owner;
 pub mod peers;
 pub mod repair;
