@@ -180,9 +180,16 @@ impl Mirror {
                     .increment(1);
                 tracing::warn!(module = %rec.module, version = %rec.version, reason = %reason,
                     "upstream bytes differ from the cached immutable version; keeping the cached bytes");
-                self.stored(&rec).map(Arc::new)
+                self.stored_after_commit(&rec).await.map(Arc::new)
             }
-            Ok(_) => self.stored(&rec).map(Arc::new),
+            // Committed with exactly these bytes. This node may not have applied the entry
+            // yet (a follower that forwarded the write), so the proposal itself is the answer
+            // unless the local state already holds a fuller record (with the zip).
+            Ok(_) => {
+                let local = self.inner.meta.get_version(&rec.module, &rec.version);
+                let local = local.map_err(MirrorError::storage)?;
+                Ok(Arc::new(local.filter(|l| l.zip.is_some()).unwrap_or(rec)))
+            }
             Err(e) => {
                 ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => kind)
                     .increment(1);
@@ -193,12 +200,24 @@ impl Mirror {
         }
     }
 
-    fn stored(&self, rec: &VersionRecord) -> MirrorResult<VersionRecord> {
-        self.inner
-            .meta
-            .get_version(&rec.module, &rec.version)
-            .map_err(MirrorError::storage)?
-            .ok_or_else(|| MirrorError::Storage("committed version record is missing".into()))
+    /// The committed record of `rec`'s version, waiting (bounded) for this node to apply it.
+    async fn stored_after_commit(&self, rec: &VersionRecord) -> MirrorResult<VersionRecord> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut applied = self.inner.consensus.raft().metrics();
+        loop {
+            let local = self.inner.meta.get_version(&rec.module, &rec.version);
+            if let Some(stored) = local.map_err(MirrorError::storage)? {
+                return Ok(stored);
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(MirrorError::Storage(
+                        "the committed version record did not reach this node in time".into(),
+                    ))
+                }
+            }
+        }
     }
 
     /// Resolves a non-canonical `.info` query (branch, tag, hash, `v1.2`) through the upstream.
