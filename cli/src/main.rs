@@ -1,12 +1,27 @@
-//! `cairn`: the operator command line. Talks gRPC to any node's `--cluster-listen` address.
+//! `cairn`: the operator command line. Talks gRPC (`cairn.v1.Admin`) to any node's
+//! `--cluster-listen` address.
+//!
+//! - `cairn status`: the whole cluster, one row per member (each member is asked directly);
+//!   exit status 3 when a member is unreachable or not ready, or there is no leader.
+//! - `cairn members list|add|remove`: the Raft membership. Changes are sent to the given node,
+//!   which forwards them to the leader. Nothing is retried behind the operator's back.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use cairn_proto::v1::admin_client::AdminClient;
-use cairn_proto::v1::{StatusReply, StatusRequest};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+mod client;
+mod cluster;
+mod members;
+
+use cluster::Health;
+
+/// Exit status when the cluster is unhealthy.
+const EXIT_UNHEALTHY: u8 = 3;
+/// Longest wait for each member's `Status` in the cluster-wide views.
+const MEMBER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Operate a cairn cluster.
 #[derive(Debug, Parser)]
@@ -27,7 +42,7 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// Seconds to wait for the node to answer.
+    /// Seconds to wait for the node to answer (connecting, and status calls).
     #[arg(long, global = true, default_value_t = 10)]
     timeout_secs: u64,
     #[command(subcommand)]
@@ -36,8 +51,39 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show the node's health, Raft state, members and blob counts.
+    /// Show every member's health, Raft state, lag and blob counts (exit 3 if unhealthy).
     Status,
+    /// List, add or remove cluster members.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCommand {
+    /// List the members with their role and whether they answer.
+    List,
+    /// Add node ID at ADDR (its --cluster-listen address): a learner first, then, once caught
+    /// up, a voter. Start the node first, with --peers naming the cluster and itself.
+    Add {
+        /// The new node's id (never used before in this cluster).
+        id: u64,
+        /// Its cluster address, HOST:PORT (a stable DNS name, e.g. the pod's headless name).
+        addr: String,
+        /// Keep it a learner (replicates, does not vote).
+        #[arg(long)]
+        learner: bool,
+        /// Seconds to wait for the change (the leader may wait for the learner to catch up).
+        #[arg(long, default_value_t = 420)]
+        wait_secs: u64,
+    },
+    /// Remove node ID from the membership (then stop it; it is not told).
+    Remove {
+        /// The node's id.
+        id: u64,
+        /// Seconds to wait for the change.
+        #[arg(long, default_value_t = 180)]
+        wait_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,73 +108,77 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        Command::Status => {
-            let reply = status(&cli.node, Duration::from_secs(cli.timeout_secs)).await?;
+    let timeout = Duration::from_secs(cli.timeout_secs);
+    match &cli.command {
+        Command::Status => status(&cli, timeout).await,
+        Command::Members(MembersCommand::List) => {
+            let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&to_json(&reply))?);
+                println!("{}", serde_json::to_string_pretty(&view.to_json())?);
             } else {
-                print!("{}", render(&reply));
+                print!("{}", members::render_list(&view));
             }
-            Ok(if reply.ready {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Members(MembersCommand::Add {
+            id,
+            addr,
+            learner,
+            wait_secs,
+        }) => {
+            let wait = Duration::from_secs(*wait_secs);
+            let reply = members::add(&cli.node, timeout, wait, *id, addr, *learner).await?;
+            print_change(
+                &cli,
+                &reply,
+                &format!(
+                    "node {id} added as a {}",
+                    if *learner { "learner" } else { "voter" }
+                ),
+            )
+        }
+        Command::Members(MembersCommand::Remove { id, wait_secs }) => {
+            let wait = Duration::from_secs(*wait_secs);
+            let reply = members::remove(&cli.node, timeout, wait, *id).await?;
+            print_change(
+                &cli,
+                &reply,
+                &format!("node {id} removed; stop its process"),
+            )
         }
     }
 }
 
-async fn status(node: &str, timeout: Duration) -> Result<StatusReply> {
-    let uri = if node.contains("://") {
-        node.to_string()
+async fn status(cli: &Cli, timeout: Duration) -> Result<ExitCode> {
+    let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;
+    let verdict = view.verdict();
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&view.to_json())?);
     } else {
-        format!("http://{node}")
-    };
-    let channel = tonic::transport::Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("{node:?} is not a valid node address (expected HOST:PORT)"))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {uri}: is cairn-node running with --cluster-listen at that address?"))?;
-    let reply = AdminClient::new(channel)
-        .status(StatusRequest {})
-        .await
-        .with_context(|| format!("status request to {uri} failed"))?;
-    Ok(reply.into_inner())
-}
-
-fn render(r: &StatusReply) -> String {
-    let leader = if r.leader_id == 0 {
-        "none".to_string()
-    } else {
-        r.leader_id.to_string()
-    };
-    let mut out = format!(
-        "node {id} (cairn {ver}, up {up}s)\n  health:  {health}\n  ready:   {ready}\n  raft:    {state}, term {term}, leader {leader}\n  log:     last index {last}, applied {applied}\n  blobs:   {blobs} ({bytes} bytes), version records {recs}\n  listen:  http {http}, cluster {cluster}\n  members:\n",
-        id = r.node_id, ver = r.version, up = r.uptime_seconds, health = r.health, ready = r.ready,
-        state = r.raft_state, term = r.current_term, last = r.last_log_index, applied = r.last_applied_index,
-        blobs = r.blob_count, bytes = r.blob_bytes, recs = r.version_records, http = r.listen_addr, cluster = r.cluster_addr,
-    );
-    for m in &r.members {
-        let role = if m.voter { "voter" } else { "learner" };
-        out.push_str(&format!(
-            "    {} {} {} (matched index {})\n",
-            m.id, m.addr, role, m.matched_index
-        ));
+        print!("{}", view.render_table());
     }
-    out
+    if verdict.health == Health::Unhealthy {
+        if cli.json {
+            eprintln!("{}", verdict.summary);
+        }
+        return Ok(ExitCode::from(EXIT_UNHEALTHY));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn to_json(r: &StatusReply) -> serde_json::Value {
-    serde_json::json!({
-        "node_id": r.node_id, "version": r.version, "health": r.health, "ready": r.ready,
-        "raft_state": r.raft_state, "current_term": r.current_term,
-        "leader_id": if r.leader_id == 0 { serde_json::Value::Null } else { r.leader_id.into() },
-        "last_log_index": r.last_log_index, "last_applied_index": r.last_applied_index,
-        "members": r.members.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter, "matched_index": m.matched_index})).collect::<Vec<_>>(),
-        "blob_count": r.blob_count, "blob_bytes": r.blob_bytes, "version_records": r.version_records,
-        "listen_addr": r.listen_addr, "cluster_addr": r.cluster_addr, "uptime_seconds": r.uptime_seconds,
-    })
+fn print_change(
+    cli: &Cli,
+    reply: &cairn_proto::v1::MembershipReply,
+    what: &str,
+) -> Result<ExitCode> {
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&members::reply_json(reply))?
+        );
+    } else {
+        println!("{what}; membership now:");
+        print!("{}", members::render_reply(reply));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -113,8 +113,11 @@ pub struct CacheSettings {
     pub negative_ttl_secs: u64,
     /// Most not-found answers remembered at once (older ones are dropped first).
     pub negative_max_entries: usize,
-    /// Verify a blob's sha256 while serving every hit (a failed check aborts the response).
-    pub verify_on_read: bool,
+    /// When a zip's sha256 is checked while it is served: `changed` (default: whenever the file
+    /// changed since it was last verified — any write, even one that keeps the size, changes its
+    /// ctime), `always` (every response), or `never`. A failed check aborts the response and
+    /// quarantines the copy. The periodic scrub covers silent media corruption.
+    pub verify_on_read: VerifyPolicy,
 }
 
 impl Default for CacheSettings {
@@ -124,9 +127,21 @@ impl Default for CacheSettings {
             latest_ttl_secs: 60,
             negative_ttl_secs: 60,
             negative_max_entries: 100_000,
-            verify_on_read: true,
+            verify_on_read: VerifyPolicy::Changed,
         }
     }
+}
+
+/// When blobs are re-hashed while being served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyPolicy {
+    /// Whenever the file changed since its last successful verification.
+    Changed,
+    /// On every response.
+    Always,
+    /// Never (trust the disk; only the scrub checks).
+    Never,
 }
 
 /// Size limits on upstream answers. Zip limits default to the go command's own.

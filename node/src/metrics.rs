@@ -27,6 +27,11 @@ pub fn describe() {
     crate::mirror::metrics::describe();
     crate::upstream::metrics::describe();
     crate::raft::metrics::describe();
+    crate::raft::describe_forwarding();
+    crate::cluster::peers::describe();
+    crate::cluster::transfer::metrics::describe();
+    crate::cluster::repair::metrics::describe();
+    describe_counter!("cairn_owner_fills_total", "Misses filled by the owning node on this node's behalf, by result (ok, not_found, upstream_error, unreachable).");
     describe_gauge!(
         "cairn_blob_objects",
         "Blobs (module zips) held by this node."

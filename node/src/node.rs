@@ -102,7 +102,11 @@ impl Node {
             })?;
         let (http_addr, cluster_addr) = (local(&http), local(&cluster));
         let peers = peers_with_bound_self(&config, cluster_addr);
-        let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &config.raft)
+        let raft_settings = crate::raft::RaftSettings {
+            forward_hops: config.cluster.forward_hops,
+            ..config.raft.clone()
+        };
+        let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &raft_settings)
             .await
             .map_err(|e| NodeError::Consensus(e.to_string()))?;
         tracing::info!(node_id = config.node_id, http = %http_addr, cluster = %cluster_addr, upstream = %upstream.describe(), "node bound");
@@ -167,6 +171,7 @@ impl Node {
             blobs,
             started,
             since,
+            repair: Some(Arc::new(repair.clone())),
         };
         write_addrs(dir, http_addr, cluster_addr)?;
         Ok(Node {

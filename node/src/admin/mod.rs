@@ -1,4 +1,20 @@
-//! The operator API (gRPC on `--cluster-listen`), spoken by the `cairn` CLI.
+//! The operator API (`cairn.v1.Admin`, gRPC on `--cluster-listen`), spoken by the `cairn` CLI
+//! and by peers (the bootstrap probe and liveness checks call `Status`).
+//!
+//! - `Status`: this node's health, Raft state, membership and blob counters. Peers' machine
+//!   probes mark themselves with [`PROBE_HEADER`] and skip the storage write check.
+//! - `AddMember` / `RemoveMember`: membership changes with Raft's semantics (learner first, then
+//!   joint-consensus promotion; see `crate::raft` `membership.rs`). They run on the leader; a
+//!   follower forwards the call there (one hop). No hidden retries: failures come back to the
+//!   operator with a message that says what to do.
+//!
+//! gRPC status codes for membership errors are decided in one place: [`membership`].
+
+pub mod membership;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,10 +25,35 @@ use cairn_proto::v1::{
     AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, StatusReply, StatusRequest,
 };
 
-use crate::raft::Consensus;
+use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
 use crate::store::blob::BlobStore;
 
-/// What the admin service reports about this node.
+/// Request metadata marking a machine probe of `Status` (peer liveness, the bootstrap probe):
+/// the reply skips the storage write check, so frequent probes cost no disk writes (`ready` then
+/// reflects startup and catch-up only).
+pub const PROBE_HEADER: &str = "x-cairn-probe";
+
+/// Where `Status` reads the blob repair counters from (`StatusReply.blobs_missing` and
+/// `repair_queue`). Implemented for the repair worker handle
+/// ([`Repair`](crate::cluster::repair::Repair)).
+pub trait RepairCounters: Send + Sync {
+    /// Blobs referenced by the replicated state but not (yet) on this node.
+    fn blobs_missing(&self) -> u64;
+    /// Entries in this node's blob repair queue.
+    fn repair_queue(&self) -> u64;
+}
+
+impl RepairCounters for crate::cluster::repair::Repair {
+    fn blobs_missing(&self) -> u64 {
+        self.missing()
+    }
+
+    fn repair_queue(&self) -> u64 {
+        self.queue_len()
+    }
+}
+
+/// What the admin service reports about this node, and the handle membership changes run on.
 pub struct AdminService {
     /// This node's id.
     pub node_id: u64,
@@ -20,7 +61,7 @@ pub struct AdminService {
     pub listen_addr: String,
     /// Bound cluster address.
     pub cluster_addr: String,
-    /// Raft state.
+    /// Raft state; membership changes.
     pub consensus: Consensus,
     /// Blob counts.
     pub blobs: BlobStore,
@@ -28,6 +69,8 @@ pub struct AdminService {
     pub started: Arc<AtomicBool>,
     /// When the process started.
     pub since: Instant,
+    /// The blob repair counters (`None`: reported as 0), e.g. `Some(Arc::new(repair.clone()))`.
+    pub repair: Option<Arc<dyn RepairCounters>>,
 }
 
 impl AdminService {
@@ -36,73 +79,116 @@ impl AdminService {
         AdminServer::new(self)
     }
 
-    fn status_reply(&self) -> StatusReply {
+    fn quorum_limit_ms(&self) -> u64 {
+        let limit = self.consensus.settings().degraded_after();
+        u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn status_reply(&self, probe: bool) -> StatusReply {
         let st = self.consensus.status();
         let ready = self.started.load(Ordering::Acquire)
             && self.consensus.is_caught_up()
-            && self.blobs.check_writable().is_ok();
-        let health = match (ready, st.leader_id) {
-            (false, _) => "unavailable: starting or storage not writable".to_string(),
-            (true, None) => "degraded: no quorum".to_string(),
-            (true, Some(_)) => "healthy".to_string(),
-        };
+            && (probe || self.blobs.check_writable().is_ok());
         StatusReply {
             node_id: self.node_id,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            health,
+            health: health(
+                ready,
+                &st,
+                self.consensus.bootstrap_state(),
+                self.quorum_limit_ms(),
+            ),
             ready,
             raft_state: st.state.to_string(),
             current_term: st.term,
             leader_id: st.leader_id.unwrap_or(0),
             last_log_index: st.last_log_index.unwrap_or(0),
             last_applied_index: st.applied_index.unwrap_or(0),
-            members: st
-                .members
-                .iter()
-                .map(|m| Member {
-                    id: m.id,
-                    addr: m.addr.clone(),
-                    voter: m.voter,
-                    matched_index: m.matched_index.unwrap_or(0),
-                })
-                .collect(),
+            members: to_wire(&st.members),
             blob_count: self.blobs.objects(),
             blob_bytes: self.blobs.bytes(),
             version_records: self.consensus.reader().version_count(),
             listen_addr: self.listen_addr.clone(),
             cluster_addr: self.cluster_addr.clone(),
             uptime_seconds: self.since.elapsed().as_secs(),
-            initialized: true,
-            blobs_missing: 0,
-            repair_queue: 0,
+            initialized: st.initialized,
+            blobs_missing: self.repair.as_ref().map_or(0, |r| r.blobs_missing()),
+            repair_queue: self.repair.as_ref().map_or(0, |r| r.repair_queue()),
         }
     }
+}
+
+/// The node's health line: `healthy`, `degraded: <why>` (serving, but without a leader or a
+/// quorum, or not yet a member), or `unavailable: <why>`. A leader counts as without quorum when
+/// no quorum acknowledged it for `quorum_limit_ms`.
+fn health(ready: bool, st: &RaftStatus, bootstrap: BootstrapState, quorum_limit_ms: u64) -> String {
+    if !ready {
+        return "unavailable: starting or storage not writable".to_string();
+    }
+    if bootstrap == BootstrapState::Refused {
+        return "unavailable: this node has no data but the cluster exists; add it under a new id with `cairn members add`".to_string();
+    }
+    if !st.initialized {
+        let why = match bootstrap {
+            BootstrapState::Probing => "forming the cluster: waiting for every peer to answer",
+            _ => "not a cluster member yet (waiting to be added)",
+        };
+        return format!("degraded: {why}");
+    }
+    let quorum_lost = st.state == RaftRole::Leader
+        && st
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms > quorum_limit_ms);
+    match st.leader_id {
+        None => "degraded: no leader (election running or quorum lost)".to_string(),
+        Some(_) if quorum_lost => "degraded: leader without a quorum of voters".to_string(),
+        Some(_) => "healthy".to_string(),
+    }
+}
+
+/// Members as the wire carries them (`matched_index` 0 when unknown).
+pub(crate) fn to_wire(members: &[RaftMember]) -> Vec<Member> {
+    members
+        .iter()
+        .map(|m| Member {
+            id: m.id,
+            addr: m.addr.clone(),
+            voter: m.voter,
+            matched_index: m.matched_index.unwrap_or(0),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn status(
         &self,
-        _req: tonic::Request<StatusRequest>,
+        req: tonic::Request<StatusRequest>,
     ) -> Result<tonic::Response<StatusReply>, tonic::Status> {
-        Ok(tonic::Response::new(self.status_reply()))
+        let probe = req.metadata().contains_key(PROBE_HEADER);
+        Ok(tonic::Response::new(self.status_reply(probe)))
     }
 
+    /// Raft semantics: `add_learner(id, addr, blocking)` on the leader (waits up to
+    /// [`crate::raft::LEARNER_CATCH_UP`] for the learner to catch up), then, unless
+    /// `learner_only`, `change_membership(AddVoterIds{id})` (joint consensus; returns once the
+    /// final configuration is committed). Forwarded to the leader from a follower.
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id, addr = %req.get_ref().addr))]
     async fn add_member(
         &self,
-        _req: tonic::Request<AddMemberRequest>,
+        req: tonic::Request<AddMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "membership changes are not implemented yet",
-        ))
+        membership::add(&self.consensus, req).await
     }
 
+    /// Raft semantics: `change_membership(RemoveVoters{id}, retain = false)` for a voter (joint
+    /// consensus), `RemoveNodes{id}` for a learner; the last voter is never removed. The removed
+    /// node is not told: stop it afterwards. Forwarded to the leader from a follower.
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id))]
     async fn remove_member(
         &self,
-        _req: tonic::Request<RemoveMemberRequest>,
+        req: tonic::Request<RemoveMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "membership changes are not implemented yet",
-        ))
+        membership::remove(&self.consensus, req).await
     }
 }

@@ -1,1 +1,214 @@
-//! TODO
+//! The blob repair worker: keeps every blob referenced by the replicated state present and
+//! intact on this node (anti-entropy for module zips; garage's resync + scrub, RAFT-NOTES §5.1).
+//!
+//! Three loops share one persistent queue ([`BlobQueue`], a sled tree next to the state
+//! machine, so it survives restarts):
+//!
+//! - **queue**: every `repair_interval_secs`, whenever something is enqueued, and whenever the
+//!   applied index moves (apply queues each newly recorded zip), fetch each due blob from a
+//!   peer (in random order, a few blobs in parallel). Present → dropped; fetched → dropped;
+//!   failed → retried after `min(repair_backoff_max_secs, 2^attempts s)`, jittered.
+//! - **scan**: at start and every [`SCAN_INTERVAL`], walk all version records and queue the
+//!   blobs absent here (a node that joined by snapshot install never applied the old entries;
+//!   a crash may have lost a blob). Sets the `missing` gauge.
+//! - **scrub**: every `scrub_interval_secs` (0 = never; the last run is persisted), re-hash
+//!   each local blob the state references, one at a time and pausing as long as each hash
+//!   took; a mismatch is quarantined and queued, so a good copy is fetched from a peer.
+//!
+//! Files: `repair_worker.rs` (the loops and the queue pass), `repair_scan.rs` (scan and
+//! scrub), `repair_metrics.rs`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::transfer::BlobTransfer;
+use crate::config::ClusterSettings;
+use crate::raft::{BlobQueue, Consensus, MetaReader, NodeId};
+use crate::store::blob::BlobStore;
+
+#[path = "repair_metrics.rs"]
+pub mod metrics;
+#[path = "repair_scan.rs"]
+mod scan;
+#[cfg(test)]
+#[path = "repair_tests.rs"]
+mod tests;
+#[path = "repair_worker.rs"]
+mod worker;
+
+pub use metrics::describe;
+
+/// How often the version records are scanned for blobs missing here.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Where the worker looks for blobs: returns the cluster addresses (`HOST:PORT`) of the other
+/// nodes. [`Repair::spawn`] reads the Raft membership; tests (or a liveness-aware caller) pass
+/// their own to [`Repair::spawn_with_peers`].
+pub type PeerAddrs = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Handle to the running repair worker (cheap to clone).
+#[derive(Clone)]
+pub struct Repair {
+    shared: Arc<Shared>,
+}
+
+/// A plain view of the worker, for status pages and the CLI.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RepairStatus {
+    /// Blobs queued for fetching now.
+    pub queue_len: u64,
+    /// Blobs referenced by the state but absent here, as of the last scan.
+    pub missing: u64,
+    /// When the last scan finished (unix ms).
+    pub last_scan_ms: Option<u64>,
+    /// When the last scrub finished (unix ms).
+    pub last_scrub_ms: Option<u64>,
+    /// Whether a scrub is running.
+    pub scrubbing: bool,
+}
+
+/// The timing knobs the worker uses (from [`ClusterSettings`]).
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    interval: Duration,
+    backoff_max: Duration,
+    scrub_interval: Option<Duration>,
+}
+
+/// State shared by the handle and the loops.
+struct Shared {
+    queue: BlobQueue,
+    blobs: BlobStore,
+    transfer: BlobTransfer,
+    reader: MetaReader,
+    peers: PeerAddrs,
+    timing: Timing,
+    /// Wakes the queue loop (`notify_one` keeps a permit, so no wake-up is lost).
+    wake: Notify,
+    missing: AtomicU64,
+    last_scan_ms: AtomicU64,
+    scrubbing: AtomicBool,
+}
+
+impl std::fmt::Debug for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repair")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repair {
+    /// Starts the worker: it keeps every blob referenced by the replicated state present and
+    /// intact on this node, fetching from the other members of the Raft membership. It stops
+    /// when `shutdown` is cancelled.
+    pub fn spawn(
+        consensus: Consensus,
+        blobs: BlobStore,
+        transfer: BlobTransfer,
+        self_id: NodeId,
+        settings: &ClusterSettings,
+        shutdown: CancellationToken,
+    ) -> Repair {
+        let peers = membership_peers(consensus.clone(), self_id);
+        Repair::spawn_with_peers(consensus, blobs, transfer, peers, settings, shutdown)
+    }
+
+    /// Like [`Repair::spawn`], with the peer addresses supplied by `peers`.
+    pub fn spawn_with_peers(
+        consensus: Consensus,
+        blobs: BlobStore,
+        transfer: BlobTransfer,
+        peers: PeerAddrs,
+        settings: &ClusterSettings,
+        shutdown: CancellationToken,
+    ) -> Repair {
+        let shared = Arc::new(Shared {
+            queue: consensus.blob_queue(),
+            blobs,
+            transfer,
+            reader: consensus.reader(),
+            peers,
+            timing: Timing::from(settings),
+            wake: Notify::new(),
+            missing: AtomicU64::new(0),
+            last_scan_ms: AtomicU64::new(0),
+            scrubbing: AtomicBool::new(false),
+        });
+        worker::start(shared.clone(), consensus.raft().metrics(), shutdown);
+        tracing::info!(
+            interval_s = shared.timing.interval.as_secs(),
+            scrub_interval_s = shared.timing.scrub_interval.map(|d| d.as_secs()),
+            "blob repair worker started"
+        );
+        Repair { shared }
+    }
+
+    /// Queues a blob for fetching at once (e.g. after a corrupt copy was quarantined while
+    /// serving). An invalid address is logged and ignored.
+    pub fn enqueue(&self, sha256: &str, size: u64) {
+        match self.shared.queue.enqueue(sha256, size) {
+            Ok(()) => self.shared.wake.notify_one(),
+            Err(e) => tracing::warn!(sha256, error = %e, "cannot queue blob for repair"),
+        }
+    }
+
+    /// Blobs queued now (walks the queue).
+    pub fn queue_len(&self) -> u64 {
+        self.shared.queue.len() as u64
+    }
+
+    /// Blobs referenced by the state but absent here, as of the last scan.
+    pub fn missing(&self) -> u64 {
+        self.shared.missing.load(Ordering::Relaxed)
+    }
+
+    /// The worker's state for status pages.
+    pub fn status(&self) -> RepairStatus {
+        let last_scan = self.shared.last_scan_ms.load(Ordering::Relaxed);
+        RepairStatus {
+            queue_len: self.queue_len(),
+            missing: self.missing(),
+            last_scan_ms: (last_scan > 0).then_some(last_scan),
+            last_scrub_ms: self.shared.queue.last_scrub_ms().ok().flatten(),
+            scrubbing: self.shared.scrubbing.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl From<&ClusterSettings> for Timing {
+    fn from(s: &ClusterSettings) -> Timing {
+        Timing {
+            interval: Duration::from_secs(s.repair_interval_secs.max(1)),
+            backoff_max: Duration::from_secs(s.repair_backoff_max_secs.max(1)),
+            scrub_interval: (s.scrub_interval_secs > 0)
+                .then(|| Duration::from_secs(s.scrub_interval_secs)),
+        }
+    }
+}
+
+/// The other members' cluster addresses, read from the Raft membership at each call.
+fn membership_peers(consensus: Consensus, self_id: NodeId) -> PeerAddrs {
+    Arc::new(move || {
+        consensus
+            .status()
+            .members
+            .into_iter()
+            .filter(|m| m.id != self_id && !m.addr.is_empty())
+            .map(|m| m.addr)
+            .collect()
+    })
+}
+
+/// Wall-clock unix milliseconds (queue times are persisted, so they cannot be monotonic).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -15,7 +15,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBod
 use hyper::body::Frame;
 use sha2::{Digest, Sha256};
 
-use crate::store::blob::BlobStore;
+use crate::store::blob::{BlobStore, FileStamp};
 
 /// The response body type of the HTTP server.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -41,6 +41,8 @@ pub struct Verify {
     pub sha256: String,
     /// The store holding the blob.
     pub blobs: BlobStore,
+    /// The file's identity when it was opened; recorded as verified on success.
+    pub stamp: FileStamp,
 }
 
 struct State {
@@ -116,6 +118,7 @@ fn check_final(st: &mut State) -> std::io::Result<()> {
     };
     let actual = hex::encode(hasher.finalize());
     if actual == verify.sha256 {
+        verify.blobs.mark_verified(&verify.sha256, verify.stamp);
         return Ok(());
     }
     metrics::counter!("cairn_blob_verify_failures_total").increment(1);

@@ -11,6 +11,7 @@ use super::body::{self, Body};
 use super::response::{self, Failure, IMMUTABLE};
 use super::route::{self, ProxyRequest, Route};
 use super::HttpState;
+use crate::store::blob::FileStamp;
 
 /// Handles one request; never fails (every problem becomes a response).
 pub async fn handle<B>(
@@ -256,8 +257,9 @@ async fn zip(
     Ok(resp)
 }
 
-/// Opens the blob and streams `[start, end)`. A whole-file read is verified as it streams; a
-/// partial range is served only after the whole blob verified.
+/// Opens the blob and streams `[start, end)`. Unless the policy says otherwise, a blob whose
+/// file changed since it was last verified is checked: a whole-file read as it streams (the last
+/// chunk is held back until the hash matched), a partial range only after hashing the whole blob.
 async fn zip_body(
     state: &HttpState,
     sha256: &str,
@@ -265,26 +267,38 @@ async fn zip_body(
     end: u64,
     size: u64,
 ) -> Result<Body, Failure> {
+    use crate::config::VerifyPolicy;
     let blobs = state.mirror.blobs().clone();
     let storage = |e: String| Failure::Mirror(crate::mirror::MirrorError::Storage(e));
+    let path = blobs.path_of(sha256).map_err(|e| storage(e.to_string()))?;
+    let file = std::fs::File::open(&path).map_err(|e| storage(format!("cannot open blob: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| storage(format!("cannot stat blob: {e}")))?;
+    let stamp = FileStamp::of(&meta);
+    let check = match state.mirror.verify_on_read() {
+        VerifyPolicy::Always => true,
+        VerifyPolicy::Changed => !blobs.is_verified(sha256, &stamp),
+        VerifyPolicy::Never => false,
+    };
     let whole = start == 0 && end == size;
-    let verify_now = state.mirror.verify_on_read() && !whole;
-    if verify_now
-        && !blobs
+    if check && !whole {
+        if !blobs
             .verify(sha256)
             .await
             .map_err(|e| storage(e.to_string()))?
-    {
-        let _ = blobs.quarantine(sha256);
-        return Err(storage(format!(
-            "blob {sha256} failed verification; try again"
-        )));
+        {
+            let _ = blobs.quarantine(sha256);
+            return Err(storage(format!(
+                "blob {sha256} failed verification; try again"
+            )));
+        }
+        return Ok(body::file_range(file, start, end, None));
     }
-    let path = blobs.path_of(sha256).map_err(|e| storage(e.to_string()))?;
-    let file = std::fs::File::open(&path).map_err(|e| storage(format!("cannot open blob: {e}")))?;
-    let verify = (state.mirror.verify_on_read() && whole).then(|| body::Verify {
+    let verify = check.then(|| body::Verify {
         sha256: sha256.to_string(),
         blobs,
+        stamp,
     });
     Ok(body::file_range(file, start, end, verify))
 }

@@ -138,8 +138,8 @@ impl Mirror {
         c.remote_owner(key).map(|o| (c, o))
     }
 
-    /// Whether blobs are re-hashed while they are served.
-    pub fn verify_on_read(&self) -> bool {
+    /// When blobs are re-hashed while they are served.
+    pub fn verify_on_read(&self) -> crate::config::VerifyPolicy {
         self.inner.cache.verify_on_read
     }
 }

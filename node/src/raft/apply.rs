@@ -4,6 +4,10 @@
 //! membership and the version counter commit together or not at all. Apply never reads the clock
 //! and decides only from the command and the stored records, so every replica reaches the same
 //! state.
+//!
+//! Besides the replicated trees, a `PutVersion` that records a zip also adds the blob to this
+//! node's local `blob_queue` (see `queue.rs`) in the same transaction, so the repair worker
+//! fetches every blob the state references even if the node crashes right after applying.
 
 use openraft::{Entry, EntryPayload, LogId, StoredMembership};
 use sled::transaction::{
@@ -12,6 +16,7 @@ use sled::transaction::{
 use sled::Transactional;
 
 use super::db::{decode_u64, sm_key, version_key, SmTrees};
+use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
 use crate::store::meta::{LatestRecord, ListRecord, MetaCmd, MetaResp, VersionRecord};
 
@@ -34,6 +39,8 @@ struct Tx<'a> {
     versions: &'a TransactionalTree,
     lists: &'a TransactionalTree,
     latest: &'a TransactionalTree,
+    /// This node's blob fetch queue (local bookkeeping, not replicated state).
+    queue: &'a TransactionalTree,
 }
 
 /// Applies `entries` in one transaction and returns one response per entry.
@@ -41,17 +48,23 @@ pub(crate) fn apply_entries(
     trees: &SmTrees,
     entries: &[Entry<TypeConfig>],
 ) -> Result<Vec<MetaResp>, ApplyError> {
-    let res = (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(
-        |(meta, versions, lists, latest)| {
-            let tx = Tx {
-                meta,
-                versions,
-                lists,
-                latest,
-            };
-            apply_in_tx(&tx, entries)
-        },
+    let all = (
+        &trees.meta,
+        &trees.versions,
+        &trees.lists,
+        &trees.latest,
+        &trees.blob_queue,
     );
+    let res = all.transaction(|(meta, versions, lists, latest, queue)| {
+        let tx = Tx {
+            meta,
+            versions,
+            lists,
+            latest,
+            queue,
+        };
+        apply_in_tx(&tx, entries)
+    });
     res.map_err(|e| match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => ApplyError::Sled(e),
@@ -92,7 +105,7 @@ fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaR
 
 fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> {
     match cmd {
-        MetaCmd::PutVersion(rec) => put_version(tx.versions, rec, count),
+        MetaCmd::PutVersion(rec) => put_version(tx, rec, count),
         MetaCmd::PutList {
             module,
             versions,
@@ -118,19 +131,20 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
     }
 }
 
-/// Inserts a version; adds a zip to a version stored without one; otherwise compares.
-fn put_version(
-    versions: &TransactionalTree,
-    rec: &VersionRecord,
-    count: &mut u64,
-) -> TxResult<MetaResp> {
+/// Inserts a version; adds a zip to a version stored without one; otherwise compares. A zip
+/// newly recorded is queued for this node to fetch.
+fn put_version(tx: &Tx<'_>, rec: &VersionRecord, count: &mut u64) -> TxResult<MetaResp> {
     if rec.module.contains('@') {
         return Ok(conflict("module path contains '@'".to_string()));
     }
+    let versions = tx.versions;
     let key = version_key(&rec.module, &rec.version);
     let Some(bytes) = versions.get(&key)? else {
         versions.insert(key, json(rec)?)?;
         *count += 1;
+        if let Some(zip) = &rec.zip {
+            enqueue_in_tx(tx.queue, &zip.sha256, zip.size)?;
+        }
         return Ok(MetaResp::Applied);
     };
     let mut stored: VersionRecord = serde_json::from_slice(&bytes).map_err(abort)?;
@@ -141,6 +155,7 @@ fn put_version(
         (None, Some(zip)) => {
             stored.zip = Some(zip.clone());
             versions.insert(key, json(&stored)?)?;
+            enqueue_in_tx(tx.queue, &zip.sha256, zip.size)?;
             Ok(MetaResp::Applied)
         }
         (Some(old), Some(new)) if old != new => Ok(conflict(format!(

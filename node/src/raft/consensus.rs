@@ -4,20 +4,23 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::error::{ClientWriteError, Fatal, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
+use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use super::bootstrap::BootstrapState;
 use super::db::MetaDb;
 use super::error::{ConsensusError, ProposeError};
 use super::flusher::Flusher;
 use super::log_store::LogStore;
 use super::metrics as m;
-use super::network::Network;
+use super::network::{Network, FORWARDED_TOTAL};
 use super::service::RaftGrpc;
 use super::state_machine::StateMachine;
 use super::{MetaReader, NodeAddr, NodeId, RaftHandle, RaftSettings, RaftStatus};
@@ -56,17 +59,44 @@ impl CatchUp {
 /// The consensus handle of a node: cheap to clone, shared by the HTTP, mirror and gRPC planes.
 #[derive(Clone)]
 pub struct Consensus {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    id: NodeId,
-    raft: RaftHandle,
+pub(super) struct Inner {
+    pub(super) id: NodeId,
+    pub(super) raft: RaftHandle,
     reader: MetaReader,
-    settings: RaftSettings,
+    pub(super) settings: RaftSettings,
     flusher: Flusher,
-    network: Network,
+    pub(super) network: Network,
     caught_up: Arc<AtomicBool>,
+    /// Since when no leader is known (kept by the metrics watcher).
+    leaderless: Arc<Leaderless>,
+    /// Serializes membership changes on this node (see `membership.rs`).
+    pub(super) membership_lock: tokio::sync::Mutex<()>,
+    /// Where cluster formation stands (see `bootstrap.rs`).
+    pub(super) bootstrap: watch::Sender<BootstrapState>,
+    /// Cancelled by [`Consensus::shutdown`]: stops background tasks (the bootstrap probe).
+    pub(super) stop: CancellationToken,
+}
+
+/// When this node lost sight of a leader; `None` while one is known.
+#[derive(Debug)]
+struct Leaderless(Mutex<Option<Instant>>);
+
+impl Leaderless {
+    fn observe(&self, leader_known: bool) {
+        let mut since = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match (leader_known, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    fn since(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Consensus {
@@ -78,9 +108,11 @@ impl std::fmt::Debug for Consensus {
 }
 
 impl Consensus {
-    /// Opens (or creates) sled at `dir` (`<data-dir>/meta`), starts openraft, and — only if this
-    /// node has never been initialized and has the lowest id in `peers` (or `peers` is empty or
-    /// only this node) — initializes the cluster with `peers` once. Restarts never re-initialize.
+    /// Opens (or creates) sled at `dir` (`<data-dir>/meta`), starts openraft, and forms the
+    /// cluster if this node is pristine and has the lowest id in `peers` (see `bootstrap.rs`):
+    /// alone (`peers` empty or only this node) it initializes at once; with peers it initializes
+    /// in the background only after every peer answered that it holds no Raft state either.
+    /// Restarts never re-initialize.
     #[tracing::instrument(skip_all, fields(node_id = node_id))]
     pub async fn start(
         node_id: NodeId,
@@ -110,57 +142,19 @@ impl Consensus {
                 flusher,
                 network,
                 caught_up: Arc::new(AtomicBool::new(false)),
+                leaderless: Arc::new(Leaderless(Mutex::new(Some(Instant::now())))),
+                membership_lock: tokio::sync::Mutex::new(()),
+                bootstrap: watch::Sender::new(BootstrapState::Starting),
+                stop: CancellationToken::new(),
             }),
         };
         consensus.spawn_watcher(CatchUp {
             committed: committed.map(|l| l.index),
             last_log: log_state.last_log_id.map(|l| l.index),
         });
-        consensus.initialize_once(peers).await?;
+        consensus.bootstrap(peers).await?;
         tracing::info!(node_id, dir = %dir.display(), last_log = ?log_state.last_log_id, "consensus started");
         Ok(consensus)
-    }
-
-    /// Initializes the cluster if this node is pristine and is the one that should.
-    async fn initialize_once(
-        &self,
-        peers: BTreeMap<NodeId, NodeAddr>,
-    ) -> Result<(), ConsensusError> {
-        let id = self.inner.id;
-        let members = if peers.is_empty() {
-            BTreeMap::from([(id, NodeAddr::default())])
-        } else {
-            peers
-        };
-        if members.keys().next() != Some(&id) {
-            tracing::info!(
-                node_id = id,
-                "not the lowest peer id; waiting to be added to the cluster"
-            );
-            return Ok(());
-        }
-        if self
-            .inner
-            .raft
-            .is_initialized()
-            .await
-            .map_err(|e| ConsensusError::Start(Box::new(e)))?
-        {
-            tracing::info!(node_id = id, "raft state found; not initializing");
-            return Ok(());
-        }
-        let ids: Vec<NodeId> = members.keys().copied().collect();
-        match self.inner.raft.initialize(members).await {
-            Ok(()) => {
-                tracing::info!(node_id = id, members = ?ids, "initialized new raft cluster");
-                Ok(())
-            }
-            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
-                tracing::info!(node_id = id, reason = %e, "raft cluster already initialized");
-                Ok(())
-            }
-            Err(e) => Err(ConsensusError::Initialize(Box::new(e))),
-        }
     }
 
     /// Spawns the task that mirrors openraft's metrics into gauges and flips the caught-up latch
@@ -168,12 +162,14 @@ impl Consensus {
     fn spawn_watcher(&self, target: CatchUp) {
         let mut rx = self.inner.raft.metrics();
         let caught_up = self.inner.caught_up.clone();
+        let leaderless = self.inner.leaderless.clone();
         tokio::spawn(async move {
             let mut prev_leader = None;
             loop {
                 {
                     let metrics = rx.borrow_and_update();
                     m::observe(&metrics, &mut prev_leader);
+                    leaderless.observe(metrics.current_leader.is_some());
                     if target.reached(&metrics) && !caught_up.swap(true, Ordering::AcqRel) {
                         let applied = metrics.last_applied.map(|l| l.index);
                         tracing::info!(applied = ?applied, "state machine caught up");
@@ -186,18 +182,39 @@ impl Consensus {
         });
     }
 
-    /// Proposes a command and returns the applied result. Waits (up to
-    /// `settings.propose_timeout_ms`) for a leader during an election; fails with
-    /// [`ProposeError::ForwardToLeader`] when another node leads.
+    /// Proposes a command and returns the applied result. On a follower the command is
+    /// forwarded to the leader (`Forward` RPC, at most `settings.forward_hops` nodes deep); during
+    /// an election it waits for a leader; a leader that changes mid-way gets the command again.
+    /// Everything happens within `settings.propose_timeout_ms`, except that a node that has known
+    /// no leader (or, leading, no quorum) for longer than [`RaftSettings::degraded_after`] fails
+    /// at once with [`ProposeError::NoLeader`]/[`ProposeError::NoQuorum`].
     pub async fn propose(&self, cmd: MetaCmd) -> Result<MetaResp, ProposeError> {
         let started = Instant::now();
-        let res = self
-            .propose_until(
-                cmd,
-                started,
-                started + self.inner.settings.propose_timeout(),
-            )
-            .await;
+        let deadline = started + self.inner.settings.propose_timeout();
+        let hops = self.inner.settings.forward_hops;
+        self.propose_recorded(&cmd, hops, started, deadline).await
+    }
+
+    /// Proposes a command received through `Forward`: like [`Consensus::propose`], with the
+    /// caller's remaining hop budget and deadline.
+    pub(crate) async fn propose_relayed(
+        &self,
+        cmd: MetaCmd,
+        hops: u32,
+        deadline: Instant,
+    ) -> Result<MetaResp, ProposeError> {
+        self.propose_recorded(&cmd, hops, Instant::now(), deadline)
+            .await
+    }
+
+    async fn propose_recorded(
+        &self,
+        cmd: &MetaCmd,
+        hops: u32,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<MetaResp, ProposeError> {
+        let res = self.propose_until(cmd, hops, started, deadline).await;
         let label = match &res {
             Ok(MetaResp::Applied) => "applied",
             Ok(MetaResp::Unchanged) => "unchanged",
@@ -211,47 +228,193 @@ impl Consensus {
         res
     }
 
+    /// The proposal loop: write locally, or forward to the leader, or wait for one.
     async fn propose_until(
         &self,
-        cmd: MetaCmd,
+        cmd: &MetaCmd,
+        hops: u32,
         started: Instant,
         deadline: Instant,
     ) -> Result<MetaResp, ProposeError> {
         loop {
+            self.check_degraded(started)?;
             let write = self.inner.raft.client_write(cmd.clone());
-            match tokio::time::timeout_at(deadline, write).await {
+            let res = tokio::select! {
+                res = tokio::time::timeout_at(deadline, write) => res,
+                e = self.degraded(started) => return Err(e),
+            };
+            let err = match res {
                 Err(_) => return Err(self.timeout_error(started)),
                 Ok(Ok(resp)) => return Ok(resp.data),
-                Ok(Err(e)) => self.on_write_error(e, started, deadline).await?,
+                Ok(Err(e)) => e,
+            };
+            match self.on_write_error(err)? {
+                None => self.wait_for_leader(started, deadline).await?,
+                Some((leader_id, leader_addr)) if hops == 0 => {
+                    return Err(ProposeError::ForwardToLeader {
+                        leader_id,
+                        leader_addr,
+                    })
+                }
+                Some(leader) => {
+                    let sent = self.forward_to(cmd, leader, hops, started, deadline);
+                    if let Some(resp) = sent.await? {
+                        return Ok(resp);
+                    }
+                }
             }
         }
     }
 
-    /// Turns a write error into a final error, or waits for a leader and returns `Ok` to retry.
-    async fn on_write_error(
+    /// Turns a write error into a final error, the leader to forward to (`Some((id, addr))`),
+    /// or `None`: no usable leader is known, wait for one.
+    fn on_write_error(
         &self,
         e: RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>,
-        started: Instant,
-        deadline: Instant,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<Option<(NodeId, String)>, ProposeError> {
         match e {
             RaftError::Fatal(f) => Err(fatal(f)),
             RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
                 Err(ProposeError::Membership(e))
             }
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
-                Some(leader_id) if leader_id != self.inner.id => {
-                    Err(ProposeError::ForwardToLeader {
-                        leader_id,
-                        leader_addr: f.leader_node.map(|n| n.cluster_addr).unwrap_or_default(),
-                    })
-                }
-                _ => self.wait_for_leader(started, deadline).await,
-            },
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                let Some(leader_id) = f.leader_id.filter(|l| *l != self.inner.id) else {
+                    return Ok(None);
+                };
+                let addr = f
+                    .leader_node
+                    .map(|n| n.cluster_addr)
+                    .filter(|a| !a.is_empty())
+                    .or_else(|| self.status().member(leader_id).map(|m| m.addr.clone()));
+                Ok(addr.filter(|a| !a.is_empty()).map(|a| (leader_id, a)))
+            }
         }
     }
 
-    /// Waits until some leader is known (then pauses briefly), or fails at `deadline`.
+    /// Forwards `cmd` to `leader` once. `Ok(Some(resp))`: applied there; `Ok(None)`: try again
+    /// (leadership moved while the call was in flight, or it failed in a way a retry may fix).
+    async fn forward_to(
+        &self,
+        cmd: &MetaCmd,
+        (leader_id, addr): (NodeId, String),
+        hops: u32,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Option<MetaResp>, ProposeError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(self.timeout_error(started));
+        }
+        let net = &self.inner.network;
+        let res = tokio::select! {
+            res = net.forward(leader_id, &addr, cmd, hops, remaining) => res,
+            e = self.degraded(started) => return Err(e),
+            () = self.leader_moved_from(leader_id) => {
+                metrics::counter!(FORWARDED_TOTAL, "result" => "abandoned").increment(1);
+                tracing::debug!(leader_id, "leader changed while forwarding; sending again");
+                return Ok(None);
+            }
+        };
+        match res {
+            Ok(resp) => Ok(Some(resp)),
+            Err(e) if forward_retryable(&e) => {
+                tracing::debug!(leader_id, error = %e, "forwarding failed; retrying");
+                self.pause_after_forward(leader_id, e, deadline).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves once a leader other than `from` is known (or Raft stopped).
+    async fn leader_moved_from(&self, from: NodeId) {
+        let mut rx = self.inner.raft.metrics();
+        loop {
+            if rx
+                .borrow_and_update()
+                .current_leader
+                .is_some_and(|l| l != from)
+            {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// After a failed forward to `leader_id`: waits for another leader or a short pause, or
+    /// returns `failure` if the deadline would pass first.
+    async fn pause_after_forward(
+        &self,
+        leader_id: NodeId,
+        failure: ProposeError,
+        deadline: Instant,
+    ) -> Result<(), ProposeError> {
+        let pause = Duration::from_millis(self.inner.settings.heartbeat_ms.max(20));
+        let until = Instant::now() + pause;
+        if until >= deadline {
+            return Err(failure);
+        }
+        let _ = tokio::time::timeout_at(until, self.leader_moved_from(leader_id)).await;
+        Ok(())
+    }
+
+    /// Fails at once when this node has been without a leader (or, leading, without a quorum)
+    /// for longer than [`RaftSettings::degraded_after`]: the quorum is lost, not just electing.
+    fn check_degraded(&self, started: Instant) -> Result<(), ProposeError> {
+        let limit = self.inner.settings.degraded_after();
+        let waited_ms = millis_since(started);
+        if self.leaderless_for().is_some_and(|d| d > limit) {
+            return Err(ProposeError::NoLeader { waited_ms });
+        }
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        if metrics.state == ServerState::Leader
+            && metrics
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms > limit_ms)
+        {
+            return Err(ProposeError::NoQuorum { waited_ms });
+        }
+        Ok(())
+    }
+
+    /// Resolves, with the error to fail with, once [`Consensus::check_degraded`] fails (never
+    /// if Raft stops first: the pending write then fails on its own).
+    async fn degraded(&self, started: Instant) -> ProposeError {
+        let limit = self.inner.settings.degraded_after();
+        let mut rx = self.inner.raft.metrics();
+        loop {
+            if let Err(e) = self.check_degraded(started) {
+                return e;
+            }
+            let wake = self
+                .inner
+                .leaderless
+                .since()
+                .map(|t| t + limit + RETRY_PAUSE);
+            let changed = match wake {
+                Some(at) => tokio::select! {
+                    () = tokio::time::sleep_until(at) => true,
+                    r = rx.changed() => r.is_ok(),
+                },
+                None => rx.changed().await.is_ok(),
+            };
+            if !changed {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// How long this node has known no leader (`None` while one is known).
+    fn leaderless_for(&self) -> Option<Duration> {
+        self.inner.leaderless.since().map(|t| t.elapsed())
+    }
+
+    /// Waits until some leader is known (then pauses briefly), or fails at `deadline` or when
+    /// the leaderless time passes [`RaftSettings::degraded_after`].
     async fn wait_for_leader(
         &self,
         started: Instant,
@@ -268,7 +431,13 @@ impl Consensus {
                     break;
                 }
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
+            let degraded_at = self
+                .inner
+                .leaderless
+                .since()
+                .map(|t| t + self.inner.settings.degraded_after());
+            let until = degraded_at.map_or(deadline, |d| d.min(deadline));
+            match tokio::time::timeout_at(until, rx.changed()).await {
                 Err(_) => {
                     return Err(ProposeError::NoLeader {
                         waited_ms: millis_since(started),
@@ -358,6 +527,7 @@ impl Consensus {
     /// Stops Raft and makes every write durable. Drop all clones and readers afterwards before
     /// starting again on the same directory (sled holds an exclusive lock while open).
     pub async fn shutdown(&self) -> Result<(), ConsensusError> {
+        self.inner.stop.cancel();
         self.inner
             .raft
             .shutdown()
@@ -373,13 +543,25 @@ impl Consensus {
     }
 }
 
-fn fatal(f: Fatal<NodeId>) -> ProposeError {
+pub(super) fn fatal(f: Fatal<NodeId>) -> ProposeError {
     match f {
         Fatal::Stopped => ProposeError::ShuttingDown,
         other => ProposeError::Fatal(Box::new(other)),
     }
 }
 
-fn millis_since(started: Instant) -> u64 {
+/// Whether a failed forward may succeed when sent again (to the same or a new leader). A leader
+/// that timed out or lacks a quorum has used up the time; retrying would only repeat that.
+fn forward_retryable(e: &ProposeError) -> bool {
+    matches!(
+        e,
+        ProposeError::Forward { .. }
+            | ProposeError::ForwardToLeader { .. }
+            | ProposeError::HopsExhausted
+            | ProposeError::NoLeader { .. }
+    )
+}
+
+pub(super) fn millis_since(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

@@ -12,6 +12,8 @@
 //! | `sm_versions`   | `module@version`             | JSON `VersionRecord`                   |
 //! | `sm_lists`      | `module`                     | JSON `ListRecord`                      |
 //! | `sm_latest`     | `module`                     | JSON `LatestRecord`                    |
+//! | `blob_queue`    | blob sha256 (hex)            | JSON `QueueEntry` (local, not replicated) |
+//! | `repair_state`  | `last_scrub_ms`              | BE u64 (local, not replicated)         |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,6 +70,12 @@ pub(crate) struct SmTrees {
     pub lists: sled::Tree,
     /// `sm_latest`: the upstream's `@latest` answer per module.
     pub latest: sled::Tree,
+    /// `blob_queue`: blobs this node should fetch (sha256 → JSON `QueueEntry`). Local
+    /// bookkeeping, not replicated state: apply adds to it, the repair worker drains it, and
+    /// snapshots neither carry nor clear it.
+    pub blob_queue: sled::Tree,
+    /// `repair_state`: the repair worker's own persistent state (last scrub time). Local.
+    pub repair_state: sled::Tree,
 }
 
 /// The sled database and all its trees (cheap to clone).
@@ -127,6 +135,8 @@ impl MetaDb {
             versions: db.open_tree("sm_versions")?,
             lists: db.open_tree("sm_lists")?,
             latest: db.open_tree("sm_latest")?,
+            blob_queue: db.open_tree("blob_queue")?,
+            repair_state: db.open_tree("repair_state")?,
         };
         Ok(MetaDb {
             raft_meta: db.open_tree("raft_meta")?,

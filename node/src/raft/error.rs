@@ -169,3 +169,86 @@ impl ProposeError {
         )
     }
 }
+
+/// A membership change (`cairn members add|remove`) was refused or failed. Each message says what
+/// the operator can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// Node id 0 is reserved ("no node" on the wire).
+    #[error("node id 0 is reserved; use a positive id that was never used before")]
+    ZeroId,
+    /// The cluster address is not `host:port`.
+    #[error("invalid cluster address {addr:?}: {reason} (expected HOST:PORT of the node's --cluster-listen)")]
+    BadAddr {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The id is already a member, at another address.
+    #[error("node {id} is already a member at {existing}; remove it first (`cairn members remove {id}`) or add the new node under a new id")]
+    IdConflict {
+        /// The id.
+        id: NodeId,
+        /// Its address in the membership.
+        existing: String,
+    },
+    /// Another member already uses the address.
+    #[error("address {addr} already belongs to node {existing_id}; remove node {existing_id} first (`cairn members remove {existing_id}`)")]
+    AddrConflict {
+        /// The address.
+        addr: String,
+        /// The member that has it.
+        existing_id: NodeId,
+    },
+    /// The id is not a member.
+    #[error("node {id} is not a member of the cluster")]
+    NotMember {
+        /// The id.
+        id: NodeId,
+    },
+    /// Removing the node would leave no voter.
+    #[error("node {id} is the last voter; a cluster cannot remove its last voter")]
+    LastVoter {
+        /// The id.
+        id: NodeId,
+    },
+    /// This node is not the leader (membership changes run on the leader).
+    #[error("not the raft leader; {}", leader_hint(*leader_id, leader_addr))]
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader_id: Option<NodeId>,
+        /// Its cluster address (empty if unknown).
+        leader_addr: String,
+    },
+    /// The learner did not catch up in time; it stays a learner.
+    #[error("node {id} was added as a learner but did not catch up within {waited_secs} s; check that it runs and is reachable at its address, then run `cairn members add` again to promote it (or `cairn members remove {id}`)")]
+    CatchUpTimeout {
+        /// The learner.
+        id: NodeId,
+        /// How long the leader waited.
+        waited_secs: u64,
+    },
+    /// A change is already being committed (joint configuration).
+    #[error(
+        "another membership change is still in progress; wait for it to finish and retry: {0}"
+    )]
+    InProgress(String),
+    /// The change was not committed in time (no quorum?). It may still take effect.
+    #[error("membership change not committed within {waited_secs} s (is a quorum of voters up?); check `cairn members list` before retrying")]
+    Timeout {
+        /// How long the leader waited.
+        waited_secs: u64,
+    },
+    /// Raft stopped or failed; the process should be restarted.
+    #[error("raft failed: {0}")]
+    Fatal(#[source] Box<Fatal<NodeId>>),
+}
+
+fn leader_hint(leader_id: Option<NodeId>, addr: &str) -> String {
+    match leader_id {
+        Some(id) => format!("the leader is node {id} at {addr}"),
+        None => "no leader is known (an election is running or the quorum is lost); restore a quorum of voters, then retry".to_string(),
+    }
+}

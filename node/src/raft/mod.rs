@@ -4,23 +4,30 @@
 //! - [`Consensus`] starts openraft on `<data-dir>/meta`, initializes a fresh cluster once, proposes
 //!   [`MetaCmd`](crate::store::meta::MetaCmd)s and reports [`RaftStatus`].
 //! - [`MetaReader`] reads this node's applied state straight from sled (no leader, no lock).
+//! - [`BlobQueue`] (`queue.rs`): the local, persistent queue of blobs this node should fetch,
+//!   filled by apply and drained by the repair worker.
 //! - Storage: `log_store.rs` (log, vote, committed; durable through the group-commit `flusher.rs`),
 //!   `state_machine.rs` + `apply.rs` (the sled-backed state machine and its deterministic apply),
 //!   `snapshot.rs` (the snapshot format), `db.rs` (the one sled `Db` and its trees).
-//! - Wire: `network.rs` (openraft's client side over tonic) and `service.rs` (the `cairn.v1.Raft`
-//!   gRPC service). With a single node they are wired but idle.
+//! - Wire: `network.rs` (openraft's client side over tonic; also forwards proposals to the
+//!   leader) and `service.rs` (the `cairn.v1.Raft` gRPC service).
+//! - Cluster control: `bootstrap.rs` (safe static formation from `--peers`) and
+//!   `membership.rs` (add/remove members on the leader, serialized).
 //! - `metrics.rs`: Raft gauges, proposal counters and latency.
 //!
 //! `DESIGN.md` next to this file describes the storage layout, durability rules and wire format.
 
 mod apply;
+mod bootstrap;
 mod consensus;
 mod db;
 mod error;
 mod flusher;
 mod log_store;
+mod membership;
 pub mod metrics;
 mod network;
+mod queue;
 mod reader;
 mod service;
 mod settings;
@@ -32,9 +39,12 @@ mod tests;
 
 use std::io::Cursor;
 
+pub use bootstrap::BootstrapState;
 pub use consensus::Consensus;
-pub use error::{ConsensusError, ProposeError};
-pub use network::{Network, NetworkConnection};
+pub use error::{ConsensusError, MembershipError, ProposeError};
+pub use membership::LEARNER_CATCH_UP;
+pub use network::{describe_forwarding, Network, NetworkConnection, FORWARDED_TOTAL};
+pub use queue::{BlobQueue, QueueEntry, QueueError};
 pub use reader::{MetaError, MetaReader};
 pub use service::RaftGrpc;
 pub use settings::RaftSettings;

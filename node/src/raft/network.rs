@@ -39,6 +39,21 @@ type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, E>>;
 /// Connect timeout of a peer channel.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Counter: proposals this node forwarded to the leader, by result (`ok`: the leader applied
+/// it; `error`: the forward failed; `abandoned`: leadership moved while it was in flight and it
+/// was re-sent). Whether a retry then succeeded shows in `cairn_raft_proposals_total`.
+/// Describe it with [`describe_forwarding`].
+pub const FORWARDED_TOTAL: &str = "cairn_raft_forwarded_total";
+
+/// Describes [`FORWARDED_TOTAL`] (call once at startup, next to `raft::metrics::describe`).
+pub fn describe_forwarding() {
+    metrics::describe_counter!(
+        FORWARDED_TOTAL,
+        metrics::Unit::Count,
+        "Proposals this node forwarded to the Raft leader, by result (ok, error, abandoned)."
+    );
+}
+
 /// The network factory handed to openraft (also used for forwarding proposals).
 #[derive(Clone, Debug)]
 pub struct Network {
@@ -48,17 +63,33 @@ pub struct Network {
 }
 
 /// A connection to one peer, created by [`Network`] for openraft's replication tasks.
+///
+/// openraft creates one per replication session (one leadership term), so `matched` is the
+/// highest index this leader has seen the peer accept in this session.
 #[derive(Debug)]
 pub struct NetworkConnection {
     net: Network,
     target: NodeId,
     addr: String,
+    matched: Option<u64>,
+    reverted_logged: bool,
+}
+
+/// A peer answered as if its log went backwards: it lost its data (or was replaced) but still
+/// uses its old id. openraft 0.9 treats this as a bug on the leader (a panic in debug builds,
+/// a confused replication state otherwise), so the connection reports the peer unreachable.
+#[derive(Debug, thiserror::Error)]
+#[error("node {target} no longer has log index {matched} it had accepted (conflict at {conflict}): its data was lost or replaced; remove it (`cairn members remove {target}`) and add it back under a new id")]
+pub(crate) struct LogReverted {
+    target: NodeId,
+    matched: u64,
+    conflict: u64,
 }
 
 /// The peer address could not be turned into a gRPC endpoint.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid cluster address {addr:?} of node {target}: {source}")]
-struct BadAddr {
+pub(crate) struct BadAddr {
     target: NodeId,
     addr: String,
     #[source]
@@ -83,37 +114,57 @@ impl Network {
         }
     }
 
-    /// The cached client for `target` at `addr` (a new lazy channel if the address changed).
-    fn client(&self, target: NodeId, addr: &str) -> Result<RaftClient<Channel>, BadAddr> {
+    /// The cached lazy channel to `target` at `addr` (a new one if the address changed). Also
+    /// used for `cairn.v1.Admin` calls to peers (the bootstrap probe).
+    pub(crate) fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, BadAddr> {
         let mut map = self
             .channels
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let channel = match map.get(&target) {
-            Some((cached, ch)) if cached == addr => ch.clone(),
-            _ => {
-                let bad = |source| BadAddr {
-                    target,
-                    addr: addr.to_string(),
-                    source,
-                };
-                let channel = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(bad)?
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                map.insert(target, (addr.to_string(), channel.clone()));
-                channel
+        if let Some((cached, ch)) = map.get(&target) {
+            if cached == addr {
+                return Ok(ch.clone());
             }
+        }
+        let bad = |source| BadAddr {
+            target,
+            addr: addr.to_string(),
+            source,
         };
-        Ok(RaftClient::new(channel)
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(bad)?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(target, (addr.to_string(), channel.clone()));
+        Ok(channel)
+    }
+
+    /// The cached Raft client for `target` at `addr`.
+    fn client(&self, target: NodeId, addr: &str) -> Result<RaftClient<Channel>, BadAddr> {
+        Ok(RaftClient::new(self.channel(target, addr)?)
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message))
     }
 
     /// Sends `cmd` to the leader `target` at `addr` with forwarding budget `hops`, waiting at
-    /// most `timeout`, and returns the leader's applied result.
+    /// most `timeout` (also sent as the call's deadline, so the leader answers before it), and
+    /// returns the leader's applied result. Counts [`FORWARDED_TOTAL`] (`ok` or `error`).
     pub async fn forward(
+        &self,
+        target: NodeId,
+        addr: &str,
+        cmd: &MetaCmd,
+        hops: u32,
+        timeout: Duration,
+    ) -> Result<MetaResp, ProposeError> {
+        let res = self.forward_call(target, addr, cmd, hops, timeout).await;
+        let result = if res.is_ok() { "ok" } else { "error" };
+        metrics::counter!(FORWARDED_TOTAL, "result" => result).increment(1);
+        res
+    }
+
+    async fn forward_call(
         &self,
         target: NodeId,
         addr: &str,
@@ -159,6 +210,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             net: self.clone(),
             target,
             addr: node.cluster_addr.clone(),
+            matched: None,
+            reverted_logged: false,
         }
     }
 }
@@ -245,6 +298,31 @@ impl NetworkConnection {
     }
 }
 
+impl NetworkConnection {
+    /// A conflict at or below an index the peer already accepted in this session means its log
+    /// went backwards: report it unreachable (openraft backs off) and log the fix once.
+    fn check_not_reverted<E: Error>(
+        &mut self,
+        conflict: Option<u64>,
+    ) -> Result<(), RPCError<NodeId, NodeAddr, E>> {
+        let (Some(conflict), Some(matched)) = (conflict, self.matched) else {
+            return Ok(());
+        };
+        if conflict > matched {
+            return Ok(());
+        }
+        let err = LogReverted {
+            target: self.target,
+            matched,
+            conflict,
+        };
+        if !std::mem::replace(&mut self.reverted_logged, true) {
+            tracing::error!(peer = self.target, error = %err, "refusing to replicate to a node whose log went backwards");
+        }
+        Err(RPCError::Unreachable(Unreachable::new(&err)))
+    }
+}
+
 fn network<E: Error + 'static, RE: Error>(e: &E) -> RPCError<NodeId, NodeAddr, RE> {
     RPCError::Network(NetworkError::new(e))
 }
@@ -255,8 +333,20 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl())
-            .await
+        let prev = rpc.prev_log_id.map(|l| l.index);
+        let last = rpc.entries.last().map(|e| e.log_id.index).or(prev);
+        let resp: AppendEntriesResponse<NodeId> = self
+            .call(RPCTypes::AppendEntries, &rpc, option.hard_ttl())
+            .await?;
+        match &resp {
+            AppendEntriesResponse::Success => self.matched = self.matched.max(last),
+            AppendEntriesResponse::PartialSuccess(m) => {
+                self.matched = self.matched.max(m.map(|l| l.index));
+            }
+            AppendEntriesResponse::Conflict => self.check_not_reverted(prev)?,
+            AppendEntriesResponse::HigherVote(_) => {}
+        }
+        Ok(resp)
     }
 
     async fn install_snapshot(
@@ -264,8 +354,15 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
-        self.call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
-            .await
+        let installed = rpc
+            .done
+            .then(|| rpc.meta.last_log_id.map(|l| l.index))
+            .flatten();
+        let resp = self
+            .call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
+            .await?;
+        self.matched = self.matched.max(installed);
+        Ok(resp)
     }
 
     async fn vote(

@@ -5,8 +5,10 @@
 //! sees either the old or the new record. Reads may lag the leader by the replication delay,
 //! which a mirror accepts (DESIGN.md, "Read path").
 
+use serde::Deserialize;
+
 use super::db::{read_u64, sm_key, version_key, version_prefix, SmTrees};
-use crate::store::meta::{LatestRecord, ListRecord, VersionRecord};
+use crate::store::meta::{LatestRecord, ListRecord, VersionRecord, ZipRef};
 
 /// Reading the local state machine failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,31 @@ impl MetaReader {
         })
     }
 
+    /// Every zip referenced by an applied version record, in key order. Lazy: it walks sled one
+    /// record at a time (each `next` is a short blocking read) and decodes only the `zip`
+    /// field, so it suits a background scan over the whole state.
+    pub fn zip_refs(&self) -> impl Iterator<Item = Result<ZipRef, MetaError>> + Send + 'static {
+        self.trees.versions.iter().filter_map(|item| {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(MetaError::Storage(e))),
+            };
+            match serde_json::from_slice::<ZipOnly>(&value) {
+                Ok(rec) => rec.zip.map(Ok),
+                Err(source) => Some(Err(MetaError::Corrupt {
+                    kind: "version",
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    source,
+                })),
+            }
+        })
+    }
+
+    /// The state-machine trees (for local bookkeeping stored next to them, see `queue.rs`).
+    pub(super) fn trees(&self) -> &SmTrees {
+        &self.trees
+    }
+
     /// How many module versions this node has applied (0 if the counter cannot be read).
     pub fn version_count(&self) -> u64 {
         match read_u64(&self.trees.meta, sm_key::VERSION_COUNT) {
@@ -89,6 +116,12 @@ impl MetaReader {
             }
         }
     }
+}
+
+/// The part of a stored [`VersionRecord`] that a blob scan needs (other fields are skipped).
+#[derive(Deserialize)]
+struct ZipOnly {
+    zip: Option<ZipRef>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

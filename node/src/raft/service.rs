@@ -5,11 +5,14 @@
 //! Errors produced by Raft travel as JSON in `RaftReply.error` (so the caller gets the typed
 //! openraft error back); a malformed request is `INVALID_ARGUMENT`.
 
+use std::time::Duration;
+
 use cairn_proto::v1::raft_server::Raft;
 use cairn_proto::v1::{ForwardRequest, RaftReply, RaftRequest};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::error::ProposeError;
@@ -29,25 +32,49 @@ impl RaftGrpc {
     }
 
     /// Applies a forwarded command here if this node leads, else passes it on to the leader
-    /// with one hop less (failing with `HopsExhausted` when the budget is spent).
-    async fn forward_cmd(&self, cmd: MetaCmd, hops: u32) -> Result<MetaResp, ProposeError> {
+    /// with one hop less (failing with `HopsExhausted` when the budget is spent). Finishes
+    /// before the caller's deadline (`grpc-timeout`), capped by this node's propose timeout.
+    async fn forward_cmd(
+        &self,
+        cmd: MetaCmd,
+        hops: u32,
+        caller_timeout: Option<Duration>,
+    ) -> Result<MetaResp, ProposeError> {
         if hops == 0 {
             return Err(ProposeError::HopsExhausted);
         }
-        match self.consensus.propose(cmd.clone()).await {
-            Err(ProposeError::ForwardToLeader {
-                leader_id,
-                leader_addr,
-            }) if hops > 1 => {
-                let timeout = self.consensus.settings().propose_timeout();
-                let net = self.consensus.network();
-                net.forward(leader_id, &leader_addr, &cmd, hops - 1, timeout)
-                    .await
-            }
+        let own = self.consensus.settings().propose_timeout();
+        let budget = caller_timeout.map_or(own, |t| t.saturating_sub(answer_margin(t)).min(own));
+        let deadline = Instant::now() + budget;
+        match self
+            .consensus
+            .propose_relayed(cmd, hops - 1, deadline)
+            .await
+        {
             Err(ProposeError::ForwardToLeader { .. }) => Err(ProposeError::HopsExhausted),
             other => other,
         }
     }
+}
+
+/// Time kept back from the caller's deadline so the answer reaches it before it gives up.
+fn answer_margin(caller_timeout: Duration) -> Duration {
+    (caller_timeout / 10).min(Duration::from_millis(250))
+}
+
+/// Parses a `grpc-timeout` header value (`<digits><unit>`, unit one of `H M S m u n`).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 #[tonic::async_trait]
@@ -77,10 +104,15 @@ impl Raft for RaftGrpc {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<RaftReply>, Status> {
+        let caller_timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
         let req = request.into_inner();
         let cmd: MetaCmd = decode(&req.data)?;
         let res = self
-            .forward_cmd(cmd, req.hops)
+            .forward_cmd(cmd, req.hops, caller_timeout)
             .await
             .map_err(|e| WireProposeError::from(&e));
         reply(res)
@@ -182,5 +214,26 @@ impl WireProposeError {
                 reason: message,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert!(answer_margin(Duration::from_secs(10)) <= Duration::from_millis(250));
+        assert_eq!(
+            answer_margin(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
     }
 }

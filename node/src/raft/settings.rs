@@ -40,6 +40,11 @@ pub struct RaftSettings {
     pub propose_timeout_ms: u64,
     /// Page cache budget of the sled database, in bytes (real RSS can be several times higher).
     pub sled_cache_bytes: u64,
+    /// How many nodes a follower's proposal may pass through looking for the leader (0 = never
+    /// forward: a follower fails with `ForwardToLeader`). Not a `[raft]` key: the node copies
+    /// `cluster.forward_hops` here.
+    #[serde(skip)]
+    pub forward_hops: u32,
 }
 
 impl Default for RaftSettings {
@@ -57,6 +62,7 @@ impl Default for RaftSettings {
             max_message_bytes: 64 * 1024 * 1024,
             propose_timeout_ms: 10_000,
             sled_cache_bytes: 64 * 1024 * 1024,
+            forward_hops: 3,
         }
     }
 }
@@ -112,6 +118,12 @@ impl RaftSettings {
         Duration::from_millis(self.propose_timeout_ms)
     }
 
+    /// How long this node may know no leader before proposals fail at once instead of waiting:
+    /// twice the longest election timeout (an election that long means the quorum is lost).
+    pub fn degraded_after(&self) -> Duration {
+        Duration::from_millis(self.election_max_ms.saturating_mul(2))
+    }
+
     /// [`RaftSettings::max_message_bytes`] as a `usize` (saturating on 32-bit targets).
     pub fn max_message_size(&self) -> usize {
         usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX)
@@ -149,6 +161,8 @@ mod tests {
         let s: RaftSettings = serde_json::from_str(r#"{"heartbeat_ms": 100}"#).unwrap();
         assert_eq!(s.heartbeat_ms, 100);
         assert_eq!(s.election_min_ms, 1500);
+        assert_eq!(s.forward_hops, 3, "not a config key, but defaulted");
+        assert!(serde_json::from_str::<RaftSettings>(r#"{"forward_hops": 1}"#).is_err());
         assert!(serde_json::from_str::<RaftSettings>(r#"{"nope": 1}"#).is_err());
     }
 }

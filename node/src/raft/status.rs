@@ -1,6 +1,8 @@
 //! [`RaftStatus`]: a plain copy of openraft's metrics for status pages, the CLI and readiness.
 
-use openraft::{RaftMetrics, ServerState};
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::{LogId, Membership, RaftMetrics, ServerState, Vote};
 use serde::Serialize;
 
 use super::{NodeAddr, NodeId};
@@ -85,6 +87,9 @@ pub struct RaftStatus {
     pub millis_since_quorum_ack: Option<u64>,
     /// Whether the Raft core is running (false after a fatal error or shutdown).
     pub running: bool,
+    /// Whether this node holds Raft state: a log (it was initialized or has joined a cluster) or
+    /// a vote (openraft's own definition). A pristine node is not initialized.
+    pub initialized: bool,
     /// Cluster members, ordered by id.
     pub members: Vec<RaftMember>,
 }
@@ -92,21 +97,7 @@ pub struct RaftStatus {
 impl RaftStatus {
     /// Copies the fields of interest out of openraft's metrics.
     pub(crate) fn from_metrics(m: &RaftMetrics<NodeId, NodeAddr>) -> RaftStatus {
-        let membership = m.membership_config.membership();
-        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| RaftMember {
-                id: *id,
-                addr: node.cluster_addr.clone(),
-                voter: voters.contains(id),
-                matched_index: m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(id).cloned().flatten())
-                    .map(|l| l.index),
-            })
-            .collect();
+        let members = members_of(m.membership_config.membership(), m.replication.as_ref());
         RaftStatus {
             node_id: m.id,
             state: m.state.into(),
@@ -117,7 +108,32 @@ impl RaftStatus {
             snapshot_index: m.snapshot.map(|l| l.index),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             running: m.running_state.is_ok(),
+            initialized: m.last_log_index.is_some() || m.vote != Vote::default(),
             members,
         }
     }
+
+    /// The member with id `id`, if any.
+    pub fn member(&self, id: NodeId) -> Option<&RaftMember> {
+        self.members.iter().find(|m| m.id == id)
+    }
+}
+
+/// The members of `membership` ordered by id, with the leader's matched index where known.
+pub(crate) fn members_of(
+    membership: &Membership<NodeId, NodeAddr>,
+    replication: Option<&BTreeMap<NodeId, Option<LogId<NodeId>>>>,
+) -> Vec<RaftMember> {
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| RaftMember {
+            id: *id,
+            addr: node.cluster_addr.clone(),
+            voter: voters.contains(id),
+            matched_index: replication
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index),
+        })
+        .collect()
 }

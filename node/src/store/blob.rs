@@ -6,10 +6,11 @@
 //! so a crash at any moment leaves either nothing or the whole blob. Leftover temp files are
 //! removed at startup.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -67,6 +68,35 @@ struct Inner {
     quarantine: PathBuf,
     objects: AtomicU64,
     bytes: AtomicU64,
+    /// Blobs whose content was hashed and matched, with the file identity at that time.
+    verified: Mutex<HashMap<String, FileStamp>>,
+}
+
+/// Most entries remembered in the verified set (it is cleared when full: a bound, not an LRU).
+const MAX_VERIFIED: usize = 200_000;
+
+/// The identity of a file's content as the filesystem reports it: any write through the
+/// filesystem changes `ctime` (which cannot be set back by a user), and a replaced file has
+/// another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of an open file's metadata.
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        }
+    }
 }
 
 /// Checks that `s` is 64 lowercase hex digits.
@@ -95,6 +125,7 @@ impl BlobStore {
                 quarantine,
                 objects: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
+                verified: Mutex::new(HashMap::new()),
             }),
         };
         store.recount()?;
@@ -128,6 +159,33 @@ impl BlobStore {
     fn publish_gauges(&self) {
         metrics::gauge!("cairn_blob_objects").set(self.objects() as f64);
         metrics::gauge!("cairn_blob_bytes").set(self.bytes() as f64);
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, FileStamp>> {
+        match self.inner.verified.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Whether `sha256` was verified while its file had exactly this identity.
+    pub fn is_verified(&self, sha256: &str, stamp: &FileStamp) -> bool {
+        self.verified().get(sha256) == Some(stamp)
+    }
+
+    /// Records that `sha256`'s file, with this identity, hashed to its address.
+    pub fn mark_verified(&self, sha256: &str, stamp: FileStamp) {
+        let mut v = self.verified();
+        if v.len() >= MAX_VERIFIED {
+            v.clear();
+        }
+        v.insert(sha256.to_string(), stamp);
+    }
+
+    fn mark_file_verified(&self, sha256: &str, path: &Path) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            self.mark_verified(sha256, FileStamp::of(&meta));
+        }
     }
 
     /// Number of blobs held.
@@ -210,6 +268,7 @@ impl BlobStore {
         if created {
             sync_dir(&self.inner.root)?;
         }
+        self.mark_file_verified(&sha256, &dest);
         self.inner.objects.fetch_add(1, Ordering::Relaxed);
         self.inner.bytes.fetch_add(size, Ordering::Relaxed);
         self.publish_gauges();
@@ -235,18 +294,26 @@ impl BlobStore {
     /// Re-hashes a blob; `Ok(true)` if its content matches its address.
     pub async fn verify(&self, sha256: &str) -> Result<bool, BlobError> {
         let path = self.path_of(sha256)?;
+        let before = std::fs::metadata(&path).map(|m| FileStamp::of(&m)).ok();
         let (actual, _) = tokio::task::spawn_blocking(move || hash_file(&path))
             .await
             .map_err(|e| BlobError::Io {
                 path: PathBuf::from("<verify task>"),
                 source: std::io::Error::other(e.to_string()),
             })??;
+        match before {
+            Some(stamp) if actual == sha256 => self.mark_verified(sha256, stamp),
+            _ => {
+                self.verified().remove(sha256);
+            }
+        }
         Ok(actual == sha256)
     }
 
     /// Moves a blob that failed verification out of the way, so it is never served again.
     pub fn quarantine(&self, sha256: &str) -> Result<(), BlobError> {
         let path = self.path_of(sha256)?;
+        self.verified().remove(sha256);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let n: u32 = rand::random();
         let dest = self.inner.quarantine.join(format!("{sha256}.{n:08x}"));
@@ -266,7 +333,8 @@ impl BlobStore {
 
     /// Checks that the store's directory accepts writes (for `/readyz`).
     pub fn check_writable(&self) -> Result<(), BlobError> {
-        let probe = self.inner.tmp.join(".probe");
+        let n: u64 = rand::random();
+        let probe = self.inner.tmp.join(format!(".probe-{n:016x}"));
         std::fs::write(&probe, b"ok").map_err(io_err(&probe))?;
         std::fs::remove_file(&probe).map_err(io_err(&probe))
     }
@@ -317,6 +385,28 @@ mod tests {
         store.quarantine(&info.sha256).unwrap();
         assert!(!store.contains(&info.sha256));
         assert_eq!(store.objects(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_in_place_invalidates_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        let info = store.commit(tmp, None).await.unwrap();
+        let path = store.path_of(&info.sha256).unwrap();
+        let stamp = |p: &Path| FileStamp::of(&std::fs::metadata(p).unwrap());
+        assert!(
+            store.is_verified(&info.sha256, &stamp(&path)),
+            "commit hashed it"
+        );
+        std::fs::write(&path, b"jello").unwrap();
+        assert!(
+            !store.is_verified(&info.sha256, &stamp(&path)),
+            "same size, new content"
+        );
+        assert!(!store.verify(&info.sha256).await.unwrap());
+        assert!(!store.is_verified(&info.sha256, &stamp(&path)));
     }
 
     #[tokio::test]

@@ -1,0 +1,189 @@
+//! The repair worker's loops and its queue pass (see `repair.rs` for the policy).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::seq::SliceRandom;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{metrics, now_ms, Shared, SCAN_INTERVAL};
+use crate::cluster::transfer::TransferError;
+use crate::raft::{NodeAddr, NodeId, QueueEntry};
+
+/// Blobs fetched in parallel by one queue pass. Small: each transfer is large and the
+/// transfer layer bounds concurrency again; a few overlap latency across peers.
+const PARALLEL: usize = 3;
+/// Due entries read per batch.
+const BATCH: usize = 256;
+/// Batches per wake-up before waiting again (bounds a pass if the queue cannot be updated).
+const MAX_BATCHES: usize = 64;
+
+type RaftMetricsRx = watch::Receiver<openraft::RaftMetrics<NodeId, NodeAddr>>;
+
+/// Spawns the queue, scan and scrub loops; each stops when `shutdown` is cancelled.
+pub(super) fn start(shared: Arc<Shared>, applied: RaftMetricsRx, shutdown: CancellationToken) {
+    tokio::spawn(queue_loop(shared.clone(), applied, shutdown.clone()));
+    tokio::spawn(scan_loop(shared.clone(), shutdown.clone()));
+    if let Some(every) = shared.timing.scrub_interval {
+        tokio::spawn(scrub_loop(shared, every, shutdown));
+    }
+}
+
+/// Drains due entries on every tick, wake-up, or change of the applied index.
+async fn queue_loop(shared: Arc<Shared>, mut applied: RaftMetricsRx, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.timing.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_applied = None;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+            () = shared.wake.notified() => {}
+            changed = applied.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false; // Raft stopped; ticks and wake-ups still drive the queue
+                    continue;
+                }
+                let now = applied.borrow_and_update().last_applied.map(|l| l.index);
+                if std::mem::replace(&mut last_applied, now) == now {
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = shared.drain_due() => {}
+        }
+    }
+    tracing::debug!("blob repair queue loop stopped");
+}
+
+/// Scans for missing blobs at start and every [`SCAN_INTERVAL`].
+async fn scan_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SCAN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => shared.scan_missing().await,
+        }
+    }
+}
+
+/// Scrubs every `every` (jittered by up to a tenth), counting from the persisted last run; a
+/// node that never scrubbed starts counting now (its blobs were verified when received).
+async fn scrub_loop(shared: Arc<Shared>, every: Duration, shutdown: CancellationToken) {
+    loop {
+        let wait = shared.until_next_scrub(every);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+        shared.scrub(&shutdown).await;
+    }
+}
+
+// === impl Shared (queue pass) ===
+
+impl Shared {
+    /// Processes every due entry, [`PARALLEL`] at a time, in batches of [`BATCH`].
+    pub(super) async fn drain_due(&self) {
+        for _ in 0..MAX_BATCHES {
+            let due = match self.due_batch().await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the blob repair queue");
+                    break;
+                }
+            };
+            let n = due.len();
+            futures_util::stream::iter(due)
+                .for_each_concurrent(PARALLEL, |(sha256, entry)| self.repair_one(sha256, entry))
+                .await;
+            if n < BATCH {
+                break;
+            }
+        }
+        metrics::set_queue_length(self.queue.len());
+    }
+
+    /// Reads due entries on a blocking thread (the queue may be long after a node joined).
+    async fn due_batch(&self) -> Result<Vec<(String, QueueEntry)>, super::scan::RepairError> {
+        let queue = self.queue.clone();
+        let now = now_ms();
+        Ok(tokio::task::spawn_blocking(move || queue.due(now, BATCH)).await??)
+    }
+
+    /// Fetches one queued blob unless it is here already.
+    async fn repair_one(&self, sha256: String, entry: QueueEntry) {
+        if self.blobs.contains(&sha256) {
+            return self.forget(&sha256, "present");
+        }
+        let mut peers = (self.peers)();
+        peers.shuffle(&mut rand::rng());
+        let res = if peers.is_empty() {
+            Err(TransferError::NoPeers {
+                sha256: sha256.clone(),
+            })
+        } else {
+            self.transfer
+                .fetch_from_any(&peers, &sha256, entry.size)
+                .await
+        };
+        match res {
+            Ok(info) => {
+                tracing::info!(
+                    sha256,
+                    size = info.size,
+                    attempts = entry.attempts,
+                    "missing blob fetched from a peer"
+                );
+                self.forget(&sha256, "fetched");
+            }
+            Err(e) => self.back_off(&sha256, entry, &e),
+        }
+    }
+
+    fn forget(&self, sha256: &str, result: &'static str) {
+        if let Err(e) = self.queue.remove(sha256) {
+            tracing::warn!(sha256, error = %e, "cannot remove a repaired blob from the queue");
+        }
+        if result == "fetched" {
+            self.missing
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| m.checked_sub(1))
+                .ok();
+        }
+        metrics::count_repair(result);
+    }
+
+    /// Reschedules a failed entry with exponential backoff. Logs at warn on the 1st, 2nd,
+    /// 4th, 8th... failure of a blob and at debug otherwise, so a long outage stays readable.
+    fn back_off(&self, sha256: &str, mut entry: QueueEntry, e: &TransferError) {
+        entry.attempts = entry.attempts.saturating_add(1);
+        let delay = backoff(entry.attempts, self.timing.backoff_max);
+        entry.next_try_ms = now_ms().saturating_add(delay.as_millis() as u64);
+        if let Err(qe) = self.queue.reschedule(sha256, &entry) {
+            tracing::warn!(sha256, error = %qe, "cannot reschedule a blob repair");
+        }
+        metrics::count_repair("failed");
+        let retry_s = delay.as_secs();
+        if entry.attempts.is_power_of_two() {
+            tracing::warn!(sha256, attempts = entry.attempts, retry_in_s = retry_s, error = %e, "blob repair failed; will retry");
+        } else {
+            tracing::debug!(sha256, attempts = entry.attempts, retry_in_s = retry_s, error = %e, "blob repair failed; will retry");
+        }
+    }
+}
+
+/// `min(max, 2^attempts s)`, then a uniformly random point in its upper half (jitter keeps
+/// nodes that failed together from retrying together).
+pub(super) fn backoff(attempts: u32, max: Duration) -> Duration {
+    let exp = Duration::from_secs(1u64 << attempts.min(30));
+    let capped = exp.min(max).max(Duration::from_secs(1));
+    let ms = capped.as_millis() as u64;
+    Duration::from_millis(rand::random_range(ms / 2..=ms))
+}
