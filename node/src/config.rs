@@ -35,6 +35,8 @@ pub struct Flags {
     /// Upstream sources in GOPROXY syntax: URLs, file:// trees, `off`, `direct`, joined by `,`
     /// (fall through on not-found) or `|` (fall through on any error)
     /// [default: https://proxy.golang.org].
+    // The doc comment is also the --help text, where a bare URL reads best.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, env = "CAIRN_UPSTREAM", value_name = "LIST")]
     pub upstream: Option<String>,
     /// This node's Raft id, a positive integer that never changes [default: 1].

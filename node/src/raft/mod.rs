@@ -2,7 +2,7 @@
 //! one sled database.
 //!
 //! - [`Consensus`] starts openraft on `<data-dir>/meta`, initializes a fresh cluster once, proposes
-//!   [`MetaCmd`](crate::store::meta::MetaCmd)s and reports [`RaftStatus`].
+//!   [`MetaCmd`] commands and reports [`RaftStatus`].
 //! - [`MetaReader`] reads this node's applied state straight from sled (no leader, no lock).
 //! - [`BlobQueue`] (`queue.rs`): the local, persistent queue of blobs this node should fetch,
 //!   filled by apply and drained by the repair worker.
