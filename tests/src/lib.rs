@@ -7,6 +7,9 @@
 //! - [`fixture`]: an HTTP upstream serving such a tree that can be slowed, broken or killed, and
 //!   that logs every request it sees.
 //! - [`node`]: a `cairn-node` process handle (start, restart, kill -9, SIGTERM, logs, metrics).
+//! - [`cluster`]: several nodes forming one Raft cluster (leader, convergence, kill -9, SIGSTOP,
+//!   restart, blob sets per data directory) and the `cairn` CLI.
+//! - [`lb`]: a round-robin TCP load balancer in front of a cluster.
 //! - [`gocmd`]: the hermetic `go` command (private caches, explicit `GOPROXY`, no network).
 //! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
 //! - [`metrics`]: a small Prometheus text parser.
@@ -14,10 +17,12 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod corpus;
 pub mod fixture;
 pub mod gocmd;
 pub mod h1;
+pub mod lb;
 pub mod metrics;
 pub mod node;
 pub mod raw;

@@ -1,9 +1,9 @@
 //! A `cairn-node` process under test.
 //!
-//! [`CairnNode::start`] runs the binary on `127.0.0.1:0` ports with a private data directory,
-//! waits for `<data-dir>/listen-addrs.json` and for `GET /readyz` → 200, and captures stderr and
-//! stdout (JSON log lines) to a file. When a test panics, dropping the handle prints the log tail.
-//! The process is killed (SIGKILL) on drop.
+//! [`CairnNode::start`] runs the binary on `127.0.0.1:0` ports (or the ones [`NodeOptions`] names)
+//! with a private data directory, waits for `<data-dir>/listen-addrs.json` and for `GET /readyz` →
+//! 200, and captures stderr and stdout (JSON log lines) to a file. When a test panics, dropping
+//! the handle prints the log tail. The process is killed (SIGKILL) on drop.
 //!
 //! The binary is `$CAIRN_NODE_BIN`, else `cairn-node` next to the test executable's profile
 //! directory (`target/<profile>/cairn-node`).
@@ -57,6 +57,10 @@ pub struct NodeOptions {
     pub config: Option<String>,
     /// `--node-id`.
     pub node_id: u64,
+    /// `--listen` (default `127.0.0.1:0`; the bound address is read from `listen-addrs.json`).
+    pub listen: String,
+    /// `--cluster-listen` (default `127.0.0.1:0`).
+    pub cluster_listen: String,
     /// More arguments, appended last.
     pub extra_args: Vec<String>,
 }
@@ -68,6 +72,8 @@ impl NodeOptions {
             upstream: upstream.to_string(),
             config: None,
             node_id: 1,
+            listen: "127.0.0.1:0".to_string(),
+            cluster_listen: "127.0.0.1:0".to_string(),
             extra_args: Vec::new(),
         }
     }
@@ -232,8 +238,8 @@ impl CairnNode {
 
     fn command(&self, log: &File) -> anyhow::Result<Command> {
         let mut cmd = Command::new(node_bin());
-        cmd.arg("--listen").arg("127.0.0.1:0");
-        cmd.arg("--cluster-listen").arg("127.0.0.1:0");
+        cmd.arg("--listen").arg(&self.opts.listen);
+        cmd.arg("--cluster-listen").arg(&self.opts.cluster_listen);
         cmd.arg("--data-dir").arg(self.data_dir());
         cmd.arg("--upstream").arg(&self.opts.upstream);
         cmd.arg("--node-id").arg(self.opts.node_id.to_string());

@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use sha2::{Digest, Sha256};
@@ -55,8 +55,17 @@ struct State {
 }
 
 /// Streams bytes `[start, end)` of `file`; with `verify`, the range must be the whole blob.
-pub fn file_range(file: std::fs::File, start: u64, end: u64, verify: Option<Verify>) -> Body {
-    let state = State {
+///
+/// The first chunk is read before the response is built, so a blob that fits in one chunk
+/// leaves with its headers in one go (a node dying mid-response cannot cut it after the
+/// headers), and a failure on it becomes an error status instead of an aborted body.
+pub async fn file_range(
+    file: std::fs::File,
+    start: u64,
+    end: u64,
+    verify: Option<Verify>,
+) -> std::io::Result<Body> {
+    let mut state = State {
         file: Arc::new(file),
         pos: start,
         end,
@@ -64,7 +73,12 @@ pub fn file_range(file: std::fs::File, start: u64, end: u64, verify: Option<Veri
         verify,
         done: false,
     };
-    let s = stream::unfold(state, |mut st| async move {
+    let first = if start < end {
+        Some(next_chunk(&mut state).await?)
+    } else {
+        None
+    };
+    let rest = stream::unfold(state, |mut st| async move {
         if st.done || st.pos >= st.end {
             return None;
         }
@@ -76,7 +90,8 @@ pub fn file_range(file: std::fs::File, start: u64, end: u64, verify: Option<Veri
             }
         }
     });
-    BodyExt::boxed_unsync(StreamBody::new(s))
+    let head = stream::iter(first.map(|b| Ok(Frame::data(b))));
+    Ok(BodyExt::boxed_unsync(StreamBody::new(head.chain(rest))))
 }
 
 async fn next_chunk(st: &mut State) -> std::io::Result<Bytes> {

@@ -293,14 +293,18 @@ async fn zip_body(
                 "blob {sha256} failed verification; try again"
             )));
         }
-        return Ok(body::file_range(file, start, end, None));
+        return body::file_range(file, start, end, None)
+            .await
+            .map_err(|e| storage(e.to_string()));
     }
     let verify = check.then(|| body::Verify {
         sha256: sha256.to_string(),
         blobs,
         stamp,
     });
-    Ok(body::file_range(file, start, end, verify))
+    body::file_range(file, start, end, verify)
+        .await
+        .map_err(|e| storage(format!("cannot read blob {sha256}: {e}")))
 }
 
 async fn sumdb(state: &HttpState, parts: &http::request::Parts, rest: &str) -> Answer {

@@ -8,12 +8,17 @@
 //!
 //! [`standard_modules`] is the shared corpus every protocol test uses; it covers the shapes a mirror
 //! must get right (see its doc). [`Corpus::shared`] generates it once per content fingerprint.
+//! [`cluster_corpus`] adds many small generated modules for the cluster scenarios.
 
+mod generated;
 mod spec;
 mod standard;
 mod tree;
 mod zipgen;
 
+pub use generated::{
+    cluster_corpus, gen_module, generated_modules, generated_versions, GEN_MODULES, GEN_VERSIONS,
+};
 pub use spec::{fingerprint, is_pseudo, package_name, time_n, ModuleSpec, VersionSpec};
 pub use standard::{m, standard_modules, BIG_FILE_BYTES};
 pub use tree::{expected_sums, Corpus, Entry, ModuleEntry};

@@ -5,6 +5,10 @@
 //! real `go` command where that is how users would notice. Tests that need `go` print
 //! `SKIPPED: go not found …` when it is missing, unless `CAIRN_REQUIRE_GO=1`.
 //!
+//! The `cluster` module runs three- and four-node clusters (`cairn_tests::cluster::TestCluster`)
+//! and drives the `cairn` operator CLI, which `cargo build --bins` builds next to `cairn-node`.
+//! Only those: `cargo test -p cairn-tests --test it cluster -- --test-threads=1`.
+//!
 //! Run: `cargo build --bins && CAIRN_REQUIRE_GO=1 cargo test -p cairn-tests -- --nocapture`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -13,6 +17,7 @@ mod common;
 mod harness;
 
 mod bounded;
+mod cluster;
 mod crash;
 mod fallthrough;
 mod garbage;
