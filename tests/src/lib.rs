@@ -26,5 +26,6 @@ pub mod lb;
 pub mod metrics;
 pub mod node;
 pub mod raw;
+pub mod stampede;
 pub mod sumdb;
 pub mod wait;

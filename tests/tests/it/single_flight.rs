@@ -6,6 +6,7 @@ use std::time::Duration;
 use cairn_tests::corpus::m;
 use cairn_tests::fixture::Override;
 use cairn_tests::h1::{latest_path, list_path, sha256_hex, version_path};
+use cairn_tests::stampede::{stampede, wrong_answers};
 use cairn_tests::wait::{patience, wait_until};
 
 use crate::common::{corpus, corpus_fixture, start_node, FAST_UPSTREAM};
@@ -21,44 +22,9 @@ async fn two_hundred_concurrent_misses_make_one_upstream_request() {
     fixture.set_override(&zip, Override::Delay(Duration::from_millis(1500)));
     let node = start_node(&fixture.url(), FAST_UPSTREAM).await;
 
-    let url = format!("{}{zip}", node.url());
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                // One client per task: separate connections, like separate CI jobs.
-                let client = reqwest::Client::builder()
-                    .no_proxy()
-                    .timeout(patience(6.0))
-                    .build()
-                    .unwrap();
-                let r = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("client {i}: {e}"))?;
-                let status = r.status().as_u16();
-                let body = r
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("client {i}: body: {e}"))?;
-                Ok::<_, String>((status, body))
-            })
-        })
-        .collect();
+    let urls = vec![format!("{}{zip}", node.url()); CLIENTS];
     let want = &c.entry(module, version).zip_sha256;
-    let mut failures = Vec::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok((200, body)) if &sha256_hex(&body) == want => {}
-            Ok((status, body)) => failures.push(format!(
-                "status {status}, {} bytes, sha256 {}",
-                body.len(),
-                sha256_hex(&body)
-            )),
-            Err(e) => failures.push(e),
-        }
-    }
+    let failures = wrong_answers(&stampede(&urls).await, &urls, want);
     assert!(
         failures.is_empty(),
         "{} of {CLIENTS} clients did not get the right zip:\n{}",
@@ -140,35 +106,6 @@ async fn the_first_client_hanging_up_does_not_break_the_fill_for_others() {
     );
 }
 
-/// `n` concurrent GETs of `url`, each on its own connection; returns (status, body) per client.
-async fn stampede(url: &str, n: usize) -> Vec<Result<(u16, bytes::Bytes), String>> {
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let url = url.to_string();
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .no_proxy()
-                    .timeout(patience(6.0))
-                    .build()
-                    .unwrap();
-                let r = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("client {i}: {e}"))?;
-                let status = r.status().as_u16();
-                let body = r.bytes().await.map_err(|e| format!("client {i}: {e}"))?;
-                Ok((status, body))
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n);
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stampedes_on_lists_latest_info_and_404s_make_one_upstream_request_each() {
     let fixture = corpus_fixture().await;
@@ -187,7 +124,7 @@ async fn stampedes_on_lists_latest_info_and_404s_make_one_upstream_request_each(
     let node = start_node(&fixture.url(), FAST_UPSTREAM).await;
     let mut problems = Vec::new();
     for (path, want) in &cases {
-        let results = stampede(&format!("{}{path}", node.url()), 100).await;
+        let results = stampede(&vec![format!("{}{path}", node.url()); 100]).await;
         let bodies: std::collections::BTreeSet<Vec<u8>> = results
             .iter()
             .filter_map(|r| r.as_ref().ok())

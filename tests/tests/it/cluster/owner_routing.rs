@@ -6,8 +6,8 @@ use std::time::Duration;
 use cairn_tests::cluster::ClusterConfig;
 use cairn_tests::corpus::generated_versions;
 use cairn_tests::fixture::Override;
-use cairn_tests::h1::{sha256_hex, version_path};
-use cairn_tests::wait::patience;
+use cairn_tests::h1::version_path;
+use cairn_tests::stampede::{stampede, wrong_answers};
 
 use super::{corpus, fixture, start};
 
@@ -26,43 +26,10 @@ async fn cluster_concurrent_cold_misses_on_every_node_make_one_upstream_fetch() 
     fixture.set_override(&zip, Override::Delay(Duration::from_millis(1500)));
     let want = corpus().entry(&module, &version).zip_sha256.clone();
     let ids = cl.ids();
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let id = ids[i % ids.len()];
-            let url = format!("{}{zip}", cl.url(id));
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .no_proxy()
-                    .timeout(patience(6.0))
-                    .build()
-                    .unwrap();
-                let r = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("client {i} (node {id}): {e}"))?;
-                let status = r.status().as_u16();
-                let body = r
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("client {i} (node {id}): body: {e}"))?;
-                Ok::<_, String>((id, status, body))
-            })
-        })
+    let urls: Vec<String> = (0..CLIENTS)
+        .map(|i| format!("{}{zip}", cl.url(ids[i % ids.len()])))
         .collect();
-    let mut failures = Vec::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok((_, 200, body)) if sha256_hex(&body) == want => {}
-            Ok((id, status, body)) => failures.push(format!(
-                "node {id}: status {status}, {} bytes, sha256 {}: {}",
-                body.len(),
-                sha256_hex(&body),
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            )),
-            Err(e) => failures.push(e),
-        }
-    }
+    let failures = wrong_answers(&stampede(&urls).await, &urls, &want);
     assert!(
         failures.is_empty(),
         "{} of {CLIENTS} clients did not get the right zip:\n{}",
