@@ -5,6 +5,7 @@
 //!   exit status 3 when a member is unreachable or not ready, or there is no leader.
 //! - `cairn members list|add|remove`: the Raft membership. Changes are sent to the given node,
 //!   which forwards them to the leader. Nothing is retried behind the operator's back.
+//! - `cairn route <module path>`: which routing rule the path matches on the given node.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod cluster;
 mod members;
+mod route;
 
 use cluster::Health;
 
@@ -56,6 +58,11 @@ enum Command {
     /// List, add or remove cluster members.
     #[command(subcommand)]
     Members(MembersCommand),
+    /// Show which routing rule a module path matches (its upstream, private, sumdb, denied).
+    Route {
+        /// The module path, unescaped (corp.example.com/x/y).
+        module: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +118,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let timeout = Duration::from_secs(cli.timeout_secs);
     match &cli.command {
         Command::Status => status(&cli, timeout).await,
+        Command::Route { module } => {
+            let reply = route::route(&cli.node, timeout, module).await?;
+            if cli.json {
+                let json = route::to_json(module, &reply);
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", route::render(module, &reply));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Members(MembersCommand::List) => {
             let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;
             if cli.json {

@@ -13,6 +13,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::raft::RaftSettings;
+use crate::routing::RouteRule;
 use crate::upstream::UpstreamSettings;
 
 /// Command-line flags of `cairn-node`. Each also reads a `CAIRN_*` environment variable.
@@ -101,6 +102,8 @@ pub struct RawConfig {
     pub raft: RaftSettings,
     /// Blob replication, repair and request routing between nodes.
     pub cluster: ClusterSettings,
+    /// Routing rules (`[[routes]]`), tried in order before the default `upstream`.
+    pub routes: Vec<RouteRule>,
 }
 
 /// Freshness of mutable answers.
@@ -322,6 +325,8 @@ pub struct Config {
     pub raft: RaftSettings,
     /// See [`ClusterSettings`].
     pub cluster: ClusterSettings,
+    /// Routing rules, first match wins; the default `upstream` is the implicit last rule.
+    pub routes: Vec<RouteRule>,
 }
 
 /// One configuration problem.
@@ -559,6 +564,7 @@ impl RawConfig {
             sumdb: self.sumdb,
             raft: self.raft,
             cluster: self.cluster,
+            routes: self.routes,
         })
     }
 
@@ -590,6 +596,10 @@ impl RawConfig {
         }
         if self.http.max_connections == 0 {
             errs.push(invalid("http.max_connections", "must be at least 1"));
+        }
+        // The default upstream is checked on its own; "off" stands in for it here.
+        if let Err(e) = crate::routing::Router::new(&self.routes, "off", &self.upstream_http) {
+            errs.extend(e.0.iter().map(|p| invalid("routes", p)));
         }
         if let Err(e) = self.raft.to_openraft_config() {
             errs.push(invalid("raft", &e.to_string()));
@@ -740,6 +750,31 @@ mod tests {
             "peers",
         ] {
             assert!(text.contains(key), "{key} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn routes_are_read_and_every_bad_rule_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let good = "[[routes]]\nname = \"corp\"\npatterns = \"corp.example.com\"\nupstream = \"http://127.0.0.1:1\"\n\n[[routes]]\npatterns = \"evil.example\"\ndeny = true\n";
+        std::fs::write(&file, good).unwrap();
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let cfg = Config::load(&flags, &env(&[])).unwrap();
+        assert_eq!(cfg.routes.len(), 2);
+        assert!(cfg.routes[1].deny && !cfg.routes[0].sumdb);
+        let bad = "[[routes]]\npatterns = \"\"\nupstream = \"http://x\"\n\n[[routes]]\npatterns = \"a[\"\nupstream = \"ftp://x\"\n";
+        std::fs::write(&file, bad).unwrap();
+        let text = Config::load(&flags, &env(&[])).unwrap_err().to_string();
+        for want in [
+            "routes[0]: patterns",
+            "routes[1]: patterns",
+            "routes[1]: upstream",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
         }
     }
 

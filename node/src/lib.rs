@@ -15,6 +15,7 @@ pub mod module;
 pub mod modzip;
 pub mod node;
 pub mod raft;
+pub mod routing;
 pub mod shutdown;
 pub mod store;
 pub mod sumdb;

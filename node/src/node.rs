@@ -23,9 +23,9 @@ use crate::config::Config;
 use crate::http::HttpState;
 use crate::mirror::Mirror;
 use crate::raft::{Consensus, NodeAddr};
+use crate::routing::Router;
 use crate::store::blob::BlobStore;
 use crate::sumdb::SumdbProxy;
-use crate::upstream::Upstream;
 
 /// Startup and run failures.
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +86,10 @@ impl Node {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
-        let upstream = Upstream::new(&config.upstream, &config.upstream_http)
+        let router = Router::new(&config.routes, &config.upstream, &config.upstream_http)
             .map_err(|e| NodeError::Upstream(e.to_string()))?;
+        let router = Arc::new(router);
+        let upstream = router.default_upstream().clone();
         let http = TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind {
@@ -109,10 +111,11 @@ impl Node {
         let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &raft_settings)
             .await
             .map_err(|e| NodeError::Consensus(e.to_string()))?;
-        tracing::info!(node_id = config.node_id, http = %http_addr, cluster = %cluster_addr, upstream = %upstream.describe(), "node bound");
+        tracing::info!(node_id = config.node_id, http = %http_addr, cluster = %cluster_addr, upstream = %upstream.describe(), routes = router.len(), "node bound");
         let sumdb = SumdbProxy::new(
             config.sumdb.databases.clone(),
-            upstream.clone(),
+            upstream,
+            router.clone(),
             &dir.join("sumdb"),
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
@@ -146,7 +149,7 @@ impl Node {
         let mirror = Mirror::new(
             consensus.clone(),
             blobs.clone(),
-            upstream,
+            router.clone(),
             config.cache.clone(),
             config.limits.clone(),
             Some(Arc::new(link)),
@@ -172,6 +175,7 @@ impl Node {
             started,
             since,
             repair: Some(Arc::new(repair.clone())),
+            router: Some(router),
         };
         write_addrs(dir, http_addr, cluster_addr)?;
         Ok(Node {

@@ -22,10 +22,12 @@ use std::time::Instant;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, StatusReply, StatusRequest,
+    AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, RouteReply, RouteRequest,
+    StatusReply, StatusRequest,
 };
 
 use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
+use crate::routing::Router;
 use crate::store::blob::BlobStore;
 
 /// Request metadata marking a machine probe of `Status` (peer liveness, the bootstrap probe):
@@ -71,6 +73,8 @@ pub struct AdminService {
     pub since: Instant,
     /// The blob repair counters (`None`: reported as 0), e.g. `Some(Arc::new(repair.clone()))`.
     pub repair: Option<Arc<dyn RepairCounters>>,
+    /// The routing rules, for `cairn route` (`None`: the RPC answers "unavailable").
+    pub router: Option<Arc<Router>>,
 }
 
 impl AdminService {
@@ -191,4 +195,37 @@ impl Admin for AdminService {
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
         membership::remove(&self.consensus, req).await
     }
+
+    /// Which routing rule a module path matches; nothing is fetched.
+    async fn route(
+        &self,
+        req: tonic::Request<RouteRequest>,
+    ) -> Result<tonic::Response<RouteReply>, tonic::Status> {
+        let router = self
+            .router
+            .as_ref()
+            .ok_or_else(|| tonic::Status::unavailable("this node has no routing rules loaded"))?;
+        Ok(tonic::Response::new(route_reply(
+            router,
+            &req.get_ref().module,
+        )?))
+    }
+}
+
+/// The wire form of `router.route(module)`; the path must be a valid module path.
+fn route_reply(router: &Router, module: &str) -> Result<RouteReply, tonic::Status> {
+    crate::module::check_path(module).map_err(|e| {
+        tonic::Status::invalid_argument(format!("{module:?} is not a module path: {e}"))
+    })?;
+    let m = router.route(module);
+    Ok(RouteReply {
+        rule_index: m.index as u64,
+        name: m.name,
+        patterns: m.patterns,
+        upstream: m.upstream,
+        private: m.private,
+        sumdb: m.sumdb,
+        denied: m.denied,
+        default_rule: m.default,
+    })
 }

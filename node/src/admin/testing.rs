@@ -97,6 +97,7 @@ impl TestNode {
             started: Arc::new(AtomicBool::new(true)),
             since: Instant::now(),
             repair: Some(Arc::new(Counters)),
+            router: None,
         };
         let server = CancellationToken::new();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -37,10 +37,13 @@ impl Failure {
             | Failure::Sumdb(SumdbError::BadRequest(_)) => StatusCode::BAD_REQUEST,
             Failure::Route(_)
             | Failure::Mirror(MirrorError::NotFound(_))
-            | Failure::Sumdb(SumdbError::NotFound(_)) => StatusCode::NOT_FOUND,
+            | Failure::Sumdb(SumdbError::NotFound(_) | SumdbError::Private(_)) => {
+                StatusCode::NOT_FOUND
+            }
             Failure::Mirror(MirrorError::Upstream(_) | MirrorError::Rejected { .. })
             | Failure::Sumdb(SumdbError::Upstream(_)) => upstream,
             Failure::Mirror(MirrorError::Storage(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            Failure::Mirror(MirrorError::Denied(_)) => StatusCode::FORBIDDEN,
             Failure::Method => StatusCode::METHOD_NOT_ALLOWED,
             Failure::TooLong => StatusCode::URI_TOO_LONG,
             Failure::Range(_) => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -277,6 +280,14 @@ mod tests {
         assert_eq!(
             Failure::Route(RouteError::BadRequest("x".into())).status(up),
             StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            Failure::Mirror(MirrorError::Denied("x".into())).status(up),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            Failure::Sumdb(SumdbError::Private("x".into())).status(up),
+            StatusCode::NOT_FOUND
         );
         assert_eq!(sanitize("a\nb"), "a b");
     }

@@ -24,6 +24,7 @@ fn is_stale(fetched_at_ms: i64, ttl_secs: u64) -> bool {
 impl Mirror {
     /// Answers `@v/list`.
     pub async fn list(&self, module: &str) -> MirrorResult<Bytes> {
+        self.check_allowed(module)?;
         let inner = &self.inner;
         let cached = self.cached_versions(module)?;
         if let Some(rec) = inner.meta.get_list(module).map_err(MirrorError::storage)? {
@@ -92,8 +93,7 @@ impl Mirror {
                 move || async move {
                     let limit = this.inner.limits.max_list_bytes;
                     let got = this
-                        .inner
-                        .upstream
+                        .upstream_for(&key)?
                         .fetch(&key, UpstreamFile::List, limit)
                         .await
                         .map_err(MirrorError::from_upstream)?;
@@ -125,6 +125,7 @@ impl Mirror {
 
     /// Answers `@latest`.
     pub async fn latest(&self, module: &str) -> MirrorResult<Bytes> {
+        self.check_allowed(module)?;
         let inner = &self.inner;
         if let Some(rec) = inner
             .meta
@@ -176,8 +177,7 @@ impl Mirror {
                 move || async move {
                     let limit = this.inner.limits.max_info_bytes;
                     let got = this
-                        .inner
-                        .upstream
+                        .upstream_for(&key)?
                         .fetch(&key, UpstreamFile::Latest, limit)
                         .await
                         .map_err(MirrorError::from_upstream)?;

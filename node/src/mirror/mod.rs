@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::config::{CacheSettings, Limits};
 use crate::raft::{Consensus, MetaReader};
+use crate::routing::Router;
 use crate::store::blob::BlobStore;
 use crate::store::meta::{ListRecord, VersionRecord};
 use crate::upstream::{Upstream, UpstreamError};
@@ -49,6 +50,10 @@ pub enum MirrorError {
     /// Local storage failed. HTTP 500.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A routing rule refuses the module path. HTTP 403, so the go command does not fall
+    /// through to another proxy.
+    #[error("forbidden: {0}")]
+    Denied(String),
 }
 
 impl MirrorError {
@@ -82,7 +87,7 @@ struct Inner {
     consensus: Consensus,
     meta: MetaReader,
     blobs: BlobStore,
-    upstream: Upstream,
+    router: Arc<Router>,
     cache: CacheSettings,
     limits: Limits,
     negative: NegativeCache,
@@ -95,11 +100,12 @@ struct Inner {
 }
 
 impl Mirror {
-    /// Builds the mirror over the node's consensus, blob store and upstream.
+    /// Builds the mirror over the node's consensus, blob store and routing rules (which hold
+    /// one upstream per rule).
     pub fn new(
         consensus: Consensus,
         blobs: BlobStore,
-        upstream: Upstream,
+        router: Arc<Router>,
         cache: CacheSettings,
         limits: Limits,
         cluster: Option<Arc<dyn cluster::ClusterOps>>,
@@ -113,7 +119,7 @@ impl Mirror {
                 meta: consensus.reader(),
                 consensus,
                 blobs,
-                upstream,
+                router,
                 cache,
                 limits,
                 negative,
@@ -136,6 +142,22 @@ impl Mirror {
     fn remote_owner(&self, key: &str) -> Option<(&dyn cluster::ClusterOps, cluster::RemoteOwner)> {
         let c = self.inner.cluster.as_deref()?;
         c.remote_owner(key).map(|o| (c, o))
+    }
+
+    /// Refuses a module path that a deny rule matches, before any cache or upstream is
+    /// consulted.
+    fn check_allowed(&self, module: &str) -> MirrorResult<()> {
+        self.upstream_for(module).map(|_| ())
+    }
+
+    /// The upstream of the rule `module` matches: the only source ever asked about it.
+    fn upstream_for(&self, module: &str) -> MirrorResult<&Upstream> {
+        self.inner.router.upstream_for(module).ok_or_else(|| {
+            let rule = self.inner.router.route(module).name;
+            MirrorError::Denied(format!(
+                "module path {module} is refused by this proxy (routing rule {rule})"
+            ))
+        })
     }
 
     /// When blobs are re-hashed while they are served.

@@ -31,6 +31,7 @@ impl Mirror {
     /// Answers `.info` for a canonical version from its record, or resolves any other query
     /// through the upstream without caching it.
     pub async fn info(&self, module: &str, version: &str) -> MirrorResult<InfoAnswer> {
+        self.check_allowed(module)?;
         if is_canonical_for(module, version) {
             let rec = self.version(module, version, "info").await?;
             return Ok(InfoAnswer {
@@ -47,6 +48,7 @@ impl Mirror {
 
     /// Answers `.mod` for a canonical version; other versions are not found.
     pub async fn gomod(&self, module: &str, version: &str) -> MirrorResult<Bytes> {
+        self.check_allowed(module)?;
         if !is_canonical_for(module, version) {
             return Err(MirrorError::NotFound(format!(
                 "{module}@{version}: .mod is only served for canonical versions"
@@ -133,13 +135,14 @@ impl Mirror {
 
     async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
+        let upstream = self.upstream_for(module)?;
         let (info, gomod) = tokio::join!(
-            inner.upstream.fetch(
+            upstream.fetch(
                 module,
                 UpstreamFile::Info(version),
                 inner.limits.max_info_bytes
             ),
-            inner.upstream.fetch(
+            upstream.fetch(
                 module,
                 UpstreamFile::Mod(version),
                 inner.limits.max_mod_bytes
@@ -237,8 +240,7 @@ impl Mirror {
                 move || async move {
                     let limit = this.inner.limits.max_info_bytes;
                     let got = this
-                        .inner
-                        .upstream
+                        .upstream_for(&key.0)?
                         .fetch(&key.0, UpstreamFile::Info(&key.1), limit)
                         .await
                         .map_err(MirrorError::from_upstream)?;

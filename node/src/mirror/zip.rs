@@ -33,6 +33,7 @@ impl Drop for TempFile {
 impl Mirror {
     /// Answers `.zip` for a canonical version whose blob is on this node, filling it on a miss.
     pub async fn zip(&self, module: &str, version: &str) -> MirrorResult<ZipAnswer> {
+        self.check_allowed(module)?;
         if !super::version::is_canonical_for(module, version) {
             return Err(MirrorError::NotFound(format!(
                 "{module}@{version}: .zip is only served for canonical versions"
@@ -62,6 +63,7 @@ impl Mirror {
         version: &str,
         zip: bool,
     ) -> MirrorResult<VersionRecord> {
+        self.check_allowed(module)?;
         if !super::version::is_canonical_for(module, version) {
             return Err(MirrorError::NotFound(format!(
                 "{module}@{version}: not a canonical version"
@@ -190,8 +192,7 @@ impl Mirror {
         let inner = &self.inner;
         let tmp = TempFile(inner.blobs.temp_path());
         let limit = inner.limits.max_zip_bytes;
-        inner
-            .upstream
+        self.upstream_for(module)?
             .fetch_to_file(module, UpstreamFile::Zip(version), &tmp.0, limit)
             .await
             .map_err(|e| zip_fetch_error(e, module, version))?;

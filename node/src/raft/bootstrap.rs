@@ -251,7 +251,8 @@ mod tests {
 
     use cairn_proto::v1::admin_server::{Admin, AdminServer};
     use cairn_proto::v1::{
-        AddMemberRequest, MembershipReply, RemoveMemberRequest, StatusReply, StatusRequest,
+        AddMemberRequest, MembershipReply, RemoveMemberRequest, RouteReply, RouteRequest,
+        StatusReply, StatusRequest,
     };
     use tokio::net::TcpListener;
 
@@ -290,6 +291,13 @@ mod tests {
             &self,
             _: tonic::Request<RemoveMemberRequest>,
         ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        async fn route(
+            &self,
+            _: tonic::Request<RouteRequest>,
+        ) -> Result<tonic::Response<RouteReply>, tonic::Status> {
             Err(tonic::Status::unimplemented("stub"))
         }
     }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use crate::config::SumdbDatabase;
 use crate::mirror::flight::Flights;
+use crate::routing::Router;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Why a checksum-database request failed.
@@ -29,6 +30,10 @@ pub enum SumdbError {
     /// The database could not be reached.
     #[error("checksum database failed: {0}")]
     Upstream(String),
+    /// A lookup for a module path that a private routing rule matches: answered 404 here and
+    /// never forwarded, so the path does not reach the (public) database.
+    #[error("not found: {0}")]
+    Private(String),
 }
 
 /// What a `/sumdb/` request is answered with.
@@ -47,6 +52,8 @@ pub struct SumdbAnswer {
 pub struct SumdbProxy {
     dbs: Vec<SumdbDatabase>,
     upstream: Upstream,
+    /// Decides which module paths are private (their lookups are refused locally).
+    router: Arc<Router>,
     cache_dir: PathBuf,
     latest_ttl: Duration,
     max_bytes: u64,
@@ -64,10 +71,12 @@ enum Endpoint<'a> {
 }
 
 impl SumdbProxy {
-    /// A proxy for `dbs`, caching under `cache_dir`.
+    /// A proxy for `dbs`, caching under `cache_dir`; lookups of paths that `router` calls
+    /// private are refused.
     pub fn new(
         dbs: Vec<SumdbDatabase>,
         upstream: Upstream,
+        router: Arc<Router>,
         cache_dir: &Path,
         latest_ttl: Duration,
         max_bytes: u64,
@@ -75,6 +84,7 @@ impl SumdbProxy {
         Self {
             dbs,
             upstream,
+            router,
             cache_dir: cache_dir.to_path_buf(),
             latest_ttl,
             max_bytes,
@@ -92,7 +102,10 @@ impl SumdbProxy {
                 immutable: false,
             }),
             Endpoint::Latest => self.latest(db).await,
-            Endpoint::Lookup(p) => self.immutable(db, p, "text/plain; charset=utf-8").await,
+            Endpoint::Lookup(p) => {
+                self.check_public(p)?;
+                self.immutable(db, p, "text/plain; charset=utf-8").await
+            }
             Endpoint::Tile(p) => {
                 let ct = if p.contains("/data/") {
                     "text/plain; charset=utf-8"
@@ -134,6 +147,24 @@ impl SumdbProxy {
             }
         };
         Ok((db, ep))
+    }
+
+    /// Refuses `lookup/<escaped path>@<version>` when the path is private (or cannot be
+    /// unescaped, so it cannot be routed).
+    fn check_public(&self, lookup: &str) -> Result<(), SumdbError> {
+        let escaped = lookup
+            .strip_prefix("lookup/")
+            .and_then(|l| l.rsplit_once('@'))
+            .map_or("", |(path, _)| path);
+        let module = crate::module::unescape_path(escaped)
+            .map_err(|e| SumdbError::BadRequest(format!("malformed lookup: {e}")))?;
+        if self.router.sumdb_allowed(&module) {
+            return Ok(());
+        }
+        metrics::counter!("cairn_sumdb_requests_total", "result" => "private").increment(1);
+        Err(SumdbError::Private(format!(
+            "{module} is a private module path; its checksum is not looked up in a public database (set GONOSUMDB or GOPRIVATE for it)"
+        )))
     }
 
     fn cache_path(&self, db: &SumdbDatabase, path: &str) -> PathBuf {

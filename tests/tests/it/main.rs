@@ -25,6 +25,7 @@ mod hostile;
 mod http;
 mod list_ttl;
 mod protocol;
+mod routing;
 mod shapes;
 mod sigterm;
 mod single_flight;

@@ -97,15 +97,17 @@ fn expected_for(c: &Corpus, list: &[(&str, &str)]) -> BTreeMap<String, (String, 
 
 /// A hermetic go environment like `GoEnv`, but with the checksum database ON: `GOSUMDB` is a
 /// verifier key, `GONOSUMDB`/`GOPRIVATE`/`GONOPROXY` empty, `GOPROXY` is cairn only.
-struct SumGo {
+pub(crate) struct SumGo {
     go: Go,
     dir: TempDir,
     goproxy: String,
     gosumdb: String,
+    /// `GONOSUMDB` (empty here; the routing tests name their private paths).
+    nosumdb: String,
 }
 
 impl SumGo {
-    fn new(go: &Go, goproxy: &str, gosumdb: &str) -> SumGo {
+    pub(crate) fn new(go: &Go, goproxy: &str, gosumdb: &str) -> SumGo {
         let dir = tempfile::Builder::new()
             .prefix("cairn-gosum-")
             .tempdir()
@@ -122,7 +124,14 @@ impl SumGo {
             dir,
             goproxy: goproxy.to_string(),
             gosumdb: gosumdb.to_string(),
+            nosumdb: String::new(),
         }
+    }
+
+    /// The same environment with `GONOSUMDB=patterns`.
+    pub(crate) fn with_nosumdb(mut self, patterns: &str) -> SumGo {
+        self.nosumdb = patterns.to_string();
+        self
     }
 
     /// Same settings, empty GOPATH and module cache (no trusted tree head, no cached tiles).
@@ -139,7 +148,7 @@ impl SumGo {
         }
         cmd.env("GOPROXY", &self.goproxy)
             .env("GOSUMDB", &self.gosumdb)
-            .env("GONOSUMDB", "")
+            .env("GONOSUMDB", &self.nosumdb)
             .env("GOPRIVATE", "")
             .env("GONOPROXY", "")
             .env("GOINSECURE", "")
@@ -196,7 +205,7 @@ impl SumGo {
     }
 
     /// Like [`SumGo::download`], but everything must succeed.
-    async fn download_ok(&self, mvs: &[String]) -> anyhow::Result<Vec<Download>> {
+    pub(crate) async fn download_ok(&self, mvs: &[String]) -> anyhow::Result<Vec<Download>> {
         let (downloads, out) = self.download(mvs).await;
         let failed: Vec<&Download> = downloads.iter().filter(|d| !d.error.is_empty()).collect();
         if !out.success || !failed.is_empty() || downloads.len() != mvs.len() {
