@@ -76,32 +76,67 @@ pub fn generate(root: &Path) -> anyhow::Result<Vec<Target>> {
 fn write_module(root: &Path, spec: &ModuleSpec, seed: u64) -> anyhow::Result<(String, u64)> {
     let dir = root.join(spec.module).join("@v");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let gomod = format!("module {}\n\ngo 1.21\n", spec.module);
     fs::write(dir.join("list"), format!("{VERSION}\n"))?;
-    fs::write(
-        dir.join(format!("{VERSION}.info")),
-        format!("{{\"Version\":\"{VERSION}\",\"Time\":\"2024-01-02T03:04:05Z\"}}"),
+    let (url, size) = write_version(
+        root,
+        spec.module,
+        VERSION,
+        Some((spec.zip_bytes, spec.files)),
+        seed,
     )?;
-    fs::write(dir.join(format!("{VERSION}.mod")), &gomod)?;
-    let zip_path = dir.join(format!("{VERSION}.zip"));
-    write_zip(&zip_path, spec, &gomod, seed)?;
-    let size = fs::metadata(&zip_path)?.len();
-    Ok((format!("/{}/@v/{VERSION}.zip", spec.module), size))
+    Ok((url, size))
 }
 
-/// A stored (uncompressed) module zip of about `spec.zip_bytes` bytes.
-fn write_zip(path: &Path, spec: &ModuleSpec, gomod: &str, seed: u64) -> anyhow::Result<()> {
+/// Writes `<module>/@v/<version>.info` and `.mod` under `root`, and with `zip = Some((bytes,
+/// files))` also a stored module zip of about `bytes` bytes split over `files` data files (seeded
+/// by `seed`, so distinct seeds give distinct contents). Returns the zip's URL path and size (0
+/// without a zip). Used for the hit corpus and, by the cluster benchmarks, for fresh versions.
+pub fn write_version(
+    root: &Path,
+    module: &str,
+    version: &str,
+    zip: Option<(usize, usize)>,
+    seed: u64,
+) -> anyhow::Result<(String, u64)> {
+    let dir = root.join(module).join("@v");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let gomod = format!("module {module}\n\ngo 1.21\n");
+    fs::write(
+        dir.join(format!("{version}.info")),
+        format!("{{\"Version\":\"{version}\",\"Time\":\"2024-01-02T03:04:05Z\"}}"),
+    )?;
+    fs::write(dir.join(format!("{version}.mod")), &gomod)?;
+    let url = format!("/{module}/@v/{version}.zip");
+    let Some((zip_bytes, files)) = zip else {
+        return Ok((url, 0));
+    };
+    let zip_path = dir.join(format!("{version}.zip"));
+    write_zip(&zip_path, module, version, (zip_bytes, files), &gomod, seed)?;
+    let size = fs::metadata(&zip_path)?.len();
+    Ok((url, size))
+}
+
+/// A stored (uncompressed) module zip of about `size.0` bytes over `size.1` data files.
+fn write_zip(
+    path: &Path,
+    module: &str,
+    version: &str,
+    (zip_bytes, files): (usize, usize),
+    gomod: &str,
+    seed: u64,
+) -> anyhow::Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
     let opts = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
-    let prefix = format!("{}@{VERSION}", spec.module);
+    let prefix = format!("{module}@{version}");
     zip.start_file(format!("{prefix}/go.mod"), opts)?;
     zip.write_all(gomod.as_bytes())?;
     // Headers, names and the central directory take well under 1 KiB for these few entries.
-    let payload = spec.zip_bytes.saturating_sub(1024);
-    let per_file = payload / spec.files;
+    let files = files.max(1);
+    let payload = zip_bytes.saturating_sub(1024);
+    let per_file = payload / files;
     let mut rng = SplitMix64(seed);
-    for i in 0..spec.files {
+    for i in 0..files {
         zip.start_file(format!("{prefix}/data/blob{i:02}.bin"), opts)?;
         zip.write_all(&rng.bytes(per_file))?;
     }

@@ -24,14 +24,29 @@
 //!
 //! `cairn-node` is `$CAIRN_NODE_BIN`, else `target/release/cairn-node` in the workspace.
 //! `CAIRN_*` variables in the environment reach `cairn-node` too.
+//!
+//! `cairn-bench cluster` runs the cluster benchmarks instead (leader failover time, blob
+//! replication throughput, cold-miss latency of 3 nodes vs 1; see [`clusterbench`]):
+//!
+//! ```text
+//! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench cluster
+//! target/release/cairn-bench cluster --only failover --failover-rounds 3 --profiles fast
+//! ```
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
+mod clusterbench;
+mod coldmiss;
 mod corpus;
+mod failover;
 mod load;
 mod procstat;
+mod promtext;
+mod replication;
 mod report;
 mod servers;
 mod static_server;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +109,17 @@ struct Args {
     /// Internal: run as the hyper static file server over this directory.
     #[arg(long, hide = true)]
     serve_static: Option<PathBuf>,
+    /// Without a subcommand: the cache-hit benchmark above.
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+/// Other benchmarks.
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Cluster benchmarks: leader failover time, blob replication throughput, cold-miss
+    /// latency through 3 nodes vs 1 (writes target/bench-cluster.json).
+    Cluster(clusterbench::ClusterArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -123,6 +149,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Cmd::Cluster(cluster_args)) = args.command {
+        return match runtime.block_on(clusterbench::run(cluster_args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn-bench cluster: failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(bench(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -138,10 +173,12 @@ fn workspace_root() -> PathBuf {
 }
 
 fn node_bin(args: &Args) -> anyhow::Result<PathBuf> {
-    let bin = args
-        .node_bin
-        .clone()
-        .unwrap_or_else(|| workspace_root().join("target/release/cairn-node"));
+    resolve_node_bin(args.node_bin.clone())
+}
+
+/// `given`, else `target/release/cairn-node` in the workspace; fails if it is not a file.
+fn resolve_node_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = given.unwrap_or_else(|| workspace_root().join("target/release/cairn-node"));
     if !bin.is_file() {
         bail!(
             "cairn-node not found at {}; build it with `cargo build --release -p cairn-node` \

@@ -53,7 +53,8 @@ impl Server {
     }
 }
 
-fn log_tail(path: &Path) -> String {
+/// The last 20 lines of a log file.
+pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
