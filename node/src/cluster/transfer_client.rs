@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cairn_proto::v1::blob_client::BlobClient;
 use cairn_proto::v1::{BlobChunk, FetchBlobRequest, PullBlobRequest};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedMutexGuard;
 use tonic::transport::{Channel, Endpoint};
@@ -80,16 +81,18 @@ impl BlobTransfer {
         if tmp.written != size {
             return Err(size_error(peer, sha256, size, tmp.written));
         }
-        let path = tmp.finish().await?;
-        let committed = self.inner.blobs.commit(path, Some(sha256.to_string()));
-        committed.await.map_err(|e| match e {
-            BlobError::Mismatch { expected, actual } => TransferError::Mismatch {
+        // Hashed while written: the file is not read again before it is installed.
+        let (path, actual) = tmp.finish().await?;
+        if actual != sha256 {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(TransferError::Mismatch {
                 peer: peer.to_string(),
-                expected,
+                expected: sha256.to_string(),
                 actual,
-            },
-            other => TransferError::Storage(other),
-        })
+            });
+        }
+        let committed = self.inner.blobs.commit_hashed(path, actual, size);
+        committed.await.map_err(TransferError::Storage)
     }
 
     /// One `FetchBlob` stream from the temp file's current length to its end.
@@ -280,6 +283,8 @@ struct TempFile {
     path: PathBuf,
     file: Option<tokio::fs::File>,
     written: u64,
+    /// sha256 of everything written so far (resumes continue the same byte sequence).
+    hasher: Sha256,
 }
 
 impl TempFile {
@@ -289,6 +294,7 @@ impl TempFile {
                 path,
                 file: Some(file),
                 written: 0,
+                hasher: Sha256::new(),
             }),
             Err(source) => Err(BlobError::Io { path, source }),
         }
@@ -301,20 +307,22 @@ impl TempFile {
         match file.write_all(data).await {
             Ok(()) => {
                 self.written += data.len() as u64;
+                self.hasher.update(data);
                 Ok(())
             }
             Err(e) => Err(self.io_error(e)),
         }
     }
 
-    /// Flushes and closes the file and returns its path; the caller now owns its removal
-    /// (`BlobStore::commit` removes it on failure).
-    async fn finish(mut self) -> Result<PathBuf, BlobError> {
+    /// Flushes and closes the file and returns its path and the hex sha256 of its content; the
+    /// caller now owns its removal (`BlobStore::commit_hashed` removes it on failure).
+    async fn finish(mut self) -> Result<(PathBuf, String), BlobError> {
         if let Some(mut file) = self.file.take() {
             // tokio's File finishes a pending write only when flushed.
             file.flush().await.map_err(|e| self.io_error(e))?;
         }
-        Ok(std::mem::take(&mut self.path))
+        let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        Ok((std::mem::take(&mut self.path), digest))
     }
 
     fn io_error(&self, source: std::io::Error) -> BlobError {

@@ -252,6 +252,34 @@ impl BlobStore {
                 });
             }
         }
+        self.install(tmp, sha256, size)
+    }
+
+    /// Like [`BlobStore::commit`] for a temp file whose sha256 the caller computed while
+    /// writing it (saves re-reading it): fsync, rename, directory fsync.
+    pub async fn commit_hashed(
+        &self,
+        tmp: PathBuf,
+        sha256: String,
+        size: u64,
+    ) -> Result<BlobInfo, BlobError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.install(&tmp, sha256, size);
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(|e| BlobError::Io {
+            path: PathBuf::from("<commit task>"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
+    /// Moves a verified temp file to its address durably.
+    fn install(&self, tmp: &Path, sha256: String, size: u64) -> Result<BlobInfo, BlobError> {
         let dest = self.path_of(&sha256)?;
         if dest.is_file() {
             std::fs::remove_file(tmp).map_err(io_err(tmp))?;
