@@ -119,6 +119,10 @@ pub struct GoEnv {
     pub goproxy: String,
     /// Per-command timeout.
     pub timeout: Duration,
+    /// `GOSUMDB` (default `off`; a verifier key turns checksum verification on).
+    pub gosumdb: String,
+    /// `GONOSUMDB` (default empty).
+    pub nosumdb: String,
 }
 
 impl GoEnv {
@@ -138,12 +142,33 @@ impl GoEnv {
             dir,
             goproxy: goproxy.to_string(),
             timeout: patience(12.0),
+            gosumdb: "off".to_string(),
+            nosumdb: String::new(),
         })
     }
 
-    /// Another fresh environment (empty caches) with the same GOPROXY.
+    /// The same environment with `GOSUMDB=gosumdb` (e.g. a verifier key).
+    pub fn with_sumdb(mut self, gosumdb: &str) -> GoEnv {
+        self.gosumdb = gosumdb.to_string();
+        self
+    }
+
+    /// The same environment with `GONOSUMDB=patterns`.
+    pub fn with_nosumdb(mut self, patterns: &str) -> GoEnv {
+        self.nosumdb = patterns.to_string();
+        self
+    }
+
+    /// Another fresh environment (empty caches and GOPATH) with the same settings.
     pub fn fresh(&self) -> anyhow::Result<GoEnv> {
-        GoEnv::new(&self.go, &self.goproxy)
+        Ok(GoEnv::new(&self.go, &self.goproxy)?
+            .with_sumdb(&self.gosumdb)
+            .with_nosumdb(&self.nosumdb))
+    }
+
+    /// The GOPATH directory (holds the go command's trusted checksum-database state).
+    pub fn gopath(&self) -> PathBuf {
+        self.dir.path().join("gopath")
     }
 
     /// The module cache directory.
@@ -165,11 +190,11 @@ impl GoEnv {
             cmd.env("PATH", path);
         }
         cmd.env("GOPROXY", &self.goproxy)
-            .env("GOSUMDB", "off")
+            .env("GOSUMDB", &self.gosumdb)
             .env("GOFLAGS", "-mod=mod -modcacherw")
             .env("GOTOOLCHAIN", "local")
             .env("GOENV", "off")
-            .env("GONOSUMDB", "")
+            .env("GONOSUMDB", &self.nosumdb)
             .env("GOPRIVATE", "")
             .env("GONOPROXY", "")
             .env("GOINSECURE", "")
@@ -186,9 +211,10 @@ impl GoEnv {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let describe = format!(
-            "go {} (GOPROXY={}, cwd {})",
+            "go {} (GOPROXY={}, GOSUMDB={}, cwd {})",
             args.join(" "),
             self.goproxy,
+            self.gosumdb,
             cwd.display()
         );
         let child = cmd

@@ -19,9 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use anyhow::{bail, Context};
 use cairn_tests::corpus::{m, Corpus};
 use cairn_tests::gocmd::{go, Download, Go, GoEnv, GoOutput};
 use cairn_tests::h1::escape;
@@ -30,8 +28,6 @@ use cairn_tests::sumdb::{
     corpus_records, filler_records, wrong_h1, FakeSumdb, NoteKey, Record, DB_NAME,
 };
 use cairn_tests::wait::{patience, wait_until};
-use tempfile::TempDir;
-use tokio::process::Command;
 
 use crate::common::{
     assert_maps_eq, corpus, corpus_fixture, expected_sums, get, start_node, sums, FAST_UPSTREAM,
@@ -95,138 +91,41 @@ fn expected_for(c: &Corpus, list: &[(&str, &str)]) -> BTreeMap<String, (String, 
         .collect()
 }
 
-/// A hermetic go environment like `GoEnv`, but with the checksum database ON: `GOSUMDB` is a
-/// verifier key, `GONOSUMDB`/`GOPRIVATE`/`GONOPROXY` empty, `GOPROXY` is cairn only.
-pub(crate) struct SumGo {
-    go: Go,
-    dir: TempDir,
-    goproxy: String,
-    gosumdb: String,
-    /// `GONOSUMDB` (empty here; the routing tests name their private paths).
-    nosumdb: String,
-}
+/// The go command with checksum verification against the fake database ([`GoEnv`] with
+/// `GOSUMDB` set), plus what only these tests look at.
+pub(crate) struct SumGo(GoEnv);
 
 impl SumGo {
     pub(crate) fn new(go: &Go, goproxy: &str, gosumdb: &str) -> SumGo {
-        let dir = tempfile::Builder::new()
-            .prefix("cairn-gosum-")
-            .tempdir()
-            .unwrap();
-        for sub in ["gopath", "modcache", "gocache", "home", "tmp", "work"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        // Telemetry off, as in `GoEnv`: no counter-writing child process outliving the command.
-        let telemetry = dir.path().join("home/.config/go/telemetry");
-        std::fs::create_dir_all(&telemetry).unwrap();
-        std::fs::write(telemetry.join("mode"), "off").unwrap();
-        SumGo {
-            go: go.clone(),
-            dir,
-            goproxy: goproxy.to_string(),
-            gosumdb: gosumdb.to_string(),
-            nosumdb: String::new(),
-        }
+        SumGo(GoEnv::new(go, goproxy).unwrap().with_sumdb(gosumdb))
     }
 
     /// The same environment with `GONOSUMDB=patterns`.
-    pub(crate) fn with_nosumdb(mut self, patterns: &str) -> SumGo {
-        self.nosumdb = patterns.to_string();
-        self
+    pub(crate) fn with_nosumdb(self, patterns: &str) -> SumGo {
+        SumGo(self.0.with_nosumdb(patterns))
     }
 
     /// Same settings, empty GOPATH and module cache (no trusted tree head, no cached tiles).
     fn fresh(&self) -> SumGo {
-        SumGo::new(&self.go, &self.goproxy, &self.gosumdb)
-    }
-
-    async fn run(&self, args: &[&str]) -> anyhow::Result<GoOutput> {
-        let d = self.dir.path();
-        let mut cmd = Command::new(&self.go.bin);
-        cmd.args(args).current_dir(d.join("work")).env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.env("GOPROXY", &self.goproxy)
-            .env("GOSUMDB", &self.gosumdb)
-            .env("GONOSUMDB", &self.nosumdb)
-            .env("GOPRIVATE", "")
-            .env("GONOPROXY", "")
-            .env("GOINSECURE", "")
-            .env("GOFLAGS", "-mod=mod -modcacherw")
-            .env("GOTOOLCHAIN", "local")
-            .env("GOENV", "off")
-            .env("GOVCS", "*:off")
-            .env("GOPATH", d.join("gopath"))
-            .env("GOMODCACHE", d.join("modcache"))
-            .env("GOCACHE", d.join("gocache"))
-            .env("HOME", d.join("home"))
-            .env("TMPDIR", d.join("tmp"))
-            .env("CGO_ENABLED", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let describe = format!(
-            "go {} (GOPROXY={}, GOSUMDB={})",
-            args.join(" "),
-            self.goproxy,
-            self.gosumdb
-        );
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {describe}"))?;
-        let limit = patience(12.0);
-        let out = tokio::time::timeout(limit, child.wait_with_output())
-            .await
-            .map_err(|_| anyhow::anyhow!("{describe} did not finish within {limit:?}"))??;
-        Ok(GoOutput {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            describe,
-        })
+        SumGo(self.0.fresh().unwrap())
     }
 
     /// `go mod download -json` → one entry per argument, and the raw output.
     async fn download(&self, mvs: &[String]) -> (Vec<Download>, GoOutput) {
-        let mut args = vec!["mod", "download", "-json"];
-        args.extend(mvs.iter().map(String::as_str));
-        let out = self.run(&args).await.unwrap();
-        let downloads = serde_json::Deserializer::from_str(&out.stdout)
-            .into_iter::<Download>()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "parsing {}: {e}\n{}\n{}",
-                    out.describe, out.stdout, out.stderr
-                )
-            });
-        (downloads, out)
+        self.0.mod_download(mvs).await.unwrap()
     }
 
     /// Like [`SumGo::download`], but everything must succeed.
     pub(crate) async fn download_ok(&self, mvs: &[String]) -> anyhow::Result<Vec<Download>> {
-        let (downloads, out) = self.download(mvs).await;
-        let failed: Vec<&Download> = downloads.iter().filter(|d| !d.error.is_empty()).collect();
-        if !out.success || !failed.is_empty() || downloads.len() != mvs.len() {
-            bail!(
-                "{}: {} of {} failed (exit ok: {})\n{failed:#?}\n--- stderr:\n{}",
-                out.describe,
-                failed.len(),
-                mvs.len(),
-                out.success,
-                out.stderr
-            );
-        }
-        Ok(downloads)
+        self.0.mod_download_ok(mvs).await
     }
 
     /// The tree head the go command trusts (`$GOPATH/pkg/sumdb/<name>/latest`), if any.
     fn trusted_tree(&self) -> Option<String> {
         let p = self
-            .dir
-            .path()
-            .join("gopath/pkg/sumdb")
+            .0
+            .gopath()
+            .join("pkg/sumdb")
             .join(DB_NAME)
             .join("latest");
         std::fs::read_to_string(p).ok()
@@ -234,9 +133,8 @@ impl SumGo {
 
     /// The extracted module directory in the module cache.
     fn extracted(&self, module: &str, version: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join("modcache")
+        self.0
+            .modcache()
             .join(format!("{}@{}", escape(module), escape(version)))
     }
 }
