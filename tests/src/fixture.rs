@@ -27,10 +27,10 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
+
+use crate::serve::{accept_http1, Conns};
 
 /// The response body type of the fixture.
 type Body = BoxBody<Bytes, io::Error>;
@@ -88,7 +88,7 @@ struct State {
     ctl: Mutex<Control>,
     log: Mutex<Vec<LoggedRequest>>,
     sent: Mutex<HashMap<String, u64>>,
-    conns: Mutex<Vec<AbortHandle>>,
+    conns: Conns,
 }
 
 /// A running fake upstream. Dropping it stops it.
@@ -108,7 +108,7 @@ impl Fixture {
             ctl: Mutex::new(Control::default()),
             log: Mutex::new(Vec::new()),
             sent: Mutex::new(HashMap::new()),
-            conns: Mutex::new(Vec::new()),
+            conns: Conns::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Fixture {
@@ -249,21 +249,8 @@ impl Drop for Fixture {
 // === serving ===
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let st = state.clone();
-        let conn = tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(st.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        let mut conns = state.conns.lock().unwrap();
-        conns.retain(|c| !c.is_finished());
-        conns.push(conn.abort_handle());
-    }
+    let conns = state.conns.clone();
+    accept_http1(listener, conns, move |req| handle(state.clone(), req)).await;
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

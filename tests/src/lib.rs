@@ -26,6 +26,7 @@ pub mod lb;
 pub mod metrics;
 pub mod node;
 pub mod raw;
+pub mod serve;
 pub mod stampede;
 pub mod sumdb;
 pub mod wait;

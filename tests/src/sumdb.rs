@@ -33,16 +33,15 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::corpus::Corpus;
 use crate::fixture::percent_decode;
 use crate::h1;
+use crate::serve::{accept_http1, Conns};
 
 /// The database name the tests configure (clients would reach it at `https://sum.cairn.test`).
 pub const DB_NAME: &str = "sum.cairn.test";
@@ -477,7 +476,7 @@ struct State {
     log: Mutex<Log>,
     lies: Mutex<HashMap<String, String>>,
     requests: Mutex<Vec<SumdbRequest>>,
-    conns: Mutex<Vec<AbortHandle>>,
+    conns: Conns,
 }
 
 /// A running fake checksum database. Dropping it stops it.
@@ -497,7 +496,7 @@ impl FakeSumdb {
             log: Mutex::new(Log::default()),
             lies: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
-            conns: Mutex::new(Vec::new()),
+            conns: Conns::default(),
         });
         let db = FakeSumdb {
             addr,
@@ -644,21 +643,8 @@ impl Drop for FakeSumdb {
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let st = state.clone();
-        let conn = tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(st.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        let mut conns = state.conns.lock().unwrap();
-        conns.retain(|c| !c.is_finished());
-        conns.push(conn.abort_handle());
-    }
+    let conns = state.conns.clone();
+    accept_http1(listener, conns, move |req| handle(state.clone(), req)).await;
 }
 
 async fn handle(
