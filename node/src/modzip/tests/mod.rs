@@ -3,6 +3,7 @@
 //! Accepted zips and the shared helpers are here, rejected ones in [`reject`]. Verdicts and hashes
 //! were cross-checked against the go command's `zip.CheckZip`, `zip.Unzip` and `dirhash.HashZip`.
 
+mod create;
 mod reject;
 
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
