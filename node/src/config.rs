@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use crate::direct::config::DirectConfig;
 use crate::raft::RaftSettings;
 use crate::routing::RouteRule;
 use crate::upstream::UpstreamSettings;
@@ -104,6 +105,8 @@ pub struct RawConfig {
     pub cluster: ClusterSettings,
     /// Routing rules (`[[routes]]`), tried in order before the default `upstream`.
     pub routes: Vec<RouteRule>,
+    /// Fetching modules straight from git (`direct` in an upstream list).
+    pub direct: DirectConfig,
 }
 
 /// Freshness of mutable answers.
@@ -327,6 +330,8 @@ pub struct Config {
     pub cluster: ClusterSettings,
     /// Routing rules, first match wins; the default `upstream` is the implicit last rule.
     pub routes: Vec<RouteRule>,
+    /// See [`DirectConfig`].
+    pub direct: DirectConfig,
 }
 
 /// One configuration problem.
@@ -565,6 +570,7 @@ impl RawConfig {
             raft: self.raft,
             cluster: self.cluster,
             routes: self.routes,
+            direct: self.direct,
         })
     }
 
@@ -598,8 +604,12 @@ impl RawConfig {
             errs.push(invalid("http.max_connections", "must be at least 1"));
         }
         // The default upstream is checked on its own; "off" stands in for it here.
-        if let Err(e) = crate::routing::Router::new(&self.routes, "off", &self.upstream_http) {
+        if let Err(e) = crate::routing::Router::new(&self.routes, "off", &self.upstream_http, None)
+        {
             errs.extend(e.0.iter().map(|p| invalid("routes", p)));
+        }
+        for problem in self.direct.problems() {
+            errs.push(invalid("direct", &problem));
         }
         if let Err(e) = self.raft.to_openraft_config() {
             errs.push(invalid("raft", &e.to_string()));

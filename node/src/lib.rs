@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod direct;
 pub mod http;
 pub mod metrics;
 pub mod mirror;

@@ -20,6 +20,7 @@ use crate::cluster::peers::Peers;
 use crate::cluster::repair::Repair;
 use crate::cluster::transfer::BlobTransfer;
 use crate::config::Config;
+use crate::direct::Direct;
 use crate::http::HttpState;
 use crate::mirror::Mirror;
 use crate::raft::{Consensus, NodeAddr};
@@ -86,8 +87,15 @@ impl Node {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
-        let router = Router::new(&config.routes, &config.upstream, &config.upstream_http)
-            .map_err(|e| NodeError::Upstream(e.to_string()))?;
+        let direct = Direct::new(&config.direct, dir)
+            .map_err(|e| NodeError::Upstream(format!("direct: {e}")))?;
+        let router = Router::new(
+            &config.routes,
+            &config.upstream,
+            &config.upstream_http,
+            Some(&direct),
+        )
+        .map_err(|e| NodeError::Upstream(e.to_string()))?;
         let router = Arc::new(router);
         let upstream = router.default_upstream().clone();
         let http = TcpListener::bind(config.listen)

@@ -8,6 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::glob::{match_prefix_patterns, validate_patterns};
+use std::sync::Arc;
+
+use crate::direct::Direct;
 use crate::upstream::{Upstream, UpstreamSettings};
 
 /// One `[[routes]]` table of the configuration file.
@@ -84,15 +87,20 @@ impl Router {
         rules: &[RouteRule],
         upstream: &str,
         settings: &UpstreamSettings,
+        direct: Option<&Arc<Direct>>,
     ) -> Result<Router, RoutingError> {
         let mut errs = Vec::new();
-        let default = Upstream::new(upstream, settings)
+        let default = Upstream::with_direct(upstream, settings, direct)
             .map_err(|e| errs.push(format!("upstream: {e}")))
             .ok();
         let compiled: Vec<Compiled> = rules
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| compile(i, r, settings).map_err(|e| errs.extend(e)).ok())
+            .filter_map(|(i, r)| {
+                compile(i, r, settings, direct)
+                    .map_err(|e| errs.extend(e))
+                    .ok()
+            })
             .collect();
         match default {
             Some(default) if errs.is_empty() => Ok(Router {
@@ -180,6 +188,7 @@ fn compile(
     index: usize,
     r: &RouteRule,
     settings: &UpstreamSettings,
+    direct: Option<&Arc<Direct>>,
 ) -> Result<Compiled, Vec<String>> {
     let name = r
         .name
@@ -203,7 +212,7 @@ fn compile(
         }
         list => list,
     };
-    let upstream = Upstream::new(list, settings)
+    let upstream = Upstream::with_direct(list, settings, direct)
         .map_err(|e| errs.push(format!("{name}: upstream: {e}")))
         .ok();
     match upstream {
@@ -229,7 +238,13 @@ mod tests {
     }
 
     fn router(rules: &[RouteRule]) -> Router {
-        Router::new(rules, "https://proxy.example", &UpstreamSettings::default()).unwrap()
+        Router::new(
+            rules,
+            "https://proxy.example",
+            &UpstreamSettings::default(),
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -293,6 +308,7 @@ mod tests {
             &rules,
             "https://proxy.example",
             &UpstreamSettings::default(),
+            None,
         )
         .unwrap_err();
         assert_eq!(err.0.len(), 5, "{err}");

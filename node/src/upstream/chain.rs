@@ -8,6 +8,7 @@
 //! items are ignored, as the go command reserves them for future use).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::Url;
 
@@ -15,6 +16,7 @@ use super::error::{ConfigProblem, UpstreamError};
 use super::file::FileSource;
 use super::proxy::HttpSource;
 use super::settings::UpstreamSettings;
+use crate::direct::Direct;
 
 /// Where an entry fetches from.
 pub(crate) enum Source {
@@ -22,8 +24,9 @@ pub(crate) enum Source {
     Http(HttpSource),
     /// A `file://` tree laid out like a GOPROXY.
     File(FileSource),
-    /// `direct`: version control (not implemented yet).
-    Direct,
+    /// `direct`: version control, when the node has a direct source (config checks build
+    /// chains without one).
+    Direct(Option<Arc<Direct>>),
     /// `off`: fail every lookup.
     Off,
 }
@@ -42,7 +45,7 @@ impl Entry {
         match &self.source {
             Source::Http(s) => s.display(),
             Source::File(s) => s.display(),
-            Source::Direct => "direct",
+            Source::Direct(_) => "direct",
             Source::Off => "off",
         }
     }
@@ -67,6 +70,7 @@ impl Chain {
     pub(crate) fn parse(
         list: &str,
         settings: &UpstreamSettings,
+        direct: Option<&Arc<Direct>>,
     ) -> Result<Chain, Vec<ConfigProblem>> {
         let (items, problems) = parse_items(list);
         if !problems.is_empty() {
@@ -75,7 +79,7 @@ impl Chain {
         let entries = items
             .into_iter()
             .map(|(parsed, fallback_on_error)| Entry {
-                source: bind(parsed, settings),
+                source: bind(parsed, settings, direct),
                 fallback_on_error,
             })
             .collect();
@@ -100,11 +104,11 @@ impl Chain {
     }
 }
 
-fn bind(parsed: Parsed, settings: &UpstreamSettings) -> Source {
+fn bind(parsed: Parsed, settings: &UpstreamSettings, direct: Option<&Arc<Direct>>) -> Source {
     match parsed {
         Parsed::Http(url) => Source::Http(HttpSource::new(url, settings)),
         Parsed::File(dir, display) => Source::File(FileSource::new(dir, display)),
-        Parsed::Direct => Source::Direct,
+        Parsed::Direct => Source::Direct(direct.cloned()),
         Parsed::Off => Source::Off,
     }
 }
@@ -267,7 +271,7 @@ mod tests {
     use super::*;
 
     fn parse(list: &str) -> Result<Chain, Vec<ConfigProblem>> {
-        Chain::parse(list, &UpstreamSettings::default())
+        Chain::parse(list, &UpstreamSettings::default(), None)
     }
 
     fn flags(chain: &Chain) -> Vec<bool> {
@@ -282,7 +286,7 @@ mod tests {
     fn default_goproxy_parses() {
         let chain = parse("https://proxy.golang.org,direct").unwrap();
         assert_eq!(chain.describe(), "https://proxy.golang.org,direct");
-        assert!(matches!(chain.entries()[1].source, Source::Direct));
+        assert!(matches!(chain.entries()[1].source, Source::Direct(None)));
     }
 
     #[test]

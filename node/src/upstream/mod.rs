@@ -1,5 +1,5 @@
 //! Upstream sources: fetching module files from the configured chain of GOPROXY servers,
-//! `file://` trees, `direct` (not yet) and `off`, with the go command's fallback rules.
+//! `file://` trees, `direct` (git, through [`crate::direct`]) and `off`, with the go command's fallback rules.
 //!
 //! [`Upstream`] is the entry point: built from a GOPROXY-syntax list and [`UpstreamSettings`], it
 //! fetches small files into memory ([`Upstream::fetch`]), zips into a file
@@ -22,6 +22,7 @@ mod request;
 mod retry;
 mod settings;
 mod sink;
+mod vcs;
 
 #[cfg(test)]
 mod test_server;
@@ -37,6 +38,7 @@ use bytes::Bytes;
 use reqwest::Url;
 use tokio::time::Instant;
 
+use crate::direct::Direct;
 use breaker::Breaker;
 use chain::{Chain, Entry, Source, Walk};
 use proxy::{HttpSource, Request, Transport};
@@ -99,8 +101,18 @@ impl Upstream {
     /// contain `.`, `:` or `/` get `https://`. Every problem in the list and the settings is
     /// reported at once.
     pub fn new(list: &str, settings: &UpstreamSettings) -> Result<Upstream, UpstreamConfigError> {
+        Upstream::with_direct(list, settings, None)
+    }
+
+    /// Like [`Upstream::new`], with `direct` entries answered by the node's direct source
+    /// (without one they fail with [`UpstreamError::DirectUnsupported`]).
+    pub fn with_direct(
+        list: &str,
+        settings: &UpstreamSettings,
+        direct: Option<&Arc<Direct>>,
+    ) -> Result<Upstream, UpstreamConfigError> {
         let mut problems = Vec::new();
-        let chain = Chain::parse(list, settings)
+        let chain = Chain::parse(list, settings, direct)
             .map_err(|p| problems.extend(p))
             .ok();
         problems.extend(settings.problems());
@@ -191,7 +203,10 @@ impl Upstream {
         let escaped = request::path_escape(&rel);
         let mut walk = Walk::default();
         for entry in self.inner.chain.entries() {
-            match self.consult(entry, &rel, &escaped, file.kind(), sink).await {
+            match self
+                .consult(entry, module, file, &rel, &escaped, sink)
+                .await
+            {
                 Ok(()) => return Ok(entry.display().to_owned()),
                 Err(err) => {
                     if !walk.record(err, entry.fallback_on_error) {
@@ -207,15 +222,18 @@ impl Upstream {
     async fn consult(
         &self,
         entry: &Entry,
+        module: &str,
+        file: &UpstreamFile<'_>,
         rel: &str,
         escaped: &str,
-        kind: Kind,
         sink: &mut Sink<'_>,
     ) -> Result<(), UpstreamError> {
+        let kind = file.kind();
         let start = Instant::now();
         let result = match &entry.source {
             Source::Off => return Err(UpstreamError::Off),
-            Source::Direct => return Err(UpstreamError::DirectUnsupported),
+            Source::Direct(None) => return Err(UpstreamError::DirectUnsupported),
+            Source::Direct(Some(direct)) => vcs::get(direct, module, file, sink).await,
             Source::Http(src) => {
                 let req = src.request(escaped, kind);
                 self.inner.transport.get(&req, sink).await

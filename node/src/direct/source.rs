@@ -1,0 +1,235 @@
+//! [`Direct`]: the node's direct source. Resolves a module path to its repository, keeps one
+//! [`Mirror`] per repository URL, and answers the GOPROXY files (`list`, `latest`, `.info`,
+//! `.mod`, `.zip`) through the `coderepo` rules of [`super::repo`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::config::DirectConfig;
+use super::credentials::{redact_url, Credentials};
+use super::discover::{DiscoverError, Discovery, RepoRoot};
+use super::git::{mirror_dir_name, GitRunner, Mirror};
+use super::repo::{rfc3339, CodeRepo, RepoError, RevInfo};
+
+/// Mirrors kept open in memory at once; past this the map is cleared (mirrors stay on disk).
+const MAX_OPEN_MIRRORS: usize = 4096;
+
+/// Why the direct source could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectInitError {
+    /// Configuration or credential problems, all of them.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The mirrors directory could not be created.
+    #[error("cannot create the git mirrors directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The direct source: resolves module paths to repositories and answers the GOPROXY files from
+/// persistent bare mirrors. One per node, shared by every routing rule that lists `direct`.
+pub struct Direct {
+    root: PathBuf,
+    scratch: PathBuf,
+    runner: Arc<GitRunner>,
+    discovery: Discovery,
+    mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
+    refresh_min: Duration,
+    seq: AtomicU64,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `.info` as the go command writes it in direct mode.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    #[serde(rename = "Version")]
+    version: &'a str,
+    #[serde(rename = "Time")]
+    time: String,
+    #[serde(rename = "Origin")]
+    origin: OriginJson<'a>,
+}
+
+#[derive(Serialize)]
+struct OriginJson<'a> {
+    #[serde(rename = "VCS")]
+    vcs: &'static str,
+    #[serde(rename = "URL")]
+    url: String,
+    #[serde(rename = "Subdir", skip_serializing_if = "str::is_empty")]
+    subdir: &'a str,
+    #[serde(rename = "Hash")]
+    hash: &'a str,
+    #[serde(rename = "Ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+}
+
+impl Direct {
+    /// Sets up the direct source from `[direct]`: mirrors under `cfg.dir` (else
+    /// `<data_dir>/vcs`), credentials checked now, half-made clones from a crash removed.
+    pub fn new(cfg: &DirectConfig, data_dir: &Path) -> Result<Arc<Direct>, DirectInitError> {
+        let mut problems = cfg.problems();
+        let creds = Credentials::load(cfg).map_err(|p| problems.extend(p)).ok();
+        let timeout = Duration::from_secs(cfg.command_timeout_secs.max(1));
+        let creds = match creds {
+            Some(c) if problems.is_empty() => Arc::new(c),
+            _ => return Err(DirectInitError::Invalid(problems)),
+        };
+        let discovery = Discovery::new(
+            cfg,
+            Arc::clone(&creds),
+            timeout.min(Duration::from_secs(30)),
+        )
+        .map_err(|e| DirectInitError::Invalid(vec![e.to_string()]))?;
+        let root = cfg.dir.clone().unwrap_or_else(|| data_dir.join("vcs"));
+        let scratch = root.join("tmp");
+        for dir in [&root, &scratch] {
+            std::fs::create_dir_all(dir).map_err(|source| DirectInitError::Dir {
+                dir: dir.clone(),
+                source,
+            })?;
+        }
+        super::git::remove_partial_clones(&root);
+        if let Ok(entries) = std::fs::read_dir(&scratch) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let runner = Arc::new(GitRunner::new(&cfg.git, timeout, cfg.max_per_host, creds));
+        Ok(Arc::new(Direct {
+            root,
+            scratch,
+            runner,
+            discovery,
+            mirrors: Mutex::new(HashMap::new()),
+            refresh_min: Duration::from_secs(cfg.refresh_min_secs),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    /// The `@v/list` body: the module's tagged versions, one per line.
+    pub async fn list(&self, module: &str) -> Result<Vec<u8>, RepoError> {
+        let repo = self.code_repo(module).await?;
+        repo.refresh().await?;
+        let versions = repo.versions().await?;
+        let mut body = String::new();
+        for v in versions {
+            body.push_str(&v);
+            body.push('\n');
+        }
+        Ok(body.into_bytes())
+    }
+
+    /// The `@latest` body: the default branch's head as a version.
+    pub async fn latest(&self, module: &str) -> Result<Vec<u8>, RepoError> {
+        let repo = self.code_repo(module).await?;
+        let rev = repo.latest().await?;
+        self.info_json(&repo, &rev)
+    }
+
+    /// The `.info` body for `query` (a canonical version, or a branch, tag, hash or `HEAD`).
+    pub async fn info(&self, module: &str, query: &str) -> Result<Vec<u8>, RepoError> {
+        let repo = self.code_repo(module).await?;
+        let rev = repo.stat(query).await?;
+        self.info_json(&repo, &rev)
+    }
+
+    /// The `.mod` body of a canonical version.
+    pub async fn go_mod(&self, module: &str, version: &str) -> Result<Vec<u8>, RepoError> {
+        let repo = self.code_repo(module).await?;
+        repo.go_mod(version).await
+    }
+
+    /// Builds the zip of a canonical version into a new scratch file and returns its path; the
+    /// caller removes it.
+    pub async fn zip(&self, module: &str, version: &str) -> Result<ScratchFile, RepoError> {
+        let repo = self.code_repo(module).await?;
+        let out = self.scratch_file("zip");
+        let archive = self.scratch_file("archive");
+        let result = repo.zip(version, &out.0, &archive.0).await;
+        drop(archive);
+        result.map(|()| out)
+    }
+
+    fn scratch_file(&self, kind: &str) -> ScratchFile {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        ScratchFile(
+            self.scratch
+                .join(format!("{kind}-{}-{n}", std::process::id())),
+        )
+    }
+
+    fn info_json(&self, repo: &CodeRepo, rev: &RevInfo) -> Result<Vec<u8>, RepoError> {
+        let url = self.mirror_url(repo);
+        let info = InfoJson {
+            version: &rev.version,
+            time: rfc3339(rev.time),
+            origin: OriginJson {
+                vcs: "git",
+                url,
+                subdir: repo.code_dir(),
+                hash: &rev.hash,
+                reference: rev.tag_ref.as_deref(),
+            },
+        };
+        serde_json::to_vec(&info).map_err(|e| RepoError::Failed(format!("encoding .info: {e}")))
+    }
+
+    fn mirror_url(&self, repo: &CodeRepo) -> String {
+        redact_url(repo.url())
+    }
+
+    /// The code repository of `module`: discovery, then the (possibly new) mirror.
+    async fn code_repo(&self, module: &str) -> Result<CodeRepo, RepoError> {
+        let root: RepoRoot = self
+            .discovery
+            .repo_root(module)
+            .await
+            .map_err(|e| match e {
+                DiscoverError::NotFound { .. } => RepoError::NotFound(e.to_string()),
+                other => RepoError::Failed(other.to_string()),
+            })?;
+        let mirror = self.mirror(&root.url);
+        CodeRepo::new(module, &root.root, &root.subdir, mirror, self.refresh_min)
+    }
+
+    fn mirror(&self, url: &str) -> Arc<Mirror> {
+        let mut map = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = map.get(url) {
+            return Arc::clone(m);
+        }
+        if map.len() >= MAX_OPEN_MIRRORS {
+            map.clear();
+        }
+        let dir = self.root.join(mirror_dir_name(url));
+        let mirror = Arc::new(Mirror::new(url.to_owned(), dir, Arc::clone(&self.runner)));
+        map.insert(url.to_owned(), Arc::clone(&mirror));
+        mirror
+    }
+}
+
+/// A file in the scratch directory, removed when dropped.
+#[derive(Debug)]
+pub struct ScratchFile(pub PathBuf);
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
