@@ -7,6 +7,12 @@
 //! cleared (only `PATH` survives), so no proxy variable or user config leaks in. `-modcacherw` keeps
 //! the module cache deletable when the temp directory is dropped.
 //!
+//! [`GoEnv::direct`] is the exception: the go command's own direct mode (`GOPROXY=direct`) against
+//! private git repositories, for comparing cairn's `direct` source with the real thing. Then
+//! `GOPRIVATE`, `GONOPROXY` and `GONOSUMDB` name the private patterns, `GOVCS` allows git for them
+//! only, and git reads a generated config file (`GIT_CONFIG_GLOBAL`, typically `insteadOf` rules
+//! that send `https://git.corp.example/` to a loopback server; `GIT_CONFIG_NOSYSTEM=1`).
+//!
 //! [`go`] finds the binary (`$CAIRN_GO_BIN`, else `go` on `PATH`). When it is missing, tests are
 //! skipped loudly, or fail when `CAIRN_REQUIRE_GO=1`.
 
@@ -67,6 +73,21 @@ pub struct Download {
     pub go_mod_sum: String,
     /// Cache path of the zip.
     pub zip: String,
+    /// Cache path of the `.info` file.
+    pub info: String,
+    /// Cache path of the `.mod` file.
+    pub go_mod: String,
+}
+
+/// Settings of the go command's direct mode (see [`GoEnv::direct`]).
+#[derive(Clone, Debug, Default)]
+pub struct DirectMode {
+    /// `GOPRIVATE`, also used for `GONOPROXY` and (unless set otherwise) `GONOSUMDB`.
+    pub private: String,
+    /// The text of the git config file `GIT_CONFIG_GLOBAL` points at (e.g. `insteadOf` rules).
+    pub git_config: String,
+    /// `GOINSECURE` (empty unless a test needs plain-HTTP discovery).
+    pub insecure: String,
 }
 
 /// `go list -m -json` output (the fields the suite compares).
@@ -123,6 +144,8 @@ pub struct GoEnv {
     pub gosumdb: String,
     /// `GONOSUMDB` (default empty).
     pub nosumdb: String,
+    /// Direct mode, when set (then `goproxy` is `direct`).
+    direct: Option<DirectMode>,
 }
 
 impl GoEnv {
@@ -144,7 +167,28 @@ impl GoEnv {
             timeout: patience(12.0),
             gosumdb: "off".to_string(),
             nosumdb: String::new(),
+            direct: None,
         })
+    }
+
+    /// A fresh environment in the go command's direct mode: `GOPROXY=direct`, `GOSUMDB=off`,
+    /// `GOPRIVATE`/`GONOPROXY`/`GONOSUMDB` = `mode.private`, `GOVCS=private:git,public:off`, and
+    /// git configured only by `mode.git_config` (written to a file in the environment).
+    pub fn direct(go: &Go, mode: DirectMode) -> anyhow::Result<GoEnv> {
+        let mut env = GoEnv::new(go, "direct")?.with_nosumdb(&mode.private);
+        std::fs::write(env.git_config_path(), &mode.git_config)?;
+        env.direct = Some(mode);
+        Ok(env)
+    }
+
+    /// The direct-mode settings, if this environment runs in direct mode.
+    pub fn direct_mode(&self) -> Option<&DirectMode> {
+        self.direct.as_ref()
+    }
+
+    /// Where the git config file of direct mode is written.
+    fn git_config_path(&self) -> PathBuf {
+        self.dir.path().join("gitconfig")
     }
 
     /// The same environment with `GOSUMDB=gosumdb` (e.g. a verifier key).
@@ -161,9 +205,11 @@ impl GoEnv {
 
     /// Another fresh environment (empty caches and GOPATH) with the same settings.
     pub fn fresh(&self) -> anyhow::Result<GoEnv> {
-        Ok(GoEnv::new(&self.go, &self.goproxy)?
-            .with_sumdb(&self.gosumdb)
-            .with_nosumdb(&self.nosumdb))
+        let env = match &self.direct {
+            Some(mode) => GoEnv::direct(&self.go, mode.clone())?,
+            None => GoEnv::new(&self.go, &self.goproxy)?,
+        };
+        Ok(env.with_sumdb(&self.gosumdb).with_nosumdb(&self.nosumdb))
     }
 
     /// The GOPATH directory (holds the go command's trusted checksum-database state).
@@ -206,6 +252,14 @@ impl GoEnv {
             .env("TMPDIR", d.join("tmp"))
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("CGO_ENABLED", "0");
+        if let Some(mode) = &self.direct {
+            cmd.env("GOPRIVATE", &mode.private)
+                .env("GONOPROXY", &mode.private)
+                .env("GOINSECURE", &mode.insecure)
+                .env("GOVCS", "private:git,public:off")
+                .env("GIT_CONFIG_GLOBAL", self.git_config_path())
+                .env("GIT_CONFIG_NOSYSTEM", "1");
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

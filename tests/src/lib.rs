@@ -10,7 +10,13 @@
 //! - [`cluster`]: several nodes forming one Raft cluster (leader, convergence, kill -9, SIGSTOP,
 //!   restart, blob sets per data directory) and the `cairn` CLI.
 //! - [`lb`]: a round-robin TCP load balancer in front of a cluster.
-//! - [`gocmd`]: the hermetic `go` command (private caches, explicit `GOPROXY`, no network).
+//! - [`gocmd`]: the hermetic `go` command (private caches, explicit `GOPROXY`, no network), also in
+//!   its own direct mode against loopback git repositories.
+//! - [`gitrepo`]: deterministic git repositories (fixed dates and identities) built with `git`.
+//! - [`gitcorpus`]: the private repositories the `direct` source is tested with, and what the go
+//!   command should make of them.
+//! - [`githttp`]: a smart-HTTP git server (`git http-backend`) that logs, fails, dies, asks for
+//!   credentials and answers `?go-get=1` on demand.
 //! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
 //! - [`metrics`]: a small Prometheus text parser.
 //! - [`wait`]: `wait_until` with deadlines scaled by `CAIRN_TEST_PATIENCE_MS`.
@@ -20,6 +26,9 @@
 pub mod cluster;
 pub mod corpus;
 pub mod fixture;
+pub mod gitcorpus;
+pub mod githttp;
+pub mod gitrepo;
 pub mod gocmd;
 pub mod h1;
 pub mod lb;

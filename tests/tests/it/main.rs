@@ -19,6 +19,8 @@ mod harness;
 mod bounded;
 mod cluster;
 mod crash;
+mod direct;
+mod direct_cairn;
 mod fallthrough;
 mod garbage;
 mod hostile;
