@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::discover::has_path_prefix;
 use super::git::{Commit, GitError, Mirror, Refs};
 use super::gomod::{self, Retraction};
 use crate::module::{self, semver};
@@ -854,17 +855,6 @@ fn is_major(mpath: &str, path_major: &str) -> bool {
         return false;
     }
     path_major.get(1..) == mpath_major.get(1..)
-}
-
-/// `hasPathPrefix`: whether `s` starts with the whole path elements of `prefix`.
-fn has_path_prefix(s: &str, prefix: &str) -> bool {
-    if s.len() == prefix.len() {
-        return s == prefix;
-    }
-    if s.len() < prefix.len() || !s.starts_with(prefix) {
-        return false;
-    }
-    prefix.is_empty() || prefix.ends_with('/') || s.as_bytes()[prefix.len()] == b'/'
 }
 
 /// `path.Join` for two relative slash paths, either possibly empty.

@@ -46,6 +46,7 @@ use request::Kind;
 use sink::Sink;
 
 pub use error::{ConfigProblem, UpstreamConfigError, UpstreamError};
+pub(crate) use proxy::redirect_policy;
 pub use request::UpstreamFile;
 pub use settings::{UpstreamSettings, MAX_RETRIES};
 

@@ -400,7 +400,9 @@ fn breaker_rejected(req: &Request<'_>, last: Option<Failure>) -> UpstreamError {
     }
 }
 
-fn redirect_policy() -> reqwest::redirect::Policy {
+/// The go command's redirect rule: at most 10 hops, never from https to plain http. Shared with
+/// `?go-get=1` discovery.
+pub(crate) fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let from_https = attempt
             .previous()

@@ -24,7 +24,7 @@ use crate::direct::{direct_baseline, direct_env, Baseline};
 
 /// Makes every bare repository `team/<name>` also reachable as `team/<name>.git`, the URL a host
 /// mapping builds from the module path's `<name>.git` element.
-fn link_dot_git(root: &Path) {
+pub fn link_dot_git(root: &Path) {
     let team = root.join(TEAM);
     for entry in std::fs::read_dir(&team).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -11,7 +11,6 @@ use crate::direct::credentials::{parse_remote, redact_url, RemoteScheme};
 /// Largest discovery page read; the go-import tags are in `<head>`, far before this.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Redirect hops followed, as the go command does.
-const MAX_REDIRECTS: usize = 10;
 /// Longest error chain quoted in a message.
 const MAX_REASON_CHARS: usize = 400;
 
@@ -270,19 +269,7 @@ pub(super) fn build_client(
     // Like the go command: at most 10 hops, and never from https to http — even for insecure
     // paths, where it would carry an Authorization header in clear text over the same host
     // (reqwest drops it only across hosts); the plain-http retry in `fetch` covers those servers.
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let from_https = attempt
-            .previous()
-            .first()
-            .is_some_and(|u| u.scheme() == "https");
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"))
-        } else if from_https && attempt.url().scheme() != "https" {
-            attempt.error("refusing a redirect from https to an insecure url")
-        } else {
-            attempt.follow()
-        }
-    });
+    let policy = crate::upstream::redirect_policy();
     let mut builder = reqwest::Client::builder()
         .timeout(opts.timeout)
         .user_agent(opts.user_agent.clone())

@@ -29,6 +29,7 @@ mod tests;
 
 pub use error::DiscoverError;
 pub use go_get::MAX_BODY_BYTES;
+pub(crate) use lookup::has_path_prefix;
 pub use lookup::{Discovery, DiscoveryOptions};
 
 /// Where a module's code lives.

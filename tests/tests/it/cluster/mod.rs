@@ -6,6 +6,7 @@
 //! is always something nobody asked for yet).
 
 mod corruption;
+mod direct;
 mod failover;
 mod formation;
 mod membership;
