@@ -14,8 +14,8 @@ pub const GIT_COMMAND_SECONDS: &str = "cairn_direct_git_command_duration_seconds
 pub const CLONES_TOTAL: &str = "cairn_direct_clones_total";
 /// Incremental fetches into an existing mirror (only when the remote's refs changed).
 pub const FETCHES_TOTAL: &str = "cairn_direct_fetches_total";
-/// Modules zips built from git, and files served from git, by kind and result.
-pub const BUILDS_TOTAL: &str = "cairn_direct_requests_total";
+/// Files answered by the direct source, by kind and result.
+pub const REQUESTS_TOTAL: &str = "cairn_direct_requests_total";
 
 /// Registers units and help texts; called once at startup by the root `metrics` module.
 pub fn describe() {
@@ -40,7 +40,7 @@ pub fn describe() {
         "Incremental git fetches into existing mirrors (run only when the remote's refs changed)."
     );
     describe_counter!(
-        BUILDS_TOTAL,
+        REQUESTS_TOTAL,
         Unit::Count,
         "Files answered by the direct source, by kind (list|latest|info|mod|zip) and result (ok|not_found|error)."
     );
@@ -61,5 +61,5 @@ pub(crate) fn fetch_done() {
 }
 
 pub(crate) fn request(kind: &'static str, result: &'static str) {
-    counter!(BUILDS_TOTAL, "kind" => kind, "result" => result).increment(1);
+    counter!(REQUESTS_TOTAL, "kind" => kind, "result" => result).increment(1);
 }

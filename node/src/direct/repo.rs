@@ -1,8 +1,8 @@
 //! The go command's `coderepo` rules over a git mirror: which tags are versions of a module
-//! (prefixed tags for subdirectories, major-version suffixes, `+incompatible`), how a revision
-//! becomes a version (tags on the commit, else a pseudo-version over the highest allowed ancestor
-//! tag), how requested pseudo-versions are validated, where the module's `go.mod` lives
-//! (`findDir`), and how the zip is built from `git archive`.
+//! (prefixed tags for subdirectories, major-version suffixes, `+incompatible`), how requested
+//! pseudo-versions are validated, where the module's `go.mod` lives (`findDir`), and how the zip
+//! is built from `git archive`. How a revision becomes a version (tags on the commit, else a
+//! pseudo-version over the highest allowed ancestor tag) is the sibling `convert` module.
 //!
 //! Follows `cmd/go/internal/modfetch/coderepo.go` and `codehost/git.go` (Go 1.26) step by step;
 //! comments name the Go function each piece mirrors.
@@ -11,14 +11,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::convert::{is_major, path_major_prefix, Converter};
 use super::discover::has_path_prefix;
 use super::git::{Commit, GitError, Mirror, Refs};
 use super::gomod::{self, Retraction};
 use crate::module::{self, semver};
 use crate::modzip::create::{create_from_git_archive, CreateLimits};
 
+pub use super::timefmt::{rfc3339, timestamp};
+
 /// Largest go.mod read from a repository (`codehost.MaxGoMod`).
-const MAX_GO_MOD: u64 = 16 << 20;
+pub(super) const MAX_GO_MOD: u64 = 16 << 20;
 /// Largest LICENSE read from a repository root (`codehost.MaxLICENSE`).
 const MAX_LICENSE: u64 = 16 << 20;
 /// Largest `git archive` output accepted (`codehost.MaxZipFile`).
@@ -58,28 +61,28 @@ pub struct RevInfo {
 
 /// What the code host knows of a revision (`codehost.RevInfo`).
 #[derive(Debug, Clone)]
-struct CodeInfo {
-    commit: Commit,
+pub(super) struct CodeInfo {
+    pub(super) commit: Commit,
     /// The tag name when the revision was asked for by tag, else the hash.
-    version: String,
+    pub(super) version: String,
     /// Tags on the commit, sorted.
-    tags: Vec<String>,
+    pub(super) tags: Vec<String>,
 }
 
 impl CodeInfo {
-    fn short(&self) -> &str {
+    pub(super) fn short(&self) -> &str {
         &self.commit.hash[..12]
     }
 }
 
 /// One module inside one repository (`codeRepo`).
 pub struct CodeRepo {
-    module: String,
-    mirror: Arc<Mirror>,
-    code_dir: String,
-    path_major: String,
-    path_prefix: String,
-    pseudo_major: String,
+    pub(super) module: String,
+    pub(super) mirror: Arc<Mirror>,
+    pub(super) code_dir: String,
+    pub(super) path_major: String,
+    pub(super) path_prefix: String,
+    pub(super) pseudo_major: String,
     /// A fetch is attempted at most this often for unknown revisions and moving refs.
     refresh_min: Duration,
 }
@@ -138,7 +141,7 @@ impl CodeRepo {
         self.mirror.url()
     }
 
-    fn tag_prefix(&self) -> String {
+    pub(super) fn tag_prefix(&self) -> String {
         if self.code_dir.is_empty() {
             String::new()
         } else {
@@ -366,14 +369,7 @@ impl CodeRepo {
     /// `codeRepo.convert`: the module version for a resolved revision; `stat_vers` is what the
     /// client asked for ("" for latest).
     async fn convert(&self, info: &CodeInfo, stat_vers: &str) -> Result<RevInfo, RepoError> {
-        let mut conv = Converter {
-            repo: self,
-            info,
-            stat_vers,
-            incompatible_ok: Vec::new(),
-            retracted: None,
-        };
-        let mut rev = conv.run().await?;
+        let mut rev = Converter::new(self, info, stat_vers).run().await?;
         if rev.tag_ref.is_none() && !module::is_pseudo_version(&rev.version) {
             let tag = format!(
                 "{}{}",
@@ -389,7 +385,7 @@ impl CodeRepo {
 
     /// `retractedVersions`: the retractions declared by the go.mod of the highest release (else
     /// highest pre-release) tag. Errors mean no retractions, as in the go command.
-    async fn retractions(&self) -> Vec<Retraction> {
+    pub(super) async fn retractions(&self) -> Vec<Retraction> {
         let Ok(mut versions) = self.versions().await else {
             return Vec::new();
         };
@@ -416,7 +412,11 @@ impl CodeRepo {
     }
 
     /// `validatePseudoVersion`.
-    async fn validate_pseudo(&self, info: &CodeInfo, version: &str) -> Result<(), RepoError> {
+    pub(super) async fn validate_pseudo(
+        &self,
+        info: &CodeInfo,
+        version: &str,
+    ) -> Result<(), RepoError> {
         let invalid = |msg: String| {
             RepoError::NotFound(format!(
                 "{}@{version}: invalid pseudo-version: {msg}",
@@ -488,7 +488,7 @@ impl CodeRepo {
 
     /// `findDir` at commit `hash` for `version`: the module directory and its go.mod (None for a
     /// legacy module without one).
-    async fn find_dir(
+    pub(super) async fn find_dir(
         &self,
         hash: &str,
         version: &str,
@@ -627,327 +627,11 @@ impl CodeRepo {
     }
 }
 
-/// State of one `convert` call: the lazily computed answers the go command memoizes.
-struct Converter<'a> {
-    repo: &'a CodeRepo,
-    info: &'a CodeInfo,
-    stat_vers: &'a str,
-    /// `incompatibleOk` cache: ("" or a major) → whether +incompatible may be used.
-    incompatible_ok: Vec<(String, bool)>,
-    retracted: Option<Vec<Retraction>>,
-}
-
-impl Converter<'_> {
-    async fn run(&mut self) -> Result<RevInfo, RepoError> {
-        let repo = self.repo;
-        let info = self.info;
-        let stat_vers = self.stat_vers;
-        if module::is_pseudo_version(stat_vers) {
-            let rev = self.check_canonical(stat_vers).await?;
-            repo.validate_pseudo(info, stat_vers).await?;
-            return Ok(rev);
-        }
-        let prefix = repo.tag_prefix();
-        if let (v, true) = tag_to_version(&prefix, &info.version) {
-            if let Ok(rev) = self.check_canonical(&v).await {
-                return Ok(rev);
-            }
-        }
-        let mut highest = String::new();
-        let mut pseudo_base = String::new();
-        for tag in &info.tags {
-            let (v, canonical) = tag_to_version(&prefix, tag);
-            if !stat_vers.is_empty() && semver::compare(&v, stat_vers).is_eq() {
-                if canonical {
-                    return self.check_canonical(&v).await;
-                }
-                pseudo_base = v.clone();
-            }
-            if canonical
-                && semver::compare(&highest, &v).is_lt()
-                && !self.is_retracted(&v).await
-                && (match_path_major(&v, &repo.path_major) || self.can_use_incompatible(&v).await?)
-            {
-                highest = v;
-            }
-        }
-        if !highest.is_empty() {
-            return self.check_canonical(&highest).await;
-        }
-        if pseudo_base.is_empty() {
-            let mut best = String::new();
-            for tag in repo.mirror.merged_tags(&info.commit.hash).await? {
-                if !tag.starts_with(&prefix) || !self.tag_allowed(&prefix, &tag).await? {
-                    continue;
-                }
-                let semtag = &tag[prefix.len()..];
-                if semver::compare(semtag, &best).is_gt() {
-                    best = semtag.to_owned();
-                }
-            }
-            if !best.is_empty() {
-                pseudo_base = tag_to_version(&prefix, &format!("{prefix}{best}")).0;
-            }
-        }
-        let version = module::pseudo_version(
-            &repo.pseudo_major,
-            &pseudo_base,
-            &timestamp(info.commit.time),
-            info.short(),
-        );
-        self.check_canonical(&version).await
-    }
-
-    async fn tag_allowed(&mut self, prefix: &str, tag: &str) -> Result<bool, RepoError> {
-        let (v, _) = tag_to_version(prefix, tag);
-        if v.is_empty() {
-            return Ok(false);
-        }
-        if !match_path_major(&v, &self.repo.path_major) && !self.can_use_incompatible(&v).await? {
-            return Ok(false);
-        }
-        Ok(!self.is_retracted(&v).await)
-    }
-
-    async fn is_retracted(&mut self, v: &str) -> bool {
-        if self.retracted.is_none() {
-            self.retracted = Some(self.repo.retractions().await);
-        }
-        self.retracted
-            .as_deref()
-            .is_some_and(|r| gomod::is_retracted(r, v))
-    }
-
-    /// `canUseIncompatible`.
-    async fn can_use_incompatible(&mut self, v: &str) -> Result<bool, RepoError> {
-        let repo = self.repo;
-        if !repo.code_dir.is_empty() || !repo.path_major.is_empty() {
-            return Ok(false);
-        }
-        if !self.no_go_mod_at("").await? {
-            return Ok(false);
-        }
-        if !v.is_empty() && !self.stat_vers.ends_with("+incompatible") {
-            let major = semver::major(v).to_owned();
-            if !self.no_go_mod_at(&major).await? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Whether `<dir>/go.mod` is absent at the commit (memoized per dir).
-    async fn no_go_mod_at(&mut self, dir: &str) -> Result<bool, RepoError> {
-        if let Some((_, ok)) = self.incompatible_ok.iter().find(|(d, _)| d == dir) {
-            return Ok(*ok);
-        }
-        let file = join(dir, "go.mod");
-        let ok = self
-            .repo
-            .mirror
-            .read_file(&self.info.commit.hash, &file, MAX_GO_MOD)
-            .await?
-            .is_none();
-        self.incompatible_ok.push((dir.to_owned(), ok));
-        Ok(ok)
-    }
-
-    /// `checkCanonical`.
-    async fn check_canonical(&mut self, v: &str) -> Result<RevInfo, RepoError> {
-        let repo = self.repo;
-        let info = self.info;
-        let stat_vers = self.stat_vers;
-        repo.find_dir(&info.commit.hash, v).await?;
-        let invalid = |msg: String| {
-            RepoError::NotFound(format!("{}@{v}: invalid version: {msg}", repo.module))
-        };
-        let mut v = v.to_owned();
-        if v == stat_vers.trim_end_matches("+incompatible") {
-            v = stat_vers.to_owned();
-        }
-        let base = v.trim_end_matches("+incompatible").to_owned();
-        let mut err = None;
-        if !match_path_major(&base, &repo.path_major) {
-            if self.can_use_incompatible(&base).await? {
-                v = format!("{base}+incompatible");
-            } else if !repo.path_major.is_empty() {
-                err = Some(invalid(
-                    "module path includes a major version suffix, so major version must match"
-                        .to_owned(),
-                ));
-            } else {
-                err = Some(invalid(format!(
-                    "module contains a go.mod file, so module path must match major version (\"{}/{}\")",
-                    repo.path_prefix,
-                    semver::major(&v)
-                )));
-            }
-        } else if v.ends_with("+incompatible") {
-            err = Some(invalid(format!(
-                "+incompatible suffix not allowed: major version {} is compatible",
-                semver::major(&v)
-            )));
-        }
-        if !stat_vers.is_empty() && stat_vers == module::canonical_version(stat_vers) {
-            let stat_base = stat_vers.trim_end_matches("+incompatible");
-            if stat_base != base {
-                return Err(RepoError::NotFound(format!(
-                    "{}@{stat_vers}: invalid version: resolves to version {v} ({stat_base} is not a tag)",
-                    repo.module
-                )));
-            }
-        }
-        if let Some(err) = err {
-            return Err(err);
-        }
-        Ok(RevInfo {
-            version: v,
-            hash: info.commit.hash.clone(),
-            time: info.commit.time,
-            tag_ref: None,
-        })
-    }
-}
-
-/// `tagToVersion`: the version a tag names for a module with tag prefix `prefix`, and whether
-/// the tag is exactly canonical.
-fn tag_to_version(prefix: &str, tag: &str) -> (String, bool) {
-    let Some(trimmed) = tag.strip_prefix(prefix) else {
-        return (String::new(), false);
-    };
-    if module::is_pseudo_version(tag) {
-        return (String::new(), false);
-    }
-    let v = semver::canonical(trimmed);
-    if v.is_empty() || !trimmed.starts_with(&v) {
-        return (String::new(), false);
-    }
-    let canonical = v == trimmed;
-    (v, canonical)
-}
-
-/// `module.MatchPathMajor`.
-fn match_path_major(v: &str, path_major: &str) -> bool {
-    module::check_path_major(v, path_major).is_ok()
-}
-
-/// `module.PathMajorPrefix`: `/v2` → `v2`, `.v2-unstable` → `v2`, `""` → `""`.
-fn path_major_prefix(path_major: &str) -> String {
-    if path_major.is_empty() {
-        return String::new();
-    }
-    let m = path_major.strip_suffix("-unstable").unwrap_or(path_major);
-    m.get(1..).unwrap_or("").to_owned()
-}
-
-/// `isMajor` from coderepo.go.
-fn is_major(mpath: &str, path_major: &str) -> bool {
-    if mpath.is_empty() {
-        return false;
-    }
-    let Some((_, mpath_major)) = module::split_path_version(mpath) else {
-        return false;
-    };
-    if path_major.is_empty() {
-        return matches!(path_major_prefix(mpath_major).as_str(), "" | "v0" | "v1");
-    }
-    if mpath_major.is_empty() {
-        return false;
-    }
-    path_major.get(1..) == mpath_major.get(1..)
-}
-
 /// `path.Join` for two relative slash paths, either possibly empty.
-fn join(a: &str, b: &str) -> String {
+pub(super) fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_owned(),
         (_, true) => a.to_owned(),
         _ => format!("{}/{}", a.trim_end_matches('/'), b),
-    }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
-}
-
-fn parts(unix: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-/// `yyyymmddhhmmss` in UTC, the pseudo-version timestamp form.
-pub fn timestamp(unix: i64) -> String {
-    let (y, m, d, hh, mm, ss) = parts(unix);
-    format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
-}
-
-/// RFC 3339 in UTC (`2006-01-02T15:04:05Z`), the `.info` `Time` form.
-pub fn rfc3339(unix: i64) -> String {
-    let (y, m, d, hh, mm, ss) = parts(unix);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(timestamp(0), "19700101000000");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(timestamp(951_782_400), "20000229000000");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn tags_to_versions() {
-        assert_eq!(tag_to_version("", "v1.2.3"), ("v1.2.3".to_owned(), true));
-        assert_eq!(
-            tag_to_version("sub/", "sub/v1.2.3"),
-            ("v1.2.3".to_owned(), true)
-        );
-        assert_eq!(tag_to_version("sub/", "v1.2.3"), (String::new(), false));
-        assert_eq!(
-            tag_to_version("", "v1.2.3+meta"),
-            ("v1.2.3".to_owned(), false)
-        );
-        assert_eq!(tag_to_version("", "v1.2"), (String::new(), false));
-        assert_eq!(
-            tag_to_version("", "v0.0.0-20200101000000-abcdefabcdef"),
-            (String::new(), false)
-        );
-    }
-
-    #[test]
-    fn majors_and_prefixes() {
-        assert!(is_major("example.com/m", ""));
-        assert!(is_major("gopkg.in/yaml.v1", ""));
-        assert!(!is_major("example.com/m/v2", ""));
-        assert!(is_major("example.com/m/v2", "/v2"));
-        assert!(!is_major("example.com/m", "/v2"));
-        assert!(!is_major("", ""));
-        assert_eq!(path_major_prefix("/v3"), "v3");
-        assert_eq!(path_major_prefix(".v2-unstable"), "v2");
-        assert!(has_path_prefix("a.b/c/d", "a.b/c"));
-        assert!(!has_path_prefix("a.b/cd", "a.b/c"));
-        assert!(has_path_prefix("a.b/c", "a.b/c"));
-        assert_eq!(join("", "go.mod"), "go.mod");
-        assert_eq!(join("sub", "v2"), "sub/v2");
     }
 }

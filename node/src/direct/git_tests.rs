@@ -1,0 +1,141 @@
+//! Tests of the git runner: URL hosts, deadlines that kill the whole process group, per-host
+//! caps and scrubbed failures, against a fake `git` script.
+
+use super::*;
+
+#[test]
+fn url_hosts() {
+    assert_eq!(url_host("https://u:p@Git.Corp:8443/a/b"), "git.corp:8443");
+    assert_eq!(url_host("ssh://git@git.corp/a"), "git.corp");
+    assert_eq!(url_host("git@git.corp:team/repo.git"), "git.corp");
+}
+
+fn fake_git(dir: &Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("git");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Signal 0 probes; a zombie would still count, so also check /proc state.
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    alive && !state.contains(") Z ")
+}
+
+#[tokio::test]
+async fn an_overrunning_command_is_killed_with_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pidfile = tmp.path().join("child.pid");
+    // git that starts a helper (like git-remote-https) and hangs.
+    let git = fake_git(
+        tmp.path(),
+        &format!("sleep 300 & echo $! > {}\nwait", pidfile.display()),
+    );
+    let runner = GitRunner::new(
+        &git,
+        Duration::from_millis(500),
+        2,
+        Arc::new(Credentials::none()),
+    );
+    let start = std::time::Instant::now();
+    let err = runner
+        .run(
+            tmp.path(),
+            &["fetch"],
+            Some("https://h/x"),
+            Out::Memory(100),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let child: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pid_alive(child) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "helper {child} survived the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn network_commands_are_capped_per_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("log");
+    let git = fake_git(
+        tmp.path(),
+        &format!(
+            "echo start >> {0}\nsleep 0.2\necho end >> {0}",
+            log.display()
+        ),
+    );
+    let runner = Arc::new(GitRunner::new(
+        &git,
+        Duration::from_secs(10),
+        2,
+        Arc::new(Credentials::none()),
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let runner = Arc::clone(&runner);
+        let dir = tmp.path().to_owned();
+        let host = if i < 5 {
+            "https://a.example/x"
+        } else {
+            "https://b.example/x"
+        };
+        tasks.push(tokio::spawn(async move {
+            runner
+                .run(&dir, &["fetch"], Some(host), Out::Memory(100))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut running = 0;
+    let mut peak = 0;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        running += if line == "start" { 1 } else { -1 };
+        peak = peak.max(running);
+    }
+    // Two for a.example plus one for b.example at most.
+    assert!(peak <= 3, "peak {peak}");
+    assert!(peak >= 2, "commands did not overlap at all: {peak}");
+}
+
+#[tokio::test]
+async fn failures_carry_scrubbed_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = fake_git(
+        tmp.path(),
+        "echo 'fatal: unable to access https://user:hunter2@h/x: 403' >&2\nexit 128",
+    );
+    let runner = GitRunner::new(
+        &git,
+        Duration::from_secs(10),
+        2,
+        Arc::new(Credentials::none()),
+    );
+    let err = runner
+        .run(
+            tmp.path(),
+            &["ls-remote"],
+            Some("https://h/x"),
+            Out::Memory(100),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("403") && !text.contains("hunter2"), "{text}");
+}
