@@ -447,7 +447,7 @@ impl Mirror {
     }
 
     /// Writes `git archive --format=zip` of commit `hash` (limited to `subdir` unless empty) to
-    /// `out`, exactly as the go command runs it. `Ok(false)` when `subdir` matches no files.
+    /// `out`, as the go command runs it (but stored, see below). `Ok(false)` when `subdir` matches no files.
     pub async fn archive(
         &self,
         hash: &str,
@@ -462,6 +462,9 @@ impl Mirror {
             "core.eol=lf",
             "archive",
             "--format=zip",
+            // Stored, not deflated: the module zip is rebuilt from these entries anyway, and the
+            // entries' bytes (all the h1 hash sees) do not depend on the compression level.
+            "-0",
             "--prefix=prefix/",
             "--end-of-options",
             hash,
