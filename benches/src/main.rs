@@ -32,12 +32,26 @@
 //! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench cluster
 //! target/release/cairn-bench cluster --only failover --failover-rounds 3 --profiles fast
 //! ```
+//!
+//! `cairn-bench direct` benchmarks the `direct` source (private modules from git): a cold fetch
+//! through cairn against the go command's own `GOPROXY=direct` fetch of the same version, and a
+//! second version of the same repository once cairn's mirror is there (see [`directbench`];
+//! needs `go` and `git`; writes target/bench-direct.json; about a minute with the defaults):
+//!
+//! ```text
+//! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench direct
+//! target/release/cairn-bench direct --rounds 3 --files 2000 --mbytes 20 --commits 200
+//! ```
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
 mod clusterbench;
 mod coldmiss;
 mod corpus;
+mod directbench;
+mod directparts;
+mod directrepo;
+mod directreport;
 mod failover;
 mod load;
 mod procstat;
@@ -120,6 +134,9 @@ enum Cmd {
     /// Cluster benchmarks: leader failover time, blob replication throughput, cold-miss
     /// latency through 3 nodes vs 1 (writes target/bench-cluster.json).
     Cluster(clusterbench::ClusterArgs),
+    /// The direct (git) source: a cold private fetch through cairn vs the go command's direct
+    /// fetch, and a second version with the mirror present (writes target/bench-direct.json).
+    Direct(directbench::DirectArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -130,7 +147,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     if let Some(root) = args.serve_static {
         let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
         return match static_server::serve_blocking(root, listen) {
@@ -141,6 +158,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    let command = args.command.take();
+    // The direct benchmark's node binary is exported before any thread exists (see
+    // `directbench::export_node_bin`).
+    let direct_bin = match &command {
+        Some(Cmd::Direct(direct_args)) => match directbench::export_node_bin(direct_args) {
+            Ok(bin) => bin,
+            Err(e) => {
+                eprintln!("cairn-bench direct: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => PathBuf::new(),
+    };
     // The load generator gets the default runtime: one worker per core, like each server.
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -149,19 +179,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Cmd::Cluster(cluster_args)) = args.command {
-        return match runtime.block_on(clusterbench::run(cluster_args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cairn-bench cluster: failed: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match runtime.block_on(bench(args)) {
+    let (what, result) = match command {
+        Some(Cmd::Cluster(cluster_args)) => (
+            "cairn-bench cluster: failed",
+            runtime.block_on(clusterbench::run(cluster_args)),
+        ),
+        Some(Cmd::Direct(direct_args)) => (
+            "cairn-bench direct: failed",
+            runtime.block_on(directbench::run(direct_args, direct_bin)),
+        ),
+        None => ("cairn-bench: setup failed", runtime.block_on(bench(args))),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cairn-bench: setup failed: {e:#}");
+            eprintln!("{what}: {e:#}");
             ExitCode::FAILURE
         }
     }
