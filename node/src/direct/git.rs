@@ -27,6 +27,11 @@ const MAX_STDERR: usize = 64 * 1024;
 pub(super) const MAX_LISTING: u64 = 64 << 20;
 /// Local (non-network) git commands running at once across all repositories.
 const LOCAL_CONCURRENCY: usize = 16;
+/// `git archive` runs at once: long ones must not starve the quick local commands.
+const ARCHIVE_CONCURRENCY: usize = 4;
+/// ssh options when no credential or environment names its own ssh command: never prompt, never
+/// keep a shared master connection (it would hold git's stderr open).
+const DEFAULT_SSH: &str = "ssh -o BatchMode=yes -o ControlMaster=no";
 
 /// Why a git operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,14 @@ pub enum GitError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The remote failed moments ago (within `direct.refresh_min_secs`); not asked again yet.
+    #[error("{message} (not retried for direct.refresh_min_secs)")]
+    Recent {
+        /// The earlier failure.
+        message: String,
+        /// Whether it said the repository does not exist.
+        missing: bool,
+    },
     /// The credentials for the remote could not be read.
     #[error("credentials: {0}")]
     Credentials(String),
@@ -91,14 +104,16 @@ pub enum GitError {
 impl GitError {
     /// Whether the remote said the repository does not exist (as opposed to failing).
     pub fn is_missing_repository(&self) -> bool {
-        let GitError::Failed { stderr, .. } = self else {
-            return false;
+        let stderr = match self {
+            GitError::Failed { stderr, .. } => stderr,
+            GitError::Recent { missing, .. } => return *missing,
+            _ => return false,
         };
         let s = stderr.to_ascii_lowercase();
         s.contains("repository not found")
-            || s.contains("not found")
             || s.contains("does not appear to be a git repository")
             || s.contains("returned error: 404")
+            || s.contains("returned error: 410")
     }
 }
 
@@ -118,6 +133,7 @@ pub struct GitRunner {
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     local: Semaphore,
+    archives: Semaphore,
 }
 
 impl GitRunner {
@@ -131,6 +147,7 @@ impl GitRunner {
             per_host: per_host.max(1),
             hosts: Mutex::new(HashMap::new()),
             local: Semaphore::new(LOCAL_CONCURRENCY),
+            archives: Semaphore::new(ARCHIVE_CONCURRENCY),
         }
     }
 
@@ -159,12 +176,13 @@ impl GitRunner {
             .unwrap_or("git")
             .to_owned();
         let limit;
-        let _permit = match remote {
-            Some(url) => {
+        let _permit = match (remote, &out) {
+            (Some(url), _) => {
                 limit = self.host_limit(url);
                 limit.acquire().await
             }
-            None => self.local.acquire().await,
+            (None, Out::File(..)) => self.archives.acquire().await,
+            (None, Out::Memory(_)) => self.local.acquire().await,
         }
         .map_err(|_| GitError::Io {
             what: "git runner closed".to_owned(),
@@ -189,14 +207,14 @@ impl GitRunner {
                 .creds
                 .git_env(url)
                 .map_err(|e| GitError::Credentials(e.to_string()))?;
+            let sets_ssh = env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND");
             for (k, v) in env {
                 cmd.env(k, v);
             }
-            if std::env::var_os("GIT_SSH_COMMAND").is_none() {
-                cmd.env(
-                    "GIT_SSH_COMMAND",
-                    "ssh -o BatchMode=yes -o ControlMaster=no",
-                );
+            let inherited_ssh = std::env::var_os("GIT_SSH_COMMAND").is_some()
+                || std::env::var_os("GIT_SSH").is_some();
+            if !sets_ssh && !inherited_ssh {
+                cmd.env("GIT_SSH_COMMAND", DEFAULT_SSH);
             }
         }
         let start = Instant::now();
@@ -216,6 +234,8 @@ impl GitRunner {
             source,
         })?;
         let pgid = child.id();
+        // Dropping this future (a cancelled request) kills the whole group, not only git.
+        let mut guard = GroupGuard(pgid);
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let work = async {
@@ -226,6 +246,8 @@ impl GitRunner {
                 what: format!("waiting for git {command}"),
                 source,
             })?;
+            // Reaped: from here on its id may be reused, so the guard must not signal it.
+            guard.0 = None;
             Ok::<_, GitError>((status, stdout, stderr))
         };
         let (status, stdout, stderr) = match tokio::time::timeout(self.timeout, work).await {
@@ -238,6 +260,11 @@ impl GitRunner {
                 });
             }
         };
+        // Over the output cap first: git then dies of SIGPIPE, which is not its own failure.
+        if let Err(e @ GitError::TooLarge { .. }) = stdout {
+            kill_group(pgid);
+            return Err(e);
+        }
         if !status.success() {
             kill_group(pgid);
             let text = String::from_utf8_lossy(&stderr);
@@ -248,6 +275,15 @@ impl GitRunner {
             });
         }
         stdout
+    }
+}
+
+/// Kills a command's process group when dropped before the command was reaped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
     }
 }
 

@@ -139,3 +139,61 @@ async fn failures_carry_scrubbed_stderr() {
     let text = err.to_string();
     assert!(text.contains("403") && !text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test]
+async fn an_ssh_credential_reaches_git_and_is_not_overridden() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("deploy key");
+    std::fs::write(&key, "not really a key").unwrap();
+    let cfg: crate::direct::config::DirectConfig = toml::from_str(&format!(
+        "[[credentials]]\nhost = \"git.corp\"\nkind = \"ssh\"\nkey_file = \"{}\"\n",
+        key.display()
+    ))
+    .unwrap();
+    let creds = Arc::new(Credentials::load(&cfg).unwrap());
+    let git = fake_git(tmp.path(), "printf '%s' \"$GIT_SSH_COMMAND\"");
+    let runner = GitRunner::new(&git, Duration::from_secs(10), 2, creds);
+    let out = runner
+        .run(
+            tmp.path(),
+            &["ls-remote"],
+            Some("ssh://git@git.corp/team/repo"),
+            Out::Memory(4096),
+        )
+        .await
+        .unwrap();
+    let ssh = String::from_utf8(out).unwrap();
+    assert!(ssh.contains("-i") && ssh.contains("deploy key"), "{ssh}");
+    assert!(
+        ssh.contains("IdentitiesOnly=yes") && ssh.contains("BatchMode=yes"),
+        "{ssh}"
+    );
+    // A host without a credential gets the non-interactive default.
+    let out = runner
+        .run(
+            tmp.path(),
+            &["ls-remote"],
+            Some("ssh://git@other.corp/x"),
+            Out::Memory(4096),
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), DEFAULT_SSH);
+}
+
+#[tokio::test]
+async fn output_over_the_cap_is_too_large_not_a_git_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = fake_git(tmp.path(), "yes | head -c 1000000");
+    let runner = GitRunner::new(
+        &git,
+        Duration::from_secs(10),
+        2,
+        Arc::new(Credentials::none()),
+    );
+    let err = runner
+        .run(tmp.path(), &["cat-file"], None, Out::Memory(1000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::TooLarge { .. }), "{err}");
+}

@@ -71,7 +71,9 @@ impl Refs {
             if name == "HEAD" {
                 refs.head = Some(hash.to_owned());
             } else if let Some(tag) = name.strip_suffix("^{}") {
-                peeled.push((tag.to_owned(), hash.to_owned()));
+                if tag.starts_with("refs/heads/") || tag.starts_with("refs/tags/") {
+                    peeled.push((tag.to_owned(), hash.to_owned()));
+                }
             } else if name.starts_with("refs/heads/") || name.starts_with("refs/tags/") {
                 refs.map.insert(name.to_owned(), hash.to_owned());
             }
@@ -100,7 +102,29 @@ pub struct Mirror {
     /// Serialises clone and fetch; readers do not take it.
     update: tokio::sync::Mutex<()>,
     refs: RwLock<Option<Arc<Refs>>>,
-    last_refresh: Mutex<Option<Instant>>,
+    last_attempt: Mutex<Option<Attempt>>,
+}
+
+/// One refresh attempt: when, and how it ended.
+#[derive(Clone, Debug)]
+struct Attempt {
+    at: Instant,
+    /// Counts attempts, so a waiter can tell that one finished while it waited.
+    generation: u64,
+    /// The error and whether it said the repository does not exist.
+    failure: Option<(String, bool)>,
+}
+
+impl Attempt {
+    fn outcome(&self) -> Result<bool, GitError> {
+        match &self.failure {
+            None => Ok(false),
+            Some((message, missing)) => Err(GitError::Recent {
+                message: message.clone(),
+                missing: *missing,
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for Mirror {
@@ -136,7 +160,7 @@ impl Mirror {
             runner,
             update: tokio::sync::Mutex::new(()),
             refs: RwLock::new(None),
-            last_refresh: Mutex::new(None),
+            last_attempt: Mutex::new(None),
         }
     }
 
@@ -167,36 +191,49 @@ impl Mirror {
             .clone()
     }
 
-    /// Time since the last successful refresh in this process, if any.
-    pub fn since_refresh(&self) -> Option<Duration> {
-        self.last_refresh
+    /// The last refresh attempt of this process, if any.
+    fn last_attempt(&self) -> Option<Attempt> {
+        self.last_attempt
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .map(|t| t.elapsed())
+            .clone()
     }
 
-    /// Brings the mirror up to date with the remote unless that happened within `min_age`:
-    /// clones it when absent, else lists the remote's refs and fetches only when they changed.
-    /// Returns whether the remote was contacted.
+    /// Brings the mirror up to date with the remote unless an attempt was made within `min_age`
+    /// (whose outcome, success or failure, is returned again: a failing remote is asked at most
+    /// that often): clones it when absent, else lists the remote's refs and fetches only when
+    /// they changed. Callers that waited for a concurrent attempt share its outcome. Returns
+    /// whether the remote was contacted.
     pub async fn refresh(&self, min_age: Duration) -> Result<bool, GitError> {
-        let fresh = |m: &Mirror| m.since_refresh().is_some_and(|age| age < min_age);
-        if fresh(self) {
-            return Ok(false);
+        let before = self.last_attempt();
+        if let Some(a) = before.as_ref().filter(|a| a.at.elapsed() < min_age) {
+            return a.outcome();
         }
         let _guard = self.update.lock().await;
-        if fresh(self) {
-            return Ok(false);
+        let now = self.last_attempt();
+        let seen = before.map(|a| a.generation);
+        if let Some(a) = now.filter(|a| Some(a.generation) != seen || a.at.elapsed() < min_age) {
+            return a.outcome();
         }
-        if !self.exists() {
-            self.clone_fresh().await?;
+        let result = if self.exists() {
+            self.fetch().await
         } else {
-            self.fetch().await?;
-        }
-        *self
-            .last_refresh
+            self.clone_fresh().await
+        };
+        let mut last = self
+            .last_attempt
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-        Ok(true)
+            .unwrap_or_else(PoisonError::into_inner);
+        let generation = last.as_ref().map_or(1, |a| a.generation + 1);
+        *last = Some(Attempt {
+            at: Instant::now(),
+            generation,
+            failure: result
+                .as_ref()
+                .err()
+                .map(|e| (e.to_string(), e.is_missing_repository())),
+        });
+        result.map(|()| true)
     }
 
     async fn clone_fresh(&self) -> Result<(), GitError> {
@@ -246,6 +283,7 @@ impl Mirror {
     }
 
     async fn fetch(&self) -> Result<(), GitError> {
+        remove_stale_locks(&self.dir).await;
         self.fetch_into(&self.dir).await
     }
 
@@ -286,7 +324,10 @@ impl Mirror {
                 .await?;
             metrics::fetch_done();
         }
-        if let Some(target) = &remote.head_target {
+        let branch = remote.head_target.as_ref().filter(|t| {
+            t.starts_with("refs/heads/") && !t.contains("..") && remote.map.contains_key(*t)
+        });
+        if let Some(target) = branch {
             self.runner
                 .run(
                     dir,
@@ -304,37 +345,21 @@ impl Mirror {
         self.read_local_refs(&self.dir).await
     }
 
+    /// The mirror's own refs, listed the way the remote's are (`ls-remote` of the mirror), so
+    /// that annotated tags are peeled the same way (fully, even tags of tags) and the two
+    /// listings compare equal when nothing changed.
     async fn read_local_refs(&self, dir: &Path) -> Result<Refs, GitError> {
+        let dir_arg = dir.to_string_lossy();
         let out = self
             .runner
             .run(
                 dir,
-                &[
-                    "for-each-ref",
-                    "--format=%(objectname) %(refname)%0a%(*objectname) %(refname)^{}",
-                    "refs/heads",
-                    "refs/tags",
-                ],
+                &["ls-remote", "-q", "--symref", "--end-of-options", &dir_arg],
                 None,
                 Out::Memory(MAX_LISTING),
             )
             .await?;
-        let mut refs = Refs::parse(&String::from_utf8_lossy(&out));
-        let target = self
-            .runner
-            .run(
-                dir,
-                &["symbolic-ref", "-q", "HEAD"],
-                None,
-                Out::Memory(1 << 16),
-            )
-            .await
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
-            .filter(|t| !t.is_empty());
-        refs.head = target.as_ref().and_then(|t| refs.map.get(t).cloned());
-        refs.head_target = target;
-        Ok(refs)
+        Ok(Refs::parse(&String::from_utf8_lossy(&out)))
     }
 
     /// `git log -n1` of `rev` in the mirror: its full hash and committer time, or `None` when
@@ -404,7 +429,7 @@ impl Mirror {
             .await;
         match result {
             Ok(data) => Ok(Some(data)),
-            Err(GitError::Failed { .. }) => Ok(None),
+            Err(GitError::Failed { stderr, .. }) if names_missing_object(&stderr) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -482,6 +507,46 @@ impl Mirror {
                 Ok(false)
             }
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether git's error says the object or path does not exist (as opposed to git failing).
+fn names_missing_object(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    s.contains("does not exist in")
+        || s.contains("exists on disk, but not in")
+        || s.contains("not a valid object name")
+        || s.contains("invalid object name")
+        || s.contains("bad file")
+}
+
+/// Removes lock files a killed git left in a mirror (under the update lock, so no git of ours
+/// holds them); without this every later fetch would fail.
+async fn remove_stale_locks(dir: &Path) {
+    let mut stack = vec![dir.join("refs")];
+    let mut locks = vec![
+        dir.join("packed-refs.lock"),
+        dir.join("HEAD.lock"),
+        dir.join("shallow.lock"),
+        dir.join("config.lock"),
+    ];
+    while let Some(d) = stack.pop() {
+        let Ok(mut entries) = tokio::fs::read_dir(&d).await else {
+            continue;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            match entry.file_type().await {
+                Ok(t) if t.is_dir() => stack.push(path),
+                _ if path.extension().is_some_and(|e| e == "lock") => locks.push(path),
+                _ => {}
+            }
+        }
+    }
+    for lock in locks {
+        if tokio::fs::remove_file(&lock).await.is_ok() {
+            tracing::warn!(lock = %lock.display(), "removed a stale git lock file");
         }
     }
 }

@@ -16,7 +16,7 @@ use super::discover::has_path_prefix;
 use super::git::{Commit, GitError, Mirror, Refs};
 use super::gomod::{self, Retraction};
 use crate::module::{self, semver};
-use crate::modzip::create::{create_from_git_archive, CreateLimits};
+use crate::modzip::create::{create_from_git_archive, CreateError, CreateLimits};
 
 pub use super::timefmt::{rfc3339, timestamp};
 
@@ -117,8 +117,14 @@ impl CodeRepo {
             }
             code_dir = path_prefix[root.len()..].trim_matches('/').to_owned();
         }
+        // `filepath.Join` cleans: `a//b/` is `a/b`. Discovery already refused `..`.
+        let subdir = subdir
+            .split('/')
+            .filter(|e| !e.is_empty() && *e != ".")
+            .collect::<Vec<_>>()
+            .join("/");
         if !subdir.is_empty() {
-            code_dir = join(&code_dir, subdir);
+            code_dir = join(&code_dir, &subdir);
         }
         Ok(CodeRepo {
             module: module.to_owned(),
@@ -622,7 +628,18 @@ impl CodeRepo {
         })
         .await
         .map_err(|e| RepoError::Failed(format!("zip builder panicked: {e}")))?
-        .map_err(|e| RepoError::NotFound(format!("{}@{version}: {e}", self.module)))?;
+        .map_err(|e| {
+            let msg = format!("{}@{version}: {e}", self.module);
+            // The tree's content decides these; the others are this node's trouble (disk, I/O).
+            match e {
+                CreateError::Io(_)
+                | CreateError::Archive(_)
+                | CreateError::OpenEntry { .. }
+                | CreateError::ReadEntry { .. }
+                | CreateError::Write(_) => RepoError::Failed(msg),
+                _ => RepoError::NotFound(msg),
+            }
+        })?;
         Ok(())
     }
 }

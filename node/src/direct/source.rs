@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::config::DirectConfig;
 use super::credentials::{redact_url, Credentials};
-use super::discover::{DiscoverError, Discovery, RepoRoot};
+use super::discover::{Discovery, RepoRoot};
 use super::git::{mirror_dir_name, GitRunner, Mirror};
 use super::repo::{rfc3339, CodeRepo, RepoError, RevInfo};
 
@@ -197,14 +197,15 @@ impl Direct {
 
     /// The code repository of `module`: discovery, then the (possibly new) mirror.
     async fn code_repo(&self, module: &str) -> Result<CodeRepo, RepoError> {
-        let root: RepoRoot = self
-            .discovery
-            .repo_root(module)
-            .await
-            .map_err(|e| match e {
-                DiscoverError::NotFound { .. } => RepoError::NotFound(e.to_string()),
-                other => RepoError::Failed(other.to_string()),
-            })?;
+        let root: RepoRoot = self.discovery.repo_root(module).await.map_err(|e| {
+            // Network trouble may pass; a missing, malformed, `mod` or non-git answer is as
+            // good as "no such module" and lets a `,` chain move on.
+            if e.is_retryable() {
+                RepoError::Failed(e.to_string())
+            } else {
+                RepoError::NotFound(e.to_string())
+            }
+        })?;
         let mirror = self.mirror(&root.url);
         CodeRepo::new(module, &root.root, &root.subdir, mirror, self.refresh_min)
     }
@@ -215,7 +216,9 @@ impl Direct {
             return Arc::clone(m);
         }
         if map.len() >= MAX_OPEN_MIRRORS {
-            map.clear();
+            // Forget only handles nobody holds: two live handles for one URL would run two
+            // fetches into one repository.
+            map.retain(|_, m| Arc::strong_count(m) > 1);
         }
         let dir = self.root.join(mirror_dir_name(url));
         let mirror = Arc::new(Mirror::new(url.to_owned(), dir, Arc::clone(&self.runner)));

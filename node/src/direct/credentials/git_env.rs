@@ -15,7 +15,7 @@ impl Credentials {
     /// token, basic, bearer or netrc credential: `GIT_CONFIG_COUNT=1`, `GIT_CONFIG_KEY_0 =
     /// http.<scheme>://<host[:port]>/.extraHeader` (scoped to the host, so a redirect elsewhere
     /// does not get it) and `GIT_CONFIG_VALUE_0 = Authorization: …`. For `ssh`/scp-like URLs:
-    /// `GIT_SSH_COMMAND = ssh [-i <key> -o IdentitiesOnly=yes] -o BatchMode=yes
+    /// `GIT_SSH_COMMAND = ssh [-i <key> -o IdentitiesOnly=yes] -o BatchMode=yes -o ControlMaster=no
     /// [-o UserKnownHostsFile=<f> -o StrictHostKeyChecking=yes]` with shell-quoted paths; without
     /// a credential it is set only when the process has no `GIT_SSH_COMMAND`/`GIT_SSH` of its own.
     pub fn git_env(&self, url: &str) -> Result<Vec<(String, OsString)>, CredentialError> {
@@ -59,11 +59,11 @@ impl Credentials {
             if own("GIT_SSH_COMMAND") || own("GIT_SSH") {
                 return Ok(None);
             }
-            return Ok(Some("ssh -o BatchMode=yes".to_owned()));
+            return Ok(Some("ssh -o BatchMode=yes -o ControlMaster=no".to_owned()));
         };
         let (key, known_hosts) = entry.ssh_files()?;
         let mut command = format!(
-            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes",
+            "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o ControlMaster=no",
             shell_quote(&key)
         );
         if let Some(known) = known_hosts {

@@ -152,7 +152,7 @@ fn ssh_key_goes_into_a_quoted_ssh_command() {
         TestEnv::with(&[]),
     );
     let want = format!(
-        "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile='{}' -o StrictHostKeyChecking=yes",
+        "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes -o ControlMaster=no -o UserKnownHostsFile='{}' -o StrictHostKeyChecking=yes",
         key.to_str().unwrap().replace('\'', r"'\''"),
         known.to_str().unwrap()
     );
@@ -169,7 +169,10 @@ fn ssh_key_goes_into_a_quoted_ssh_command() {
     assert_eq!(creds.http_authorization("git.example").unwrap(), None);
     // No credential: batch mode only, unless the process brings its own ssh command.
     let vars = env_map(creds.git_env("git@other.example:x").unwrap());
-    assert_eq!(vars["GIT_SSH_COMMAND"], "ssh -o BatchMode=yes");
+    assert_eq!(
+        vars["GIT_SSH_COMMAND"],
+        "ssh -o BatchMode=yes -o ControlMaster=no"
+    );
     let own = load("", TestEnv::with(&[("GIT_SSH_COMMAND", "ssh -F /etc/x")]));
     assert!(!env_map(own.git_env("git@other.example:x").unwrap()).contains_key("GIT_SSH_COMMAND"));
     // The key is checked at use: a removed key is an error naming the file.
