@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,6 +27,9 @@ const MAX_STDERR: usize = 64 * 1024;
 pub(super) const MAX_LISTING: u64 = 64 << 20;
 /// Local (non-network) git commands running at once across all repositories.
 const LOCAL_CONCURRENCY: usize = 16;
+/// ssh for anonymous remotes: no config file, no agent, no key.
+const ANONYMOUS_SSH: &str = "ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/dev/null \
+                             -o IdentityAgent=none -o BatchMode=yes -o ControlMaster=no";
 /// `git archive` runs at once: long ones must not starve the quick local commands.
 const ARCHIVE_CONCURRENCY: usize = 4;
 /// ssh options when no credential or environment names its own ssh command: never prompt, never
@@ -117,6 +120,15 @@ impl GitError {
     }
 }
 
+/// The repository a network command talks to.
+#[derive(Clone, Copy, Debug)]
+pub struct Remote<'a> {
+    /// Its URL.
+    pub url: &'a str,
+    /// Whether cairn's credentials (and the operator's git/ssh/netrc setup) may be used for it.
+    pub authenticate: bool,
+}
+
 /// Where a command's standard output goes.
 pub(super) enum Out<'a> {
     /// Into memory, at most this many bytes.
@@ -134,6 +146,7 @@ pub struct GitRunner {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     local: Semaphore,
     archives: Semaphore,
+    anonymous_home: PathBuf,
 }
 
 impl GitRunner {
@@ -148,6 +161,7 @@ impl GitRunner {
             hosts: Mutex::new(HashMap::new()),
             local: Semaphore::new(LOCAL_CONCURRENCY),
             archives: Semaphore::new(ARCHIVE_CONCURRENCY),
+            anonymous_home: PathBuf::from("/nonexistent"),
         }
     }
 
@@ -160,13 +174,21 @@ impl GitRunner {
         )
     }
 
-    /// Runs `git <args>` with `GIT_DIR=git_dir`. `remote` is the URL a network command talks to
-    /// (its credentials are put in the child's environment and its host's slot is taken).
+    /// Where anonymous commands get their `HOME`: an empty directory, so that no `~/.netrc`,
+    /// `~/.gitconfig` credential helper or ssh key of the operator is used for them.
+    pub fn anonymous_home(mut self, dir: PathBuf) -> Self {
+        self.anonymous_home = dir;
+        self
+    }
+
+    /// Runs `git <args>` with `GIT_DIR=git_dir`. `remote` is the repository a network command
+    /// talks to: its host's slot is taken, and its credentials are put in the child's
+    /// environment, or, for an anonymous remote, every source of credentials is cut off.
     pub(super) async fn run(
         &self,
         git_dir: &Path,
         args: &[&str],
-        remote: Option<&str>,
+        remote: Option<Remote<'_>>,
         out: Out<'_>,
     ) -> Result<Vec<u8>, GitError> {
         let command = args
@@ -177,8 +199,8 @@ impl GitRunner {
             .to_owned();
         let limit;
         let _permit = match (remote, &out) {
-            (Some(url), _) => {
-                limit = self.host_limit(url);
+            (Some(r), _) => {
+                limit = self.host_limit(r.url);
                 limit.acquire().await
             }
             (None, Out::File(..)) => self.archives.acquire().await,
@@ -202,7 +224,20 @@ impl GitRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if let Some(url) = remote {
+        if let Some(Remote {
+            authenticate: false,
+            ..
+        }) = remote
+        {
+            cmd.env("HOME", &self.anonymous_home)
+                .env_remove("GIT_CONFIG_GLOBAL")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "credential.helper")
+                .env("GIT_CONFIG_VALUE_0", "")
+                .env("GIT_SSH_COMMAND", ANONYMOUS_SSH)
+                .env_remove("SSH_AUTH_SOCK");
+        } else if let Some(Remote { url, .. }) = remote {
             let env: Vec<(String, OsString)> = self
                 .creds
                 .git_env(url)

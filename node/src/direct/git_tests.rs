@@ -45,7 +45,10 @@ async fn an_overrunning_command_is_killed_with_its_children() {
         .run(
             tmp.path(),
             &["fetch"],
-            Some("https://h/x"),
+            Some(Remote {
+                url: "https://h/x",
+                authenticate: true,
+            }),
             Out::Memory(100),
         )
         .await
@@ -95,7 +98,15 @@ async fn network_commands_are_capped_per_host() {
         };
         tasks.push(tokio::spawn(async move {
             runner
-                .run(&dir, &["fetch"], Some(host), Out::Memory(100))
+                .run(
+                    &dir,
+                    &["fetch"],
+                    Some(Remote {
+                        url: host,
+                        authenticate: true,
+                    }),
+                    Out::Memory(100),
+                )
                 .await
                 .unwrap();
         }));
@@ -131,7 +142,10 @@ async fn failures_carry_scrubbed_stderr() {
         .run(
             tmp.path(),
             &["ls-remote"],
-            Some("https://h/x"),
+            Some(Remote {
+                url: "https://h/x",
+                authenticate: true,
+            }),
             Out::Memory(100),
         )
         .await
@@ -157,7 +171,10 @@ async fn an_ssh_credential_reaches_git_and_is_not_overridden() {
         .run(
             tmp.path(),
             &["ls-remote"],
-            Some("ssh://git@git.corp/team/repo"),
+            Some(Remote {
+                url: "ssh://git@git.corp/team/repo",
+                authenticate: true,
+            }),
             Out::Memory(4096),
         )
         .await
@@ -173,7 +190,10 @@ async fn an_ssh_credential_reaches_git_and_is_not_overridden() {
         .run(
             tmp.path(),
             &["ls-remote"],
-            Some("ssh://git@other.corp/x"),
+            Some(Remote {
+                url: "ssh://git@other.corp/x",
+                authenticate: true,
+            }),
             Out::Memory(4096),
         )
         .await
@@ -196,4 +216,52 @@ async fn output_over_the_cap_is_too_large_not_a_git_failure() {
         .await
         .unwrap_err();
     assert!(matches!(err, GitError::TooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn anonymous_remotes_get_no_credentials_of_any_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("token");
+    std::fs::write(&secret, "tok-123").unwrap();
+    let cfg: crate::direct::config::DirectConfig = toml::from_str(&format!(
+        "[[credentials]]\nhost = \"github.com\"\nkind = \"token\"\nsecret_file = \"{}\"\n",
+        secret.display()
+    ))
+    .unwrap();
+    let creds = Arc::new(Credentials::load(&cfg).unwrap());
+    let git = fake_git(
+        tmp.path(),
+        "printf '%s|%s|%s|%s' \"$HOME\" \"$GIT_CONFIG_KEY_0\" \"$GIT_CONFIG_VALUE_0\" \"$GIT_SSH_COMMAND\"",
+    );
+    let home = tmp.path().join("anon");
+    let runner =
+        GitRunner::new(&git, Duration::from_secs(10), 2, creds).anonymous_home(home.clone());
+    let url = "https://github.com/corp/private";
+    let run = |authenticate| {
+        let runner = &runner;
+        async move {
+            let remote = Remote { url, authenticate };
+            let out = runner
+                .run(
+                    Path::new("/"),
+                    &["ls-remote"],
+                    Some(remote),
+                    Out::Memory(4096),
+                )
+                .await
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        }
+    };
+    let with = run(true).await;
+    assert!(
+        with.contains("extraHeader") && with.contains("Authorization"),
+        "{with}"
+    );
+    let without = run(false).await;
+    let fields: Vec<&str> = without.split('|').collect();
+    assert_eq!(fields[0], home.to_str().unwrap());
+    assert_eq!((fields[1], fields[2]), ("credential.helper", ""));
+    assert!(fields[3].contains("IdentityFile=/dev/null"), "{without}");
+    assert!(!without.contains("Authorization"), "{without}");
 }

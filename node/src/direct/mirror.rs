@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::credentials::redact_url;
-use super::git::{GitError, GitRunner, Out, MAX_LISTING};
+use super::git::{GitError, GitRunner, Out, Remote, MAX_LISTING};
 use super::metrics;
 
 /// Lines appended to `info/attributes` so that in-tree `.gitattributes` cannot change archive
@@ -99,6 +99,8 @@ pub struct Mirror {
     url: String,
     dir: PathBuf,
     runner: Arc<GitRunner>,
+    /// Whether network commands may use credentials (see [`super::git::Remote`]).
+    authenticate: bool,
     /// Serialises clone and fetch; readers do not take it.
     update: tokio::sync::Mutex<()>,
     refs: RwLock<Option<Arc<Refs>>>,
@@ -153,14 +155,23 @@ pub fn mirror_dir_name(url: &str) -> String {
 
 impl Mirror {
     /// The mirror of `url` in `dir` (created on first [`Mirror::refresh`]).
-    pub fn new(url: String, dir: PathBuf, runner: Arc<GitRunner>) -> Mirror {
+    /// The mirror of `url` in `dir`; `authenticate` says whether credentials may be used.
+    pub fn new(url: String, dir: PathBuf, runner: Arc<GitRunner>, authenticate: bool) -> Mirror {
         Mirror {
             url,
             dir,
             runner,
+            authenticate,
             update: tokio::sync::Mutex::new(()),
             refs: RwLock::new(None),
             last_attempt: Mutex::new(None),
+        }
+    }
+
+    fn remote(&self) -> Remote<'_> {
+        Remote {
+            url: &self.url,
+            authenticate: self.authenticate,
         }
     }
 
@@ -295,7 +306,7 @@ impl Mirror {
             .run(
                 dir,
                 &["ls-remote", "-q", "--symref", "--end-of-options", &self.url],
-                Some(&self.url),
+                Some(self.remote()),
                 Out::Memory(MAX_LISTING),
             )
             .await?;
@@ -318,7 +329,7 @@ impl Mirror {
                         "+refs/heads/*:refs/heads/*",
                         "+refs/tags/*:refs/tags/*",
                     ],
-                    Some(&self.url),
+                    Some(self.remote()),
                     Out::Memory(1 << 20),
                 )
                 .await?;

@@ -104,7 +104,7 @@ async fn a_mirror_peels_tags_of_tags_like_the_remote_and_after_a_restart() {
     git(&work, &["tag", "-a", "-m", "outer", "v1.0.0", "inner"]);
     let url = format!("file://{}", work.display());
     let dir = tmp.path().join("mirror.git");
-    let mirror = Mirror::new(url.clone(), dir.clone(), runner());
+    let mirror = Mirror::new(url.clone(), dir.clone(), runner(), true);
     assert!(mirror.refresh(Duration::ZERO).await.unwrap());
     let head = mirror.refs().await.unwrap().head.clone().unwrap();
     assert_eq!(
@@ -112,7 +112,7 @@ async fn a_mirror_peels_tags_of_tags_like_the_remote_and_after_a_restart() {
         ["inner", "v1.0.0"]
     );
     // A new handle (a restart) reads the same refs from disk.
-    let again = Mirror::new(url, dir, runner());
+    let again = Mirror::new(url, dir, runner(), true);
     let refs = again.refs().await.unwrap();
     assert_eq!(refs.tags_at(&head), ["inner", "v1.0.0"]);
     assert_eq!(refs.head_target.as_deref(), Some("refs/heads/main"));
@@ -129,7 +129,7 @@ async fn a_mirror_peels_tags_of_tags_like_the_remote_and_after_a_restart() {
 async fn concurrent_refreshes_of_a_failing_remote_share_one_attempt() {
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("file://{}/does-not-exist", tmp.path().display());
-    let mirror = Arc::new(Mirror::new(url, tmp.path().join("m.git"), runner()));
+    let mirror = Arc::new(Mirror::new(url, tmp.path().join("m.git"), runner(), true));
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let m = Arc::clone(&mirror);

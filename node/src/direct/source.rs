@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::config::DirectConfig;
 use super::credentials::{redact_url, Credentials};
-use super::discover::{Discovery, RepoRoot};
-use super::git::{mirror_dir_name, GitRunner, Mirror};
+use super::discover::{has_path_prefix, Discovery, RepoRoot};
+use super::git::{mirror_dir_name, url_host, GitRunner, Mirror};
 use super::repo::{rfc3339, CodeRepo, RepoError, RevInfo};
 
 /// Mirrors kept open in memory at once; past this the map is cleared (mirrors stay on disk).
@@ -45,6 +45,8 @@ pub struct Direct {
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
     refresh_min: Duration,
     seq: AtomicU64,
+    /// `[[direct.hosts]]` prefixes: repositories the operator named, trusted with credentials.
+    mapped: Vec<String>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -111,7 +113,15 @@ impl Direct {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        let runner = Arc::new(GitRunner::new(&cfg.git, timeout, cfg.max_per_host, creds));
+        let anonymous_home = root.join("anonymous-home");
+        std::fs::create_dir_all(&anonymous_home).map_err(|source| DirectInitError::Dir {
+            dir: anonymous_home.clone(),
+            source,
+        })?;
+        let runner = Arc::new(
+            GitRunner::new(&cfg.git, timeout, cfg.max_per_host, creds)
+                .anonymous_home(anonymous_home),
+        );
         Ok(Arc::new(Direct {
             root,
             scratch,
@@ -120,6 +130,7 @@ impl Direct {
             mirrors: Mutex::new(HashMap::new()),
             refresh_min: Duration::from_secs(cfg.refresh_min_secs),
             seq: AtomicU64::new(0),
+            mapped: cfg.hosts.iter().map(|h| h.prefix.clone()).collect(),
         }))
     }
 
@@ -206,13 +217,34 @@ impl Direct {
                 RepoError::NotFound(e.to_string())
             }
         })?;
-        let mirror = self.mirror(&root.url);
+        let mirror = self.mirror(&root.url, self.trusted(module, &root.url));
         CodeRepo::new(module, &root.root, &root.subdir, mirror, self.refresh_min)
     }
 
-    fn mirror(&self, url: &str) -> Arc<Mirror> {
+    /// Whether credentials may be used for `url` when serving `module`: when the operator mapped
+    /// the path, or the repository is on the module path's own host. A `?go-get=1` page of some
+    /// other host naming a private repository must not get that repository served with cairn's
+    /// credentials under its path.
+    fn trusted(&self, module: &str, url: &str) -> bool {
+        if self.mapped.iter().any(|p| has_path_prefix(module, p)) {
+            return true;
+        }
+        let module_host = module.split('/').next().unwrap_or("");
+        let repo_host = url_host(url);
+        let repo_host = repo_host.split(':').next().unwrap_or("");
+        module_host.eq_ignore_ascii_case(repo_host)
+    }
+
+    fn mirror(&self, url: &str, authenticate: bool) -> Arc<Mirror> {
+        // Anonymous mirrors live apart: one must never answer from objects fetched with
+        // credentials.
+        let key = if authenticate {
+            url.to_owned()
+        } else {
+            format!("anonymous:{url}")
+        };
         let mut map = self.mirrors.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(m) = map.get(url) {
+        if let Some(m) = map.get(&key) {
             return Arc::clone(m);
         }
         if map.len() >= MAX_OPEN_MIRRORS {
@@ -220,9 +252,10 @@ impl Direct {
             // fetches into one repository.
             map.retain(|_, m| Arc::strong_count(m) > 1);
         }
-        let dir = self.root.join(mirror_dir_name(url));
-        let mirror = Arc::new(Mirror::new(url.to_owned(), dir, Arc::clone(&self.runner)));
-        map.insert(url.to_owned(), Arc::clone(&mirror));
+        let dir = self.root.join(mirror_dir_name(&key));
+        let runner = Arc::clone(&self.runner);
+        let mirror = Arc::new(Mirror::new(url.to_owned(), dir, runner, authenticate));
+        map.insert(key, Arc::clone(&mirror));
         mirror
     }
 }
@@ -234,5 +267,36 @@ pub struct ScratchFile(pub PathBuf);
 impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_trusted_only_to_mapped_paths_and_same_host_repositories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg: DirectConfig = toml::from_str(
+            "discovery = false\n[[hosts]]\nprefix = \"corp.example.com\"\nurl = \"ssh://git@git.internal:7999\"\n",
+        )
+        .unwrap();
+        let direct = Direct::new(&cfg, tmp.path()).unwrap();
+        assert!(direct.trusted(
+            "corp.example.com/team/x",
+            "ssh://git@git.internal:7999/team"
+        ));
+        assert!(direct.trusted("github.com/corp/x", "https://github.com/corp/x"));
+        assert!(direct.trusted("git.corp.example/r.git", "https://Git.Corp.Example:443/r"));
+        // A go-import page elsewhere naming a private repository: anonymous.
+        assert!(!direct.trusted("evil.example/x", "https://github.com/corp/private"));
+        assert!(!direct.trusted("corp.example.community/x", "https://github.com/corp/x"));
+        let trusted = direct.mirror("https://github.com/corp/private", true);
+        let anonymous = direct.mirror("https://github.com/corp/private", false);
+        assert!(!Arc::ptr_eq(&trusted, &anonymous));
+        assert!(Arc::ptr_eq(
+            &trusted,
+            &direct.mirror("https://github.com/corp/private", true)
+        ));
     }
 }
