@@ -197,19 +197,31 @@ impl GitRunner {
             .copied()
             .unwrap_or("git")
             .to_owned();
-        let limit;
-        let _permit = match (remote, &out) {
-            (Some(r), _) => {
-                limit = self.host_limit(r.url);
-                limit.acquire().await
-            }
-            (None, Out::File(..)) => self.archives.acquire().await,
-            (None, Out::Memory(_)) => self.local.acquire().await,
-        }
-        .map_err(|_| GitError::Io {
+        let host_limit = remote.map(|r| self.host_limit(r.url));
+        let semaphore = match (&host_limit, &out) {
+            (Some(limit), _) => limit.as_ref(),
+            (None, Out::File(..)) => &self.archives,
+            (None, Out::Memory(_)) => &self.local,
+        };
+        let _permit = semaphore.acquire().await.map_err(|_| GitError::Io {
             what: "git runner closed".to_owned(),
             source: std::io::Error::other("closed"),
         })?;
+        let cmd = self.command(git_dir, args, remote)?;
+        let start = Instant::now();
+        let result = self.run_child(cmd, &command, out).await;
+        metrics::git_command(&command, start.elapsed(), result.is_ok());
+        result
+    }
+
+    /// The child process: never prompting, in its own process group, with the remote's
+    /// credentials in its environment (or every credential source cut off for an anonymous one).
+    fn command(
+        &self,
+        git_dir: &Path,
+        args: &[&str],
+        remote: Option<Remote<'_>>,
+    ) -> Result<tokio::process::Command, GitError> {
         let mut cmd = tokio::process::Command::new(&self.git);
         cmd.args(args)
             .env("GIT_DIR", git_dir)
@@ -224,38 +236,36 @@ impl GitRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if let Some(Remote {
-            authenticate: false,
-            ..
-        }) = remote
-        {
-            cmd.env("HOME", &self.anonymous_home)
-                .env_remove("GIT_CONFIG_GLOBAL")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "credential.helper")
-                .env("GIT_CONFIG_VALUE_0", "")
-                .env("GIT_SSH_COMMAND", ANONYMOUS_SSH)
-                .env_remove("SSH_AUTH_SOCK");
-        } else if let Some(Remote { url, .. }) = remote {
-            let env: Vec<(String, OsString)> = self
-                .creds
-                .git_env(url)
-                .map_err(|e| GitError::Credentials(e.to_string()))?;
-            let sets_ssh = env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND");
-            for (k, v) in env {
-                cmd.env(k, v);
+        match remote {
+            None => {}
+            Some(Remote {
+                authenticate: false,
+                ..
+            }) => {
+                cmd.env("HOME", &self.anonymous_home)
+                    .env_remove("GIT_CONFIG_GLOBAL")
+                    .env("GIT_CONFIG_NOSYSTEM", "1")
+                    .env("GIT_CONFIG_COUNT", "1")
+                    .env("GIT_CONFIG_KEY_0", "credential.helper")
+                    .env("GIT_CONFIG_VALUE_0", "")
+                    .env("GIT_SSH_COMMAND", ANONYMOUS_SSH)
+                    .env_remove("SSH_AUTH_SOCK");
             }
-            let inherited_ssh = std::env::var_os("GIT_SSH_COMMAND").is_some()
-                || std::env::var_os("GIT_SSH").is_some();
-            if !sets_ssh && !inherited_ssh {
-                cmd.env("GIT_SSH_COMMAND", DEFAULT_SSH);
+            Some(Remote { url, .. }) => {
+                let env: Vec<(String, OsString)> = self
+                    .creds
+                    .git_env(url)
+                    .map_err(|e| GitError::Credentials(e.to_string()))?;
+                let sets_ssh = env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND");
+                cmd.envs(env);
+                let inherited_ssh = std::env::var_os("GIT_SSH_COMMAND").is_some()
+                    || std::env::var_os("GIT_SSH").is_some();
+                if !sets_ssh && !inherited_ssh {
+                    cmd.env("GIT_SSH_COMMAND", DEFAULT_SSH);
+                }
             }
         }
-        let start = Instant::now();
-        let result = self.run_child(cmd, &command, out).await;
-        metrics::git_command(&command, start.elapsed(), result.is_ok());
-        result
+        Ok(cmd)
     }
 
     async fn run_child(
