@@ -28,9 +28,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-use crate::serve::{accept_http1, Conns};
+use crate::serve::{accept_http1, Conns, Serving};
 
 /// The response body type of the fixture.
 type Body = BoxBody<Bytes, io::Error>;
@@ -95,7 +94,7 @@ struct State {
 pub struct Fixture {
     addr: SocketAddr,
     state: Arc<State>,
-    accept: Mutex<Option<JoinHandle<()>>>,
+    serving: Serving,
 }
 
 impl Fixture {
@@ -113,8 +112,8 @@ impl Fixture {
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Fixture {
             addr,
+            serving: Serving::new(accept, state.conns.clone()),
             state,
-            accept: Mutex::new(Some(accept)),
         })
     }
 
@@ -160,21 +159,14 @@ impl Fixture {
 
     /// Stops accepting and drops every open connection: from now on connections are refused.
     pub async fn kill(&self) {
-        let handle = self.accept.lock().unwrap().take();
-        if let Some(h) = handle {
-            h.abort();
-            let _ = h.await; // the listener is closed once the task is gone
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.kill().await;
     }
 
     /// Listens again on the same port after [`Fixture::kill`].
     pub async fn revive(&self) -> anyhow::Result<()> {
         let listener = TcpListener::bind(self.addr).await?;
         let h = tokio::spawn(accept_loop(listener, self.state.clone()));
-        *self.accept.lock().unwrap() = Some(h);
+        self.serving.start(h);
         Ok(())
     }
 
@@ -237,12 +229,7 @@ impl Drop for Fixture {
                 self.log_tail(40)
             );
         }
-        if let Some(h) = self.accept.lock().unwrap().take() {
-            h.abort();
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.stop();
     }
 }
 

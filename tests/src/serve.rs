@@ -40,3 +40,50 @@ where
         conns.push(conn.abort_handle());
     }
 }
+
+/// The accept task of a test server and its open connections: `kill` closes the listener and
+/// cuts every connection (new connections are refused), `start` listens again, and `stop` is the
+/// synchronous cut for `Drop`.
+pub struct Serving {
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    conns: Conns,
+}
+
+impl Serving {
+    /// Tracks `task` (the accept loop) and `conns` (the connections it records).
+    pub fn new(task: tokio::task::JoinHandle<()>, conns: Conns) -> Serving {
+        Serving {
+            accept: Mutex::new(Some(task)),
+            conns,
+        }
+    }
+
+    /// Replaces the accept loop after [`Serving::kill`].
+    pub fn start(&self, task: tokio::task::JoinHandle<()>) {
+        *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// Stops accepting (the listener is closed once the task is gone) and cuts every connection.
+    pub async fn kill(&self) {
+        let handle = self.accept.lock().unwrap().take();
+        if let Some(h) = handle {
+            h.abort();
+            let _ = h.await;
+        }
+        self.cut();
+    }
+
+    /// Like [`Serving::kill`] without waiting for the accept task: for `Drop`.
+    pub fn stop(&self) {
+        if let Some(h) = self.accept.lock().unwrap().take() {
+            h.abort();
+        }
+        self.cut();
+    }
+
+    fn cut(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}

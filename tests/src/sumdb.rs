@@ -36,12 +36,11 @@ use hyper::body::Incoming;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::corpus::Corpus;
 use crate::fixture::percent_decode;
 use crate::h1;
-use crate::serve::{accept_http1, Conns};
+use crate::serve::{accept_http1, Conns, Serving};
 
 /// The database name the tests configure (clients would reach it at `https://sum.cairn.test`).
 pub const DB_NAME: &str = "sum.cairn.test";
@@ -483,7 +482,7 @@ struct State {
 pub struct FakeSumdb {
     addr: SocketAddr,
     state: Arc<State>,
-    accept: Mutex<Option<JoinHandle<()>>>,
+    serving: Serving,
 }
 
 impl FakeSumdb {
@@ -500,8 +499,11 @@ impl FakeSumdb {
         });
         let db = FakeSumdb {
             addr,
-            state: state.clone(),
-            accept: Mutex::new(Some(tokio::spawn(accept_loop(listener, state)))),
+            serving: Serving::new(
+                tokio::spawn(accept_loop(listener, state.clone())),
+                state.conns.clone(),
+            ),
+            state,
         };
         db.publish(records);
         Ok(db)
@@ -611,14 +613,7 @@ impl FakeSumdb {
 
     /// Stops accepting and drops open connections: from now on connections are refused.
     pub async fn kill(&self) {
-        let handle = self.accept.lock().unwrap().take();
-        if let Some(h) = handle {
-            h.abort();
-            let _ = h.await;
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.kill().await;
     }
 }
 
@@ -633,12 +628,7 @@ impl Drop for FakeSumdb {
                 self.describe_requests()
             );
         }
-        if let Some(h) = self.accept.lock().unwrap().take() {
-            h.abort();
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.stop();
     }
 }
 

@@ -31,10 +31,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::fixture::percent_decode;
-use crate::serve::{accept_http1, Conns};
+use crate::serve::{accept_http1, Conns, Serving};
 
 /// The response body type.
 type Body = BoxBody<Bytes, io::Error>;
@@ -102,7 +101,7 @@ struct State {
 pub struct GitServer {
     addr: SocketAddr,
     state: Arc<State>,
-    accept: Mutex<Option<JoinHandle<()>>>,
+    serving: Serving,
 }
 
 impl GitServer {
@@ -120,8 +119,8 @@ impl GitServer {
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(GitServer {
             addr,
+            serving: Serving::new(accept, state.conns.clone()),
             state,
-            accept: Mutex::new(Some(accept)),
         })
     }
 
@@ -173,21 +172,14 @@ impl GitServer {
 
     /// Stops accepting and cuts every open connection: from now on connections are refused.
     pub async fn kill(&self) {
-        let handle = self.accept.lock().unwrap().take();
-        if let Some(h) = handle {
-            h.abort();
-            let _ = h.await; // the listener is closed once the task is gone
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.kill().await;
     }
 
     /// Listens again on the same port after [`GitServer::kill`].
     pub async fn revive(&self) -> anyhow::Result<()> {
         let listener = TcpListener::bind(self.addr).await?;
         let h = tokio::spawn(accept_loop(listener, self.state.clone()));
-        *self.accept.lock().unwrap() = Some(h);
+        self.serving.start(h);
         Ok(())
     }
 
@@ -268,12 +260,7 @@ impl Drop for GitServer {
                 self.log_tail(40)
             );
         }
-        if let Some(h) = self.accept.lock().unwrap().take() {
-            h.abort();
-        }
-        for c in self.state.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
+        self.serving.stop();
     }
 }
 
