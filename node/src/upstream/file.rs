@@ -10,15 +10,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncReadExt;
-
 use super::error::UpstreamError;
 use super::metrics::InflightGuard;
 use super::proxy::Transport;
-use super::sink::{Sink, WriteError};
-
-/// Read buffer size for copying files.
-const CHUNK_BYTES: usize = 64 * 1024;
+use super::sink::{CopyError, Sink, WriteError};
 
 /// One `file://` entry of the chain.
 pub(crate) struct FileSource {
@@ -87,23 +82,12 @@ impl FileSource {
         if meta.is_dir() {
             return Err(self.failed(format!("{rel} is a directory, not a file")));
         }
-        sink.begin(Some(meta.len()))
+        sink.copy_from(&mut file, meta.len())
             .await
-            .map_err(|e| self.write_error(&e))?;
-        let mut buf = vec![0u8; CHUNK_BYTES];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| self.read_error(&e, rel))?;
-            if n == 0 {
-                break;
-            }
-            sink.write(&buf[..n])
-                .await
-                .map_err(|e| self.write_error(&e))?;
-        }
-        sink.finish().await.map_err(|e| self.write_error(&e))
+            .map_err(|e| match e {
+                CopyError::Read(e) => self.read_error(&e, rel),
+                CopyError::Write(e) => self.write_error(&e),
+            })
     }
 
     fn open_error(&self, err: &io::Error, rel: &str) -> UpstreamError {

@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Preallocation cap for in-memory bodies: a lying `Content-Length` must not reserve gigabytes.
 const MAX_PREALLOC: u64 = 1 << 20;
@@ -25,6 +25,18 @@ enum Target<'p> {
         path: &'p Path,
         file: Option<tokio::fs::File>,
     },
+}
+
+/// Read buffer of [`Sink::copy_from`].
+const COPY_CHUNK_BYTES: usize = 64 * 1024;
+
+/// [`Sink::copy_from`] failed reading the source or writing the sink.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    /// The source file could not be read.
+    Read(io::Error),
+    /// The sink refused or failed the write.
+    Write(WriteError),
 }
 
 /// Writing a chunk failed.
@@ -130,6 +142,24 @@ impl<'p> Sink<'p> {
             f.flush().await.map_err(WriteError::Io)?;
         }
         Ok(())
+    }
+
+    /// A whole body from an open local file of `len` bytes: begin, copy in chunks, finish.
+    pub(crate) async fn copy_from(
+        &mut self,
+        file: &mut tokio::fs::File,
+        len: u64,
+    ) -> Result<(), CopyError> {
+        self.begin(Some(len)).await.map_err(CopyError::Write)?;
+        let mut buf = vec![0u8; COPY_CHUNK_BYTES];
+        loop {
+            let n = file.read(&mut buf).await.map_err(CopyError::Read)?;
+            if n == 0 {
+                break;
+            }
+            self.write(&buf[..n]).await.map_err(CopyError::Write)?;
+        }
+        self.finish().await.map_err(CopyError::Write)
     }
 
     /// Bytes written in the current attempt.

@@ -1,19 +1,15 @@
 //! The `direct` entry of a chain: asks the node's [`Direct`] source for a file and feeds the
 //! answer to the sink, mapping "no such module/version" to not-found and git trouble to a failure.
 
-use tokio::io::AsyncReadExt;
-
 use super::error::UpstreamError;
 use super::request::UpstreamFile;
-use super::sink::Sink;
+use super::sink::{CopyError, Sink};
 use crate::direct::metrics as direct_metrics;
 use crate::direct::repo::RepoError;
 use crate::direct::Direct;
 
 /// How entries answered by `direct` are named in errors and logs.
 const SOURCE: &str = "direct";
-/// Read buffer for copying a built zip into the sink.
-const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Fetches `file` of `module` from version control into `sink`.
 pub(crate) async fn get(
@@ -62,16 +58,10 @@ async fn copy_file(path: &std::path::Path, sink: &mut Sink<'_>) -> Result<(), Up
     let io = |e: std::io::Error| failed(format!("reading the built zip: {e}"));
     let mut file = tokio::fs::File::open(path).await.map_err(io)?;
     let len = file.metadata().await.map_err(io)?.len();
-    sink.begin(Some(len)).await.map_err(write)?;
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    loop {
-        let n = file.read(&mut buf).await.map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        sink.write(&buf[..n]).await.map_err(write)?;
-    }
-    sink.finish().await.map_err(write)
+    sink.copy_from(&mut file, len).await.map_err(|e| match e {
+        CopyError::Read(e) => io(e),
+        CopyError::Write(e) => write(e),
+    })
 }
 
 fn map(e: RepoError) -> UpstreamError {
