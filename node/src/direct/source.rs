@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::config::DirectConfig;
-use super::credentials::{redact_url, Credentials};
+use super::credentials::{parse_remote, redact_url, Credentials};
 use super::discover::{has_path_prefix, Discovery, RepoRoot};
-use super::git::{mirror_dir_name, url_host, GitRunner, Mirror};
+use super::git::{mirror_dir_name, GitRunner, Mirror};
 use super::repo::{rfc3339, CodeRepo, RepoError, RevInfo};
 
 /// Mirrors kept open in memory at once; past this the map is cleared (mirrors stay on disk).
@@ -230,9 +230,7 @@ impl Direct {
             return true;
         }
         let module_host = module.split('/').next().unwrap_or("");
-        let repo_host = url_host(url);
-        let repo_host = repo_host.split(':').next().unwrap_or("");
-        module_host.eq_ignore_ascii_case(repo_host)
+        parse_remote(url).is_some_and(|r| r.host.eq_ignore_ascii_case(module_host))
     }
 
     fn mirror(&self, url: &str, authenticate: bool) -> Arc<Mirror> {
