@@ -187,23 +187,18 @@ impl Direct {
     }
 
     fn info_json(&self, repo: &CodeRepo, rev: &RevInfo) -> Result<Vec<u8>, RepoError> {
-        let url = self.mirror_url(repo);
         let info = InfoJson {
             version: &rev.version,
             time: rfc3339(rev.time),
             origin: OriginJson {
                 vcs: "git",
-                url,
+                url: redact_url(repo.url()),
                 subdir: repo.code_dir(),
                 hash: &rev.hash,
                 reference: rev.tag_ref.as_deref(),
             },
         };
         serde_json::to_vec(&info).map_err(|e| RepoError::Failed(format!("encoding .info: {e}")))
-    }
-
-    fn mirror_url(&self, repo: &CodeRepo) -> String {
-        redact_url(repo.url())
     }
 
     /// The code repository of `module`: discovery, then the (possibly new) mirror.
