@@ -13,6 +13,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::direct::config::DirectConfig;
+use crate::egress::{Egress, EgressSettings};
 use crate::raft::RaftSettings;
 use crate::routing::RouteRule;
 use crate::upstream::UpstreamSettings;
@@ -63,6 +64,11 @@ pub struct Flags {
     /// Seconds to let in-flight responses finish after SIGTERM [default: 30].
     #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Try every configured upstream, checksum database and direct host once (with the node's
+    /// trust store and proxies), print what works and how to fix what does not, and exit:
+    /// status 0 if everything worked, 1 otherwise. Starts no server.
+    #[arg(long)]
+    pub check_upstream: bool,
 }
 
 /// The configuration file's shape; every key is optional.
@@ -107,6 +113,8 @@ pub struct RawConfig {
     pub routes: Vec<RouteRule>,
     /// Fetching modules straight from git (`direct` in an upstream list).
     pub direct: DirectConfig,
+    /// Trust store, extra CAs and proxies for every outbound connection.
+    pub egress: EgressSettings,
 }
 
 /// Freshness of mutable answers.
@@ -332,6 +340,9 @@ pub struct Config {
     pub routes: Vec<RouteRule>,
     /// See [`DirectConfig`].
     pub direct: DirectConfig,
+    /// Trust and proxies for every outbound client, built from `[egress]` and the environment
+    /// (also in `upstream_http.egress`).
+    pub egress: Egress,
 }
 
 /// One configuration problem.
@@ -408,7 +419,7 @@ impl Config {
     pub fn load(flags: &Flags, env: &dyn Env) -> Result<Config, ConfigErrors> {
         let raw = read_raw(flags.config.as_deref(), env).map_err(|e| ConfigErrors(vec![e]))?;
         let raw = apply_flags(raw, flags);
-        raw.validate()
+        raw.validate_with_env(env)
     }
 }
 
@@ -488,9 +499,23 @@ fn apply_flags(mut raw: RawConfig, f: &Flags) -> RawConfig {
 }
 
 impl RawConfig {
-    /// Checks every key and returns the typed configuration, or all problems at once.
+    /// Checks every key and returns the typed configuration, or all problems at once; proxies and
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR` are read from the process environment.
     pub fn validate(self) -> Result<Config, ConfigErrors> {
+        self.validate_with_env(&ProcessEnv)
+    }
+
+    /// [`Self::validate`] with the environment read from `env`.
+    pub fn validate_with_env(mut self, env: &dyn Env) -> Result<Config, ConfigErrors> {
         let mut errs = Vec::new();
+        let egress = match Egress::new(&self.egress, env) {
+            Ok(egress) => egress,
+            Err(problems) => {
+                errs.extend(problems.iter().map(|p| invalid("egress", &p.to_string())));
+                Egress::default()
+            }
+        };
+        self.upstream_http.egress = egress.clone();
         let listen = parse_addr(
             "listen",
             self.listen.as_deref().unwrap_or("0.0.0.0:8080"),
@@ -571,6 +596,7 @@ impl RawConfig {
             cluster: self.cluster,
             routes: self.routes,
             direct: self.direct,
+            egress,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod direct;
+pub mod egress;
 pub mod http;
 pub mod metrics;
 pub mod mirror;

@@ -26,6 +26,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if flags.check_upstream {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let outcomes = runtime.block_on(cairn_node::egress::check::run(
+            &config,
+            std::time::Duration::from_secs(15),
+        ));
+        print!(
+            "{}",
+            cairn_node::egress::check::render(&config.egress, &outcomes)
+        );
+        return match outcomes.iter().all(|o| o.ok) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        };
+    }
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -87,7 +87,16 @@ impl Node {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
-        let direct = Direct::new(&config.direct, dir)
+        let proxies = config.egress.proxies();
+        let proxy = |p: &Option<crate::egress::ProxyUrl>| p.as_ref().map(|p| p.redacted());
+        tracing::info!(
+            roots = %config.egress.describe_roots(),
+            https_proxy = ?proxy(&proxies.https),
+            http_proxy = ?proxy(&proxies.http),
+            no_proxy = ?proxies.no_proxy,
+            "outbound trust and proxies"
+        );
+        let direct = Direct::new(&config.direct, dir, &config.egress)
             .map_err(|e| NodeError::Upstream(format!("direct: {e}")))?;
         let router = Router::new(
             &config.routes,

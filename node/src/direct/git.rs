@@ -147,6 +147,8 @@ pub struct GitRunner {
     local: Semaphore,
     archives: Semaphore,
     anonymous_home: PathBuf,
+    /// `[egress]` for git: `GIT_SSL_CAINFO` and curl's proxy variables (`None` removes one).
+    egress_env: Vec<(String, Option<std::ffi::OsString>)>,
 }
 
 impl GitRunner {
@@ -162,7 +164,15 @@ impl GitRunner {
             local: Semaphore::new(LOCAL_CONCURRENCY),
             archives: Semaphore::new(ARCHIVE_CONCURRENCY),
             anonymous_home: PathBuf::from("/nonexistent"),
+            egress_env: Vec::new(),
         }
+    }
+
+    /// Gives every git child the environment that makes it trust and route like cairn's other
+    /// clients (see [`crate::egress::Egress::git_env`]).
+    pub fn egress_env(mut self, env: Vec<(String, Option<std::ffi::OsString>)>) -> Self {
+        self.egress_env = env;
+        self
     }
 
     fn host_limit(&self, url: &str) -> Arc<Semaphore> {
@@ -236,6 +246,12 @@ impl GitRunner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
+        for (name, value) in &self.egress_env {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         match remote {
             None => {}
             Some(Remote {
@@ -313,10 +329,14 @@ impl GitRunner {
         if !status.success() {
             kill_group(pgid);
             let text = String::from_utf8_lossy(&stderr);
+            let mut stderr = scrub(text.trim(), &self.creds);
+            if let Some(fix) = crate::egress::git_tls_hint(&stderr) {
+                stderr = format!("{stderr} (TLS certificate rejected: {fix})");
+            }
             return Err(GitError::Failed {
                 command: command.to_owned(),
                 code: status.code().unwrap_or(-1),
-                stderr: scrub(text.trim(), &self.creds),
+                stderr,
             });
         }
         stdout

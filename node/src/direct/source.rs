@@ -84,8 +84,13 @@ struct OriginJson<'a> {
 
 impl Direct {
     /// Sets up the direct source from `[direct]`: mirrors under `cfg.dir` (else
-    /// `<data_dir>/vcs`), credentials checked now, half-made clones from a crash removed.
-    pub fn new(cfg: &DirectConfig, data_dir: &Path) -> Result<Arc<Direct>, DirectInitError> {
+    /// `<data_dir>/vcs`), credentials checked now, half-made clones from a crash removed; git and
+    /// discovery trust and route as `egress` says.
+    pub fn new(
+        cfg: &DirectConfig,
+        data_dir: &Path,
+        egress: &crate::egress::Egress,
+    ) -> Result<Arc<Direct>, DirectInitError> {
         let mut problems = cfg.problems();
         let creds = Credentials::load(cfg).map_err(|p| problems.extend(p)).ok();
         let timeout = Duration::from_secs(cfg.command_timeout_secs.max(1));
@@ -97,6 +102,7 @@ impl Direct {
             cfg,
             Arc::clone(&creds),
             timeout.min(Duration::from_secs(30)),
+            egress,
         )
         .map_err(|e| DirectInitError::Invalid(vec![e.to_string()]))?;
         let root = cfg.dir.clone().unwrap_or_else(|| data_dir.join("vcs"));
@@ -118,9 +124,13 @@ impl Direct {
             dir: anonymous_home.clone(),
             source,
         })?;
+        let bundle = egress
+            .write_git_bundle(&root.join("ca-bundle.pem"))
+            .map_err(|e| DirectInitError::Invalid(vec![e.to_string()]))?;
         let runner = Arc::new(
             GitRunner::new(&cfg.git, timeout, cfg.max_per_host, creds)
-                .anonymous_home(anonymous_home),
+                .anonymous_home(anonymous_home)
+                .egress_env(egress.git_env(bundle.as_deref())),
         );
         Ok(Arc::new(Direct {
             root,
@@ -274,7 +284,7 @@ mod tests {
             "discovery = false\n[[hosts]]\nprefix = \"corp.example.com\"\nurl = \"ssh://git@git.internal:7999\"\n",
         )
         .unwrap();
-        let direct = Direct::new(&cfg, tmp.path()).unwrap();
+        let direct = Direct::new(&cfg, tmp.path(), &crate::egress::Egress::default()).unwrap();
         assert!(direct.trusted(
             "corp.example.com/team/x",
             "ssh://git@git.internal:7999/team"

@@ -30,6 +30,9 @@ pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     state: Mutex<State>,
+    /// The reason of the last failure, shown while the breaker is open so the real cause (a
+    /// refused connection, an untrusted certificate) is not hidden behind "breaker open".
+    last_error: Mutex<Option<String>>,
 }
 
 /// Permission to make one attempt; report its outcome with [`Ticket::success`] or
@@ -50,6 +53,7 @@ impl Breaker {
             threshold,
             cooldown,
             state: Mutex::new(State::Closed { failures: 0 }),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -57,6 +61,14 @@ impl Breaker {
         // The state is a plain value that every critical section leaves consistent, so a panic in
         // another holder cannot have corrupted it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reason of the most recent failed attempt, if any.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Asks to make an attempt at `now`; `None` means fail fast.
@@ -139,9 +151,15 @@ impl Ticket<'_> {
         self.breaker.on_success();
     }
 
-    /// The attempt failed in a way that counts against the upstream's health.
-    pub(crate) fn failure(mut self, now: Instant) {
+    /// The attempt failed in a way that counts against the upstream's health; `reason` is kept
+    /// for the message of later fail-fast rejections.
+    pub(crate) fn failure(mut self, now: Instant, reason: &str) {
         self.reported = true;
+        *self
+            .breaker
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
         self.breaker.on_failure(self.probe, now);
     }
 }
@@ -163,7 +181,7 @@ mod tests {
     }
 
     fn fail(b: &Breaker, now: Instant) {
-        b.admit(now).unwrap().failure(now);
+        b.admit(now).unwrap().failure(now, "refused");
     }
 
     #[test]
@@ -200,7 +218,7 @@ mod tests {
         let now = Instant::now();
         (0..3).for_each(|_| fail(&b, now));
         let later = now + Duration::from_secs(31);
-        b.admit(later).unwrap().failure(later);
+        b.admit(later).unwrap().failure(later, "refused");
         assert!(b.admit(later + Duration::from_secs(29)).is_none());
         assert!(b.admit(later + Duration::from_secs(30)).is_some());
     }

@@ -21,7 +21,7 @@ use crate::direct::Direct;
 /// Where an entry fetches from.
 pub(crate) enum Source {
     /// An `http(s)://` GOPROXY server.
-    Http(HttpSource),
+    Http(Box<HttpSource>),
     /// A `file://` tree laid out like a GOPROXY.
     File(FileSource),
     /// `direct`: version control, when the node has a direct source (config checks build
@@ -106,7 +106,7 @@ impl Chain {
 
 fn bind(parsed: Parsed, settings: &UpstreamSettings, direct: Option<&Arc<Direct>>) -> Source {
     match parsed {
-        Parsed::Http(url) => Source::Http(HttpSource::new(url, settings)),
+        Parsed::Http(url) => Source::Http(Box::new(HttpSource::new(url, settings))),
         Parsed::File(dir, display) => Source::File(FileSource::new(dir, display)),
         Parsed::Direct => Source::Direct(direct.cloned()),
         Parsed::Off => Source::Off,

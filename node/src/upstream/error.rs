@@ -29,6 +29,8 @@ pub enum UpstreamError {
     BreakerOpen {
         /// Base URL (password redacted) of the entry whose breaker is open.
         source: String,
+        /// Why the attempts that opened it failed.
+        last_error: Option<String>,
     },
     /// The chain reached `off`: upstream lookups are disabled for this request.
     Off,
@@ -77,10 +79,16 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Failed { source, reason } => {
                 write!(f, "upstream {source} failed: {reason}")
             }
-            UpstreamError::BreakerOpen { source } => write!(
-                f,
-                "upstream {source} is failing and was not contacted (circuit breaker open); retry later"
-            ),
+            UpstreamError::BreakerOpen { source, last_error } => {
+                write!(
+                    f,
+                    "upstream {source} is failing and was not contacted (circuit breaker open); retry later"
+                )?;
+                match last_error {
+                    Some(e) => write!(f, "; last error: {e}"),
+                    None => Ok(()),
+                }
+            }
             UpstreamError::Off => f.write_str("module lookup disabled by the upstream list (off)"),
             UpstreamError::DirectUnsupported => f.write_str(
                 "direct fetching from version control is not supported yet; put a proxy before `direct` in the upstream list",

@@ -46,7 +46,7 @@ use request::Kind;
 use sink::Sink;
 
 pub use error::{ConfigProblem, UpstreamConfigError, UpstreamError};
-pub(crate) use proxy::redirect_policy;
+pub(crate) use proxy::{redacted, redirect_policy};
 pub use request::UpstreamFile;
 pub use settings::{UpstreamSettings, MAX_RETRIES};
 
@@ -272,7 +272,7 @@ impl Upstream {
             .entries()
             .iter()
             .find_map(|entry| match &entry.source {
-                Source::Http(src) if src.contains(url) => Some(src),
+                Source::Http(src) if src.contains(url) => Some(&**src),
                 _ => None,
             })
     }

@@ -236,16 +236,16 @@ pub(crate) struct Transport {
 impl Transport {
     /// Builds the client from validated settings.
     pub(crate) fn new(settings: &UpstreamSettings) -> Result<Transport, UpstreamConfigError> {
-        let mut builder = reqwest::Client::builder()
+        let client = settings
+            .egress
+            .client_builder(settings.system_proxy)
             .connect_timeout(settings.connect_timeout())
             .user_agent(settings.user_agent.clone())
-            .redirect(redirect_policy());
-        if !settings.system_proxy {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| UpstreamConfigError::Client {
-            reason: error_chain(e),
-        })?;
+            .redirect(redirect_policy())
+            .build()
+            .map_err(|e| UpstreamConfigError::Client {
+                reason: error_chain(e),
+            })?;
         Ok(Transport {
             client,
             permits: Semaphore::new(settings.max_concurrent),
@@ -289,7 +289,7 @@ impl Transport {
                 Err(failure) => failure,
             };
             if failure.class == Class::Transient {
-                ticket.failure(Instant::now());
+                ticket.failure(Instant::now(), &failure.reason);
             } else {
                 ticket.success();
             }
@@ -335,7 +335,14 @@ impl Transport {
                 } else {
                     Class::Transient
                 };
-                Err(Failure::new(class, error_chain(e)))
+                let chain = error_chain(e);
+                let host = req.url.host_str().unwrap_or("the upstream");
+                match crate::egress::tls_hint(host, &chain) {
+                    // Retrying cannot fix a certificate the client does not trust, and the
+                    // breaker must not hide the cause: every request reports it.
+                    Some(hint) => Err(Failure::new(Class::Permanent, hint)),
+                    None => Err(Failure::new(class, chain)),
+                }
             }
             Err(_) => Err(Failure::new(
                 Class::Transient,
@@ -396,6 +403,7 @@ fn breaker_rejected(req: &Request<'_>, last: Option<Failure>) -> UpstreamError {
         Some(failure) => failure.into_error(req.source),
         None => UpstreamError::BreakerOpen {
             source: req.source.to_owned(),
+            last_error: req.breaker.last_error(),
         },
     }
 }

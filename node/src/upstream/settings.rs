@@ -33,8 +33,12 @@ pub struct UpstreamSettings {
     pub breaker_cooldown_secs: u64,
     /// `User-Agent` header sent upstream.
     pub user_agent: String,
-    /// Honour `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment, like the go command.
+    /// Use the proxies that `[egress]` took from the environment (`HTTPS_PROXY`, …) for upstream
+    /// requests; proxies set in `[egress]` itself always apply.
     pub system_proxy: bool,
+    /// Trust and proxies, from `[egress]` (not a key of this section).
+    #[serde(skip)]
+    pub egress: crate::egress::Egress,
 }
 
 impl Default for UpstreamSettings {
@@ -51,6 +55,7 @@ impl Default for UpstreamSettings {
             breaker_cooldown_secs: 30,
             user_agent: concat!("cairn/", env!("CARGO_PKG_VERSION")).to_owned(),
             system_proxy: true,
+            egress: crate::egress::Egress::default(),
         }
     }
 }

@@ -259,7 +259,7 @@ async fn breaker_opens_fails_fast_and_probes_after_cooldown() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, UpstreamError::BreakerOpen { source } if *source == server.url()),
+        matches!(&err, UpstreamError::BreakerOpen { source, .. } if *source == server.url()),
         "{err}"
     );
     assert_eq!(

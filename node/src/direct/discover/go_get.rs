@@ -270,16 +270,17 @@ pub(super) fn build_client(
     // paths, where it would carry an Authorization header in clear text over the same host
     // (reqwest drops it only across hosts); the plain-http retry in `fetch` covers those servers.
     let policy = crate::upstream::redirect_policy();
-    let mut builder = reqwest::Client::builder()
+    let builder = if insecure {
+        opts.egress.insecure_client_builder(opts.system_proxy)
+    } else {
+        opts.egress.client_builder(opts.system_proxy)
+    };
+    let mut builder = builder
         .timeout(opts.timeout)
         .user_agent(opts.user_agent.clone())
-        .redirect(policy)
-        .danger_accept_invalid_certs(insecure);
+        .redirect(policy);
     for (host, addr) in &opts.resolve {
         builder = builder.resolve(host, *addr);
-    }
-    if !opts.system_proxy {
-        builder = builder.no_proxy();
     }
     builder.build().map_err(|e| DiscoverError::Client {
         reason: error_chain(&e),

@@ -24,8 +24,10 @@ pub struct DiscoveryOptions {
     pub resolve: Vec<(String, SocketAddr)>,
     /// `User-Agent` header.
     pub user_agent: String,
-    /// Honour `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`.
+    /// Use the proxies `[egress]` took from the environment.
     pub system_proxy: bool,
+    /// Trust and proxies.
+    pub egress: crate::egress::Egress,
     /// How long a found repository is remembered.
     pub success_ttl: Duration,
     /// How long "no such repository" (and bad metadata) is remembered.
@@ -44,6 +46,7 @@ impl DiscoveryOptions {
             resolve: cfg.resolve_entries(),
             user_agent: concat!("cairn/", env!("CARGO_PKG_VERSION")).to_owned(),
             system_proxy: true,
+            egress: crate::egress::Egress::default(),
             success_ttl: Duration::from_secs(600),
             failure_ttl: Duration::from_secs(30),
             retry_ttl: Duration::from_secs(5),
@@ -82,8 +85,13 @@ impl Discovery {
         cfg: &DirectConfig,
         creds: Arc<Credentials>,
         timeout: Duration,
+        egress: &crate::egress::Egress,
     ) -> Result<Discovery, DiscoverError> {
-        Discovery::with_options(cfg, creds, DiscoveryOptions::new(cfg, timeout))
+        let opts = DiscoveryOptions {
+            egress: egress.clone(),
+            ..DiscoveryOptions::new(cfg, timeout)
+        };
+        Discovery::with_options(cfg, creds, opts)
     }
 
     /// [`Self::new`] with every option explicit.
