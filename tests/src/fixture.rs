@@ -29,7 +29,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::net::TcpListener;
 
-use crate::serve::{accept_http1, Conns, Serving};
+use crate::serve::{accept, Conns, Serving};
 
 /// The response body type of the fixture.
 type Body = BoxBody<Bytes, io::Error>;
@@ -88,6 +88,8 @@ struct State {
     log: Mutex<Vec<LoggedRequest>>,
     sent: Mutex<HashMap<String, u64>>,
     conns: Conns,
+    /// Serve HTTPS with this acceptor (see [`crate::tls::TestCa`]).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A running fake upstream. Dropping it stops it.
@@ -100,6 +102,15 @@ pub struct Fixture {
 impl Fixture {
     /// Starts serving `root` (a GOPROXY tree; `None` = 404 for everything) on `127.0.0.1:0`.
     pub async fn start(root: Option<&Path>) -> anyhow::Result<Fixture> {
+        Fixture::start_with_tls(root, None).await
+    }
+
+    /// Like [`Fixture::start`], serving HTTPS with a certificate of `ca` when it is set.
+    pub async fn start_with_tls(
+        root: Option<&Path>,
+        ca: Option<&crate::tls::TestCa>,
+    ) -> anyhow::Result<Fixture> {
+        let tls = ca.map(crate::tls::TestCa::acceptor);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -108,6 +119,7 @@ impl Fixture {
             log: Mutex::new(Vec::new()),
             sent: Mutex::new(HashMap::new()),
             conns: Conns::default(),
+            tls,
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Fixture {
@@ -117,9 +129,14 @@ impl Fixture {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when started with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The bound address.
@@ -237,7 +254,8 @@ impl Drop for Fixture {
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let conns = state.conns.clone();
-    accept_http1(listener, conns, move |req| handle(state.clone(), req)).await;
+    let tls = state.tls.clone();
+    accept(listener, conns, tls, move |req| handle(state.clone(), req)).await;
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

@@ -19,6 +19,8 @@
 //!   credentials and answers `?go-get=1` on demand.
 //! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
 //! - [`metrics`]: a small Prometheus text parser.
+//! - [`tls`]: a private CA that exists only in a file, for HTTPS test servers.
+//! - [`tunnel`]: an HTTP CONNECT proxy that records where it was asked to go.
 //! - [`wait`]: `wait_until` with deadlines scaled by `CAIRN_TEST_PATIENCE_MS`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -38,4 +40,6 @@ pub mod raw;
 pub mod serve;
 pub mod stampede;
 pub mod sumdb;
+pub mod tls;
+pub mod tunnel;
 pub mod wait;

@@ -63,6 +63,9 @@ pub struct NodeOptions {
     pub cluster_listen: String,
     /// More arguments, appended last.
     pub extra_args: Vec<String>,
+    /// Environment variables set (`Some`) or removed (`None`) last, after the defaults that keep
+    /// the machine's proxies out (`NO_PROXY=*`).
+    pub env: Vec<(String, Option<String>)>,
 }
 
 impl NodeOptions {
@@ -75,7 +78,14 @@ impl NodeOptions {
             listen: "127.0.0.1:0".to_string(),
             cluster_listen: "127.0.0.1:0".to_string(),
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable of the node.
+    pub fn env(mut self, name: &str, value: Option<&str>) -> Self {
+        self.env.push((name.to_owned(), value.map(str::to_owned)));
+        self
     }
 
     /// Adds a config file with this TOML text.
@@ -267,6 +277,12 @@ impl CairnNode {
             cmd.env_remove(k);
         }
         cmd.env("NO_PROXY", "*");
+        for (k, v) in &self.opts.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?);

@@ -1,5 +1,6 @@
-//! The accept loop shared by the test servers (fixture upstream, fake checksum database):
-//! HTTP/1.1 connections served by a handler, each tracked so `kill`/`Drop` can cut it.
+//! The accept loop shared by the test servers (fixture upstream, fake checksum database, git):
+//! HTTP/1.1 connections, optionally inside TLS, served by a handler, each tracked so
+//! `kill`/`Drop` can cut it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,6 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// Open connections of a test server, aborted when the server is killed or dropped.
 pub type Conns = Arc<Mutex<Vec<AbortHandle>>>;
@@ -25,15 +27,43 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    accept(listener, conns, None, handle).await
+}
+
+/// [`accept_http1`], over TLS when `tls` is set (HTTP/1.1 inside; failed handshakes are dropped).
+pub async fn accept<F, Fut, B>(
+    listener: TcpListener,
+    conns: Conns,
+    tls: Option<TlsAcceptor>,
+    handle: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let handle = handle.clone();
+        let tls = tls.clone();
         let conn = tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(handle))
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            let _ = match tls {
+                None => {
+                    http.serve_connection(TokioIo::new(stream), service_fn(handle))
+                        .await
+                }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => {
+                        http.serve_connection(TokioIo::new(stream), service_fn(handle))
+                            .await
+                    }
+                    Err(_) => return,
+                },
+            };
         });
         let mut conns = conns.lock().unwrap();
         conns.retain(|c| !c.is_finished());

@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::fixture::percent_decode;
-use crate::serve::{accept_http1, Conns, Serving};
+use crate::serve::{accept, Conns, Serving};
 
 /// The response body type.
 type Body = BoxBody<Bytes, io::Error>;
@@ -95,6 +95,8 @@ struct State {
     /// Non-empty stderr of `git http-backend` runs (for failure messages).
     stderr: Mutex<Vec<String>>,
     conns: Conns,
+    /// Serve HTTPS with this acceptor (see [`crate::tls::TestCa`]).
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A running git server. Dropping it stops it (open connections are cut and the backends killed).
@@ -107,6 +109,15 @@ pub struct GitServer {
 impl GitServer {
     /// Serves the bare repositories under `root` on `127.0.0.1:0`.
     pub async fn start(root: &Path) -> anyhow::Result<GitServer> {
+        GitServer::start_with_tls(root, None).await
+    }
+
+    /// Like [`GitServer::start`], serving HTTPS with a certificate of `ca` when it is set.
+    pub async fn start_with_tls(
+        root: &Path,
+        ca: Option<&crate::tls::TestCa>,
+    ) -> anyhow::Result<GitServer> {
+        let tls = ca.map(crate::tls::TestCa::acceptor);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -115,6 +126,7 @@ impl GitServer {
             log: Mutex::new(Vec::new()),
             stderr: Mutex::new(Vec::new()),
             conns: Conns::default(),
+            tls,
         });
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(GitServer {
@@ -124,9 +136,14 @@ impl GitServer {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when started with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// `http://127.0.0.1:<port>/<repo>` for a repository path relative to the root.
@@ -270,7 +287,8 @@ mod cgi;
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     let conns = state.conns.clone();
-    accept_http1(listener, conns, move |req| handle(state.clone(), req)).await;
+    let tls = state.tls.clone();
+    accept(listener, conns, tls, move |req| handle(state.clone(), req)).await;
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {

@@ -21,6 +21,7 @@ mod cluster;
 mod crash;
 mod direct;
 mod direct_cairn;
+mod egress;
 mod fallthrough;
 mod garbage;
 mod hostile;

@@ -113,7 +113,13 @@ fn discovery(server: &PageServer) -> Discovery {
 fn offline(extra: &str) -> Discovery {
     let cfg: DirectConfig = toml::from_str(extra).unwrap();
     assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
-    Discovery::new(&cfg, Arc::new(Credentials::none()), Duration::from_secs(1), &crate::egress::Egress::default()).unwrap()
+    Discovery::new(
+        &cfg,
+        Arc::new(Credentials::none()),
+        Duration::from_secs(1),
+        &crate::egress::Egress::default(),
+    )
+    .unwrap()
 }
 
 fn root(root: &str, url: &str, subdir: &str) -> RepoRoot {
