@@ -225,7 +225,9 @@ impl Default for SumdbSettings {
         Self {
             databases: vec![SumdbDatabase {
                 name: "sum.golang.org".into(),
-                url: "https://sum.golang.org".into(),
+                url: None,
+                key: None,
+                verify: None,
             }],
             latest_ttl_secs: 60,
         }
@@ -238,8 +240,58 @@ impl Default for SumdbSettings {
 pub struct SumdbDatabase {
     /// The name clients use (`sum.golang.org`).
     pub name: String,
-    /// Where to reach it (`https://sum.golang.org`).
-    pub url: String,
+    /// Where to reach it (`https://sum.golang.org`). Unset: like the go command, through the
+    /// first upstream proxy that answers `<proxy>/sumdb/<name>/supported` with 200, else at
+    /// `https://<name>`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Its verifier key (`<name>+<hash>+<base64 key>`, the `GOSUMDB` form). Built in for
+    /// `sum.golang.org`; required for any other database whose `verify` is not `off`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// How module versions are checked against it before they are stored: `require`,
+    /// `best-effort` or `off` (default: `require` when the key is known, else `off`).
+    #[serde(default)]
+    pub verify: Option<VerifyMode>,
+}
+
+/// The verifier key of `sum.golang.org`, as built into the go command.
+pub const SUM_GOLANG_ORG_KEY: &str =
+    "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+
+impl SumdbDatabase {
+    /// The verifier key: the configured one, else the built-in one for `sum.golang.org`.
+    pub fn verifier_key(&self) -> Option<&str> {
+        match (&self.key, self.name.as_str()) {
+            (Some(k), _) => Some(k),
+            (None, "sum.golang.org") => Some(SUM_GOLANG_ORG_KEY),
+            (None, _) => None,
+        }
+    }
+
+    /// The effective verification mode (see [`Self::verify`]).
+    pub fn mode(&self) -> VerifyMode {
+        match (self.verify, self.verifier_key()) {
+            (Some(m), _) => m,
+            (None, Some(_)) => VerifyMode::Require,
+            (None, None) => VerifyMode::Off,
+        }
+    }
+}
+
+/// How a checksum database is used to verify module versions before they are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyMode {
+    /// Nothing is stored unless the database vouches for it; an unreachable database fails the
+    /// request (fail closed).
+    Require,
+    /// As `require`, but when the database cannot be reached (or has not logged the version
+    /// yet) the version is stored unverified, checked again in the background and
+    /// quarantined if the database then disagrees.
+    BestEffort,
+    /// No verification against this database.
+    Off,
 }
 
 /// Blob replication, repair and request routing between nodes.
@@ -652,11 +704,29 @@ impl RawConfig {
                     &format!("bad database name {:?}", db.name),
                 ));
             }
-            if !(db.url.starts_with("https://") || db.url.starts_with("http://")) {
+            if let Some(url) = db
+                .url
+                .as_ref()
+                .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
                 errs.push(invalid(
                     "sumdb.databases",
-                    &format!("url {:?} must start with https:// or http://", db.url),
+                    &format!("url {url:?} must start with https:// or http://"),
                 ));
+            }
+            match (db.mode(), db.verifier_key()) {
+                (VerifyMode::Off, _) => {}
+                (_, None) => errs.push(invalid(
+                    "sumdb.databases",
+                    &format!("database {:?} has verify = require/best-effort but no key; set key = \"<name>+<hash>+<key>\" (the GOSUMDB form) or verify = \"off\"", db.name),
+                )),
+                (_, Some(key)) => {
+                    if let Err(e) = crate::sumdb::note::Verifier::parse(key) {
+                        errs.push(invalid("sumdb.databases", &format!("key of {:?}: {e}", db.name)));
+                    } else if !key.starts_with(&format!("{}+", db.name)) {
+                        errs.push(invalid("sumdb.databases", &format!("key of {:?} names another database", db.name)));
+                    }
+                }
             }
             if !seen.insert(db.name.clone()) {
                 errs.push(invalid(

@@ -26,6 +26,7 @@ pub fn describe() {
     crate::http::metrics::describe();
     crate::mirror::metrics::describe();
     crate::upstream::metrics::describe();
+    crate::sumdb::metrics::describe();
     crate::direct::metrics::describe();
     crate::raft::metrics::describe();
     crate::raft::describe_forwarding();

@@ -26,7 +26,7 @@ use crate::mirror::Mirror;
 use crate::raft::{Consensus, NodeAddr};
 use crate::routing::Router;
 use crate::store::blob::BlobStore;
-use crate::sumdb::SumdbProxy;
+use crate::sumdb::{Checker, SumdbProxy};
 
 /// Startup and run failures.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,8 @@ impl Node {
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
         );
+        let checker = Arc::new(Checker::new(sumdb.clone(), consensus.clone()));
+        let sumdb = sumdb.with_checker(checker.clone());
         let workers = CancellationToken::new();
         let transfer = BlobTransfer::new(blobs.clone(), &config.cluster);
         let peers = Peers::spawn(
@@ -170,6 +172,7 @@ impl Node {
             config.cache.clone(),
             config.limits.clone(),
             Some(Arc::new(link)),
+            Some(checker),
         );
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {

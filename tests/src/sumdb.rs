@@ -615,6 +615,14 @@ impl FakeSumdb {
     pub async fn kill(&self) {
         self.serving.kill().await;
     }
+
+    /// Listens again on the same port after [`FakeSumdb::kill`], with the same log.
+    pub async fn revive(&self) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(self.addr).await?;
+        self.serving
+            .start(tokio::spawn(accept_loop(listener, self.state.clone())));
+        Ok(())
+    }
 }
 
 impl Drop for FakeSumdb {

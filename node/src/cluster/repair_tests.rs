@@ -59,6 +59,7 @@ fn version(v: &str, sha256: &str, size: u64) -> MetaCmd {
         source: "file:///x".to_string(),
         cached_at_ms: 1,
         sumdb_verified: false,
+        sumdb_zip_h1: None,
     })
 }
 

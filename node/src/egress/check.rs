@@ -63,10 +63,21 @@ pub fn targets(config: &Config) -> Vec<Target> {
         let name = rule.name.clone().unwrap_or_else(|| i.to_string());
         add_list(format!("routes[{name}]"), &rule.upstream);
     }
+    let first_proxy = config
+        .upstream
+        .split([',', '|'])
+        .map(str::trim)
+        .find(|e| e.starts_with("https://") || e.starts_with("http://"));
     for db in &config.sumdb.databases {
+        // Like the node: an unset url means through the first upstream proxy, else directly.
+        let base = match (&db.url, first_proxy) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(proxy)) => format!("{}/sumdb/{}", proxy.trim_end_matches('/'), db.name),
+            (None, None) => format!("https://{}", db.name),
+        };
         out.push(Target {
             what: format!("sumdb {}", db.name),
-            url: format!("{}/latest", db.url.trim_end_matches('/')),
+            url: format!("{base}/latest"),
         });
     }
     for host in &config.direct.hosts {
@@ -332,7 +343,10 @@ url = "https://git.corp/"
             ("upstream", "https://proxy.golang.org"),
             ("upstream", "file:///srv/mods"),
             ("routes[corp]", "https://athens.corp:3000"),
-            ("sumdb sum.golang.org", "https://sum.golang.org/latest"),
+            (
+                "sumdb sum.golang.org",
+                "https://proxy.golang.org/sumdb/sum.golang.org/latest",
+            ),
             ("direct git.corp", "https://git.corp/"),
         ];
         let want: Vec<(String, String)> = want

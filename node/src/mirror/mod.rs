@@ -13,6 +13,7 @@ pub mod flight;
 pub mod lists;
 pub mod metrics;
 pub mod negative;
+mod verify;
 pub mod version;
 pub mod zip;
 
@@ -97,6 +98,8 @@ struct Inner {
     lists: Flights<String, MirrorResult<Arc<ListRecord>>>,
     latest: Flights<String, MirrorResult<bytes::Bytes>>,
     cluster: Option<Arc<dyn cluster::ClusterOps>>,
+    /// Verifies versions against the checksum database before they are stored.
+    checker: Option<Arc<crate::sumdb::Checker>>,
 }
 
 impl Mirror {
@@ -109,6 +112,7 @@ impl Mirror {
         cache: CacheSettings,
         limits: Limits,
         cluster: Option<Arc<dyn cluster::ClusterOps>>,
+        checker: Option<Arc<crate::sumdb::Checker>>,
     ) -> Mirror {
         let negative = NegativeCache::new(
             Duration::from_secs(cache.negative_ttl_secs),
@@ -129,6 +133,7 @@ impl Mirror {
                 lists: Flights::new("list"),
                 latest: Flights::new("latest"),
                 cluster,
+                checker,
             }),
         }
     }

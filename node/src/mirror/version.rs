@@ -151,7 +151,7 @@ impl Mirror {
         let info = info.map_err(MirrorError::from_upstream)?;
         let gomod = gomod.map_err(MirrorError::from_upstream)?;
         check_info(&info.body, Some(version), module).map_err(|r| reject("info", "bad_info", r))?;
-        let rec = VersionRecord {
+        let mut rec = VersionRecord {
             module: module.to_string(),
             version: version.to_string(),
             mod_h1: crate::modzip::hash_gomod(&gomod.body),
@@ -161,7 +161,9 @@ impl Mirror {
             source: info.source,
             cached_at_ms: now_ms(),
             sumdb_verified: false,
+            sumdb_zip_h1: None,
         };
+        self.verify_mod(&mut rec).await?;
         self.commit_version(rec, "info").await
     }
 

@@ -135,7 +135,8 @@ impl Mirror {
         if expected.is_some() && self.ensure_blob(&rec).await {
             return Ok(rec);
         }
-        let (blob, h1) = self.fetch_zip(module, version).await?;
+        let want_h1 = self.expected_zip_h1(&rec).await?;
+        let (blob, h1) = self.fetch_zip(&rec, want_h1.as_deref()).await?;
         if let Some(z) = &expected {
             if z.sha256 != blob.sha256 {
                 ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => "zip")
@@ -183,12 +184,14 @@ impl Mirror {
         }
     }
 
-    /// Streams the upstream zip to a temp file, validates it and stores it as a blob.
+    /// Streams the upstream zip to a temp file, validates it, checks its `h1:` against the
+    /// checksum database's (`want_h1`) and only then stores it as a blob.
     async fn fetch_zip(
         &self,
-        module: &str,
-        version: &str,
+        rec: &VersionRecord,
+        want_h1: Option<&str>,
     ) -> MirrorResult<(crate::store::blob::BlobInfo, String)> {
+        let (module, version) = (rec.module.as_str(), rec.version.as_str());
         let inner = &self.inner;
         let tmp = TempFile(inner.blobs.temp_path());
         let limit = inner.limits.max_zip_bytes;
@@ -210,6 +213,20 @@ impl Mirror {
         .await
         .map_err(|e| MirrorError::Storage(e.to_string()))?
         .map_err(|reason| reject("zip", "bad_zip", format!("{module}@{version}: {reason}")))?;
+        if let Some(want) = want_h1.filter(|w| *w != summary.h1) {
+            let db = crate::sumdb::DbHashes {
+                db: self
+                    .inner
+                    .checker
+                    .as_ref()
+                    .and_then(|c| c.database())
+                    .unwrap_or("the checksum database")
+                    .to_owned(),
+                zip_h1: want.to_owned(),
+                mod_h1: rec.mod_h1.clone(),
+            };
+            return Err(super::verify::mismatch(rec, "zip", &summary.h1, &db));
+        }
         let blob = inner
             .blobs
             .commit(tmp.0.clone(), None)

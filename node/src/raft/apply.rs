@@ -18,7 +18,9 @@ use sled::Transactional;
 use super::db::{decode_u64, sm_key, version_key, SmTrees};
 use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
-use crate::store::meta::{LatestRecord, ListRecord, MetaCmd, MetaResp, VersionRecord};
+use crate::store::meta::{
+    LatestRecord, ListRecord, MetaCmd, MetaResp, TreeHeadRecord, VersionRecord,
+};
 
 /// Why a batch could not be applied (the transaction was rolled back).
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,47 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
             };
             put_if_newer(tx.latest, module, &rec, |r: &LatestRecord| r.fetched_at_ms)
         }
+        MetaCmd::PutTreeHead { db, head } => put_tree_head(tx, db, head),
+        MetaCmd::MarkForked { db, evidence } => mark_forked(tx, db, evidence),
     }
+}
+
+fn stored_head(tx: &Tx<'_>, db: &str) -> TxResult<Option<TreeHeadRecord>> {
+    match tx.meta.get(sm_key::sumdb_head(db))? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(abort)?)),
+        None => Ok(None),
+    }
+}
+
+/// Stores a larger tree head; a forked database keeps its evidence and refuses new heads.
+fn put_tree_head(tx: &Tx<'_>, db: &str, head: &TreeHeadRecord) -> TxResult<MetaResp> {
+    if let Some(stored) = stored_head(tx, db)? {
+        if stored.forked.is_some() || stored.size >= head.size {
+            return Ok(MetaResp::Unchanged);
+        }
+    }
+    let head = TreeHeadRecord {
+        forked: None,
+        ..head.clone()
+    };
+    tx.meta.insert(sm_key::sumdb_head(db), json(&head)?)?;
+    Ok(MetaResp::Applied)
+}
+
+/// Marks `db` forked, keeping the stored head (the last one verified) and the first evidence.
+fn mark_forked(tx: &Tx<'_>, db: &str, evidence: &str) -> TxResult<MetaResp> {
+    let mut head = stored_head(tx, db)?.unwrap_or(TreeHeadRecord {
+        note: Vec::new(),
+        size: 0,
+        hash: String::new(),
+        forked: None,
+    });
+    if head.forked.is_some() {
+        return Ok(MetaResp::Unchanged);
+    }
+    head.forked = Some(evidence.to_owned());
+    tx.meta.insert(sm_key::sumdb_head(db), json(&head)?)?;
+    Ok(MetaResp::Applied)
 }
 
 /// Inserts a version; adds a zip to a version stored without one; otherwise compares. A zip

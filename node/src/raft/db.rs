@@ -49,6 +49,13 @@ pub(crate) mod sm_key {
     pub const MEMBERSHIP: &[u8] = b"membership";
     /// Number of records in `sm_versions` (BE u64).
     pub const VERSION_COUNT: &[u8] = b"version_count";
+    /// Prefix of the checksum-database tree heads (`sumdb_head/<db>` → JSON `TreeHeadRecord`).
+    pub const SUMDB_HEAD_PREFIX: &[u8] = b"sumdb_head/";
+
+    /// The key of database `db`'s tree head.
+    pub fn sumdb_head(db: &str) -> Vec<u8> {
+        [SUMDB_HEAD_PREFIX, db.as_bytes()].concat()
+    }
 }
 
 /// Keys of the `raft_snapshot` tree.

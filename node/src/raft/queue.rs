@@ -251,6 +251,7 @@ mod tests {
             source: "file:///x".to_string(),
             cached_at_ms: 1,
             sumdb_verified: false,
+            sumdb_zip_h1: None,
         }
     }
 

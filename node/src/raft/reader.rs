@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::db::{read_u64, sm_key, version_key, version_prefix, SmTrees};
-use crate::store::meta::{LatestRecord, ListRecord, VersionRecord, ZipRef};
+use crate::store::meta::{LatestRecord, ListRecord, TreeHeadRecord, VersionRecord, ZipRef};
 
 /// Reading the local state machine failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,14 @@ impl MetaReader {
     pub fn get_latest(&self, module: &str) -> Result<Option<LatestRecord>, MetaError> {
         decode(self.trees.latest.get(module.as_bytes())?, "latest", || {
             module.to_string()
+        })
+    }
+
+    /// The replicated tree head of checksum database `db`, if one was verified.
+    pub fn get_tree_head(&self, db: &str) -> Result<Option<TreeHeadRecord>, MetaError> {
+        let key = sm_key::sumdb_head(db);
+        decode(self.trees.meta.get(key)?, "sumdb tree head", || {
+            db.to_string()
         })
     }
 

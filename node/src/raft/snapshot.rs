@@ -16,7 +16,7 @@ use sled::Transactional;
 
 use super::db::{read_json, sm_key, version_key, JsonReadError, SmTrees};
 use super::{NodeAddr, NodeId};
-use crate::store::meta::{LatestRecord, ListRecord, VersionRecord};
+use crate::store::meta::{LatestRecord, ListRecord, TreeHeadRecord, VersionRecord};
 
 /// Version of [`SnapshotBody`]; a receiver refuses formats it does not know.
 const FORMAT: u32 = 1;
@@ -32,6 +32,9 @@ struct SnapshotBody {
     lists: Vec<(String, ListRecord)>,
     /// Every `@latest` record, by module path.
     latest: Vec<(String, LatestRecord)>,
+    /// Every checksum database's tree head, by database name.
+    #[serde(default)]
+    sumdb_heads: Vec<(String, TreeHeadRecord)>,
 }
 
 /// Building or installing a snapshot failed.
@@ -81,6 +84,11 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
     }
     body.lists = read_by_module(&trees.lists)?;
     body.latest = read_by_module(&trees.latest)?;
+    for item in trees.meta.scan_prefix(sm_key::SUMDB_HEAD_PREFIX) {
+        let (k, v) = item?;
+        let db = String::from_utf8_lossy(&k[sm_key::SUMDB_HEAD_PREFIX.len()..]).into_owned();
+        body.sumdb_heads.push((db, serde_json::from_slice(&v)?));
+    }
     Ok(Built {
         data: serde_json::to_vec(&body)?,
         last_applied: last_applied.flatten(),
@@ -130,6 +138,9 @@ pub(crate) fn install(
         sm_key::VERSION_COUNT,
         &(body.versions.len() as u64).to_be_bytes(),
     );
+    for (db, head) in &body.sumdb_heads {
+        meta.insert(sm_key::sumdb_head(db), serde_json::to_vec(head)?);
+    }
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {
             m.apply_batch(&meta)?;

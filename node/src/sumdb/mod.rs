@@ -7,8 +7,11 @@
 //! - `verify` looks a module version up, proves the record against a signed tree head that is
 //!   consistent with the replicated one, and compares hashes.
 
+pub mod metrics;
 pub mod note;
 mod proxy;
 pub mod tlog;
+mod verify;
 
 pub use proxy::{SumdbAnswer, SumdbError, SumdbProxy};
+pub use verify::{Checker, DbHashes, Verdict, VerifyError};

@@ -1,4 +1,4 @@
-//! The checksum-database proxy under `/sumdb/<name>/`.
+//! [`SumdbProxy`]: the checksum-database proxy under `/sumdb/<name>/`.
 //!
 //! `supported` is answered locally for configured databases; `latest`, `lookup/…` and `tile/…`
 //! are forwarded byte for byte to the database's URL. Lookups and tiles are immutable and kept on
@@ -16,6 +16,8 @@ use crate::config::SumdbDatabase;
 use crate::mirror::flight::Flights;
 use crate::routing::Router;
 use crate::upstream::{Upstream, UpstreamError};
+
+use super::Checker;
 
 /// Why a checksum-database request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,7 +61,15 @@ pub struct SumdbProxy {
     max_bytes: u64,
     /// Identical concurrent misses (by URL) share one request to the database.
     flights: Arc<Flights<String, Result<Bytes, SumdbError>>>,
+    /// Verifies lookups of the verifying database before they are served or cached.
+    checker: Option<Arc<Checker>>,
+    /// Where each database without a `url` was found (through an upstream proxy or directly),
+    /// and when; a std mutex, held only for a map operation.
+    found: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, tokio::time::Instant)>>>,
 }
+
+/// How long the choice between an upstream proxy and the database itself is kept.
+const FOUND_TTL: Duration = Duration::from_secs(600);
 
 /// A parsed request inside one database.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,6 +99,79 @@ impl SumdbProxy {
             latest_ttl,
             max_bytes,
             flights: Arc::new(Flights::new("sumdb")),
+            checker: None,
+            found: Arc::default(),
+        }
+    }
+
+    /// The base URL of `db`: its `url`, else (as the go command does) the first upstream proxy
+    /// whose `<proxy>/sumdb/<name>/supported` answers 200, else `https://<name>`.
+    pub(crate) async fn base_url(&self, db: &SumdbDatabase) -> String {
+        if let Some(url) = &db.url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let now = tokio::time::Instant::now();
+        if let Some((url, at)) = self.found_lock().get(&db.name).cloned() {
+            if now.duration_since(at) < FOUND_TTL {
+                return url;
+            }
+        }
+        let mut chosen = format!("https://{}", db.name);
+        for base in self.upstream.http_bases() {
+            let candidate = format!("{base}/sumdb/{}", db.name);
+            if self
+                .upstream
+                .get_url(&format!("{candidate}/supported"), 1024)
+                .await
+                .is_ok()
+            {
+                chosen = candidate;
+                break;
+            }
+        }
+        tracing::info!(db = %db.name, url = %chosen, "checksum database reached at");
+        self.found_lock()
+            .insert(db.name.clone(), (chosen.clone(), now));
+        chosen
+    }
+
+    fn found_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, tokio::time::Instant)>>
+    {
+        self.found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// This proxy with client lookups of `checker`'s database verified before they are served.
+    pub fn with_checker(mut self, checker: Arc<Checker>) -> Self {
+        self.checker = Some(checker);
+        self
+    }
+
+    /// The configured databases.
+    pub fn databases(&self) -> &[SumdbDatabase] {
+        &self.dbs
+    }
+
+    /// Whether lookups of `module` may go to a public database (no private routing rule).
+    pub(super) fn is_public(&self, module: &str) -> bool {
+        self.router.sumdb_allowed(module)
+    }
+
+    /// A cached immutable answer (`lookup/…`, `tile/…`) of `db`, if this node holds one.
+    pub(super) async fn cached(&self, db: &SumdbDatabase, path: &str) -> Option<Bytes> {
+        tokio::fs::read(self.cache_path(db, path))
+            .await
+            .ok()
+            .map(Bytes::from)
+    }
+
+    /// Caches an immutable answer (after it was verified); a failure only costs a refetch.
+    pub(super) async fn keep(&self, db: &SumdbDatabase, path: &str, body: &[u8]) {
+        if let Err(e) = write_atomic(&self.cache_path(db, path), body).await {
+            tracing::warn!(path, error = %e, "could not cache checksum database answer");
         }
     }
 
@@ -104,7 +187,14 @@ impl SumdbProxy {
             Endpoint::Latest => self.latest(db).await,
             Endpoint::Lookup(p) => {
                 self.check_public(p)?;
-                self.immutable(db, p, "text/plain; charset=utf-8").await
+                match &self.checker {
+                    Some(c) if c.verifies(&db.name) => Ok(SumdbAnswer {
+                        body: c.client_lookup(p).await?,
+                        content_type: "text/plain; charset=utf-8",
+                        immutable: true,
+                    }),
+                    _ => self.immutable(db, p, "text/plain; charset=utf-8").await,
+                }
             }
             Endpoint::Tile(p) => {
                 let ct = if p.contains("/data/") {
@@ -171,8 +261,9 @@ impl SumdbProxy {
         self.cache_dir.join(db.name.replace('/', "_")).join(path)
     }
 
-    async fn fetch(&self, db: &SumdbDatabase, path: &str) -> Result<Bytes, SumdbError> {
-        let url = format!("{}/{}", db.url.trim_end_matches('/'), path);
+    /// GETs `path` of `db` (single flight per URL), without caching.
+    pub(super) async fn fetch(&self, db: &SumdbDatabase, path: &str) -> Result<Bytes, SumdbError> {
+        let url = format!("{}/{}", self.base_url(db).await, path);
         let (upstream, max) = (self.upstream.clone(), self.max_bytes);
         let work = move || async move {
             match upstream.get_url(&url, max).await {
@@ -194,20 +285,17 @@ impl SumdbProxy {
         path: &str,
         content_type: &'static str,
     ) -> Result<SumdbAnswer, SumdbError> {
-        let file = self.cache_path(db, path);
-        if let Ok(body) = tokio::fs::read(&file).await {
+        if let Some(body) = self.cached(db, path).await {
             metrics::counter!("cairn_sumdb_requests_total", "result" => "hit").increment(1);
             return Ok(SumdbAnswer {
-                body: Bytes::from(body),
+                body,
                 content_type,
                 immutable: true,
             });
         }
         metrics::counter!("cairn_sumdb_requests_total", "result" => "miss").increment(1);
         let body = self.fetch(db, path).await?;
-        if let Err(e) = write_atomic(&file, &body).await {
-            tracing::warn!(path, error = %e, "could not cache checksum database answer");
-        }
+        self.keep(db, path, &body).await;
         Ok(SumdbAnswer {
             body,
             content_type,

@@ -188,6 +188,20 @@ impl Upstream {
         self.inner.chain.describe()
     }
 
+    /// The base URLs (without credentials) of the chain's `http(s)://` entries, in order: where
+    /// the go command would look for a checksum-database proxy (`<base>/sumdb/<name>`).
+    pub fn http_bases(&self) -> Vec<String> {
+        self.inner
+            .chain
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.source {
+                Source::Http(src) => Some(src.base()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The settings this upstream was built with.
     pub fn settings(&self) -> &UpstreamSettings {
         &self.inner.settings

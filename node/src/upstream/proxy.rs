@@ -67,6 +67,11 @@ impl HttpSource {
         &self.display
     }
 
+    /// The base URL (no userinfo, no trailing `/`).
+    pub(crate) fn base(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_owned()
+    }
+
     /// Whether `url` lies under this entry's base (same origin, path below the base path).
     pub(crate) fn contains(&self, url: &Url) -> bool {
         let prefix = self.base.path().trim_end_matches('/');

@@ -34,3 +34,4 @@ mod sigterm;
 mod single_flight;
 mod stale;
 mod sumdb;
+mod verify;

@@ -37,8 +37,30 @@ pub struct VersionRecord {
     pub source: String,
     /// When the proposer first cached it (unix milliseconds, stamped by the proposer).
     pub cached_at_ms: i64,
-    /// Whether both hashes were checked against a checksum database.
+    /// Whether the go.mod hash was checked against a checksum database (and, once the zip is
+    /// recorded, the zip hash too).
     pub sumdb_verified: bool,
+    /// The zip `h1:` the checksum database vouches for, recorded with a verified `.info`/`.mod`
+    /// so that a zip fetched later (perhaps by another node) is checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sumdb_zip_h1: Option<String>,
+}
+
+/// The newest verified signed tree head of one checksum database, replicated so that every
+/// node checks new tree heads for consistency against the same history (fork detection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHeadRecord {
+    /// The signed note exactly as the database served it (its signature was verified).
+    #[serde(with = "b64")]
+    pub note: Vec<u8>,
+    /// The tree size.
+    pub size: u64,
+    /// The root hash, base64.
+    pub hash: String,
+    /// Set once two tree heads were seen that cannot both be true: verification against this
+    /// database is refused from then on. The evidence names both heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked: Option<String>,
 }
 
 /// A command proposed through Raft. Applying any command twice is harmless.
@@ -65,6 +87,21 @@ pub enum MetaCmd {
         info: Vec<u8>,
         /// When the proposer fetched it (unix ms).
         fetched_at_ms: i64,
+    },
+    /// Records a verified tree head of checksum database `db` if it is larger than the stored
+    /// one (the proposer proved it consistent). Ignored once the database is marked forked.
+    PutTreeHead {
+        /// The database name (`sum.golang.org`).
+        db: String,
+        /// The head.
+        head: TreeHeadRecord,
+    },
+    /// Marks checksum database `db` as forked (two inconsistent tree heads were seen).
+    MarkForked {
+        /// The database name.
+        db: String,
+        /// Both tree heads, for the operator.
+        evidence: String,
     },
 }
 

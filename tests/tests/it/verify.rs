@@ -1,0 +1,195 @@
+//! cairn as the checkpoint (issue 9): module versions are checked against the checksum
+//! database before they are stored, exactly as the go command checks them — so even a client
+//! with `GOSUMDB=off` never gets bytes the database disagrees with. The fake database logs
+//! wrong hashes for some versions (as if the upstream were poisoned: the two disagree), goes
+//! away, and forks; cairn must refuse, count, log, store nothing, fail closed in `require`,
+//! store unverified in `best-effort` and check the zip once the database is back, and detect the
+//! fork across a restart.
+
+use cairn_tests::corpus::m;
+use cairn_tests::gocmd::{go, GoEnv};
+use cairn_tests::h1::escape;
+use cairn_tests::node::CairnNode;
+use cairn_tests::sumdb::{corpus_records, filler_records, FakeSumdb, Record};
+
+use crate::common::{corpus, corpus_fixture, get, start_node, FAST_UPSTREAM};
+
+/// Filler records before the corpus (complete tiles, as in the proxy tests).
+const FILLER: usize = 300;
+
+/// `module@version` whose zip hash the database logs wrongly.
+const BAD_ZIP: (&str, &str) = (m::SIMPLE, "v1.2.0");
+/// `module@version` whose go.mod hash the database logs wrongly.
+const BAD_MOD: (&str, &str) = (m::MODV2, "v2.1.0");
+
+/// The honest log, with [`BAD_ZIP`] and [`BAD_MOD`] logged with wrong hashes.
+fn log_with_lies(filler: usize) -> Vec<Record> {
+    let mut records = filler_records(filler);
+    for r in corpus_records(corpus()) {
+        let key = (r.module.as_str(), r.version.as_str());
+        records.push(if key == BAD_ZIP {
+            r.with_wrong_zip_hash()
+        } else if key == BAD_MOD {
+            r.with_wrong_mod_hash()
+        } else {
+            r
+        });
+    }
+    records
+}
+
+fn config(db: &FakeSumdb, mode: &str) -> String {
+    format!(
+        "{FAST_UPSTREAM}\n[[sumdb.databases]]\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\nverify = \"{mode}\"\n",
+        db.name(),
+        db.url(),
+        db.verifier_key()
+    )
+}
+
+fn zip_path((module, version): (&str, &str)) -> String {
+    format!("/{}/@v/{}.zip", escape(module), escape(version))
+}
+
+fn info_path((module, version): (&str, &str)) -> String {
+    format!("/{}/@v/{}.info", escape(module), escape(version))
+}
+
+async fn metric(node: &CairnNode, name: &str, filter: &[(&str, &str)]) -> f64 {
+    node.metrics().await.unwrap().sum(name, filter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_require_refuses_what_the_database_disagrees_with_and_stores_nothing() {
+    let Some(go) = go("r9_require_refuses_what_the_database_disagrees_with_and_stores_nothing")
+    else {
+        return;
+    };
+    let fixture = corpus_fixture().await;
+    let db = FakeSumdb::start(log_with_lies(FILLER)).await.unwrap();
+    let node = start_node(&fixture.url(), &config(&db, "require")).await;
+
+    // An honest version: a GOSUMDB=off client gets it, verified by cairn.
+    let env = GoEnv::new(&go, &node.url()).unwrap();
+    let good = format!("{}@v1.0.0", m::SIMPLE);
+    env.mod_download_ok(std::slice::from_ref(&good))
+        .await
+        .unwrap();
+
+    // The zip the database disagrees with: refused with both hashes, every time.
+    let e = corpus().entry(BAD_ZIP.0, BAD_ZIP.1);
+    let wrong = cairn_tests::sumdb::wrong_h1(&e.zip_h1);
+    for attempt in 0..2 {
+        let r = get(&node, &zip_path(BAD_ZIP)).await;
+        let body = r.text();
+        assert_eq!(r.status, 502, "attempt {attempt}: {body}");
+        assert!(
+            body.contains(&e.zip_h1) && body.contains(&wrong),
+            "attempt {attempt}: both hashes must be named: {body}"
+        );
+    }
+    let bad_zip = format!("{}@{}", BAD_ZIP.0, BAD_ZIP.1);
+    let (downloads, out) = env
+        .mod_download(std::slice::from_ref(&bad_zip))
+        .await
+        .unwrap();
+    assert!(
+        downloads.iter().all(|d| d.sum.is_empty()),
+        "the go command got a poisoned zip: {downloads:?}\n{out:?}"
+    );
+
+    // The go.mod the database disagrees with: not even .info is stored or served.
+    let r = get(&node, &info_path(BAD_MOD)).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("checksum mismatch"), "{}", r.text());
+
+    assert!(metric(&node, "cairn_sumdb_mismatches_total", &[]).await >= 3.0);
+    assert_eq!(
+        metric(&node, "cairn_blob_objects", &[]).await,
+        1.0,
+        "only the honest zip is stored"
+    );
+    let errors = node.error_lines();
+    for (module, version) in [BAD_ZIP, BAD_MOD] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.contains("SECURITY") && l.contains(module) && l.contains(version)),
+            "no error log names {module}@{version}:\n{}",
+            errors.join("\n")
+        );
+    }
+
+    // The database goes away: what was verified is still served; nothing new is (fail closed).
+    db.kill().await;
+    let again = GoEnv::new(&go, &node.url()).unwrap();
+    again
+        .mod_download_ok(std::slice::from_ref(&good))
+        .await
+        .unwrap();
+    let r = get(&node, &info_path((m::GOPKG, "v1.1.0"))).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("could not be reached"), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_best_effort_stores_unverified_and_checks_the_zip_when_the_database_returns() {
+    let fixture = corpus_fixture().await;
+    let db = FakeSumdb::start(log_with_lies(FILLER)).await.unwrap();
+    let node = start_node(&fixture.url(), &config(&db, "best-effort")).await;
+    db.kill().await;
+
+    // Database away: .info/.mod are stored unverified.
+    let r = get(&node, &info_path(BAD_ZIP)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        metric(
+            &node,
+            "cairn_sumdb_verifications_total",
+            &[("result", "unverified")]
+        )
+        .await
+            >= 1.0
+    );
+
+    // Back, and disagreeing about the zip: the zip is checked before it is stored.
+    db.revive().await.unwrap();
+    let r = get(&node, &zip_path(BAD_ZIP)).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("checksum mismatch"), "{}", r.text());
+    let r = get(&node, &zip_path((m::SIMPLE, "v1.0.0"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_a_forked_database_is_detected_after_a_restart_and_stays_refused() {
+    let fixture = corpus_fixture().await;
+    let honest = FakeSumdb::start(log_with_lies(FILLER)).await.unwrap();
+    let mut node = start_node(&fixture.url(), &config(&honest, "require")).await;
+    let r = get(&node, &zip_path((m::SIMPLE, "v1.0.0"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Same key, another history: a tree that does not extend the one cairn recorded.
+    let forked = FakeSumdb::start(log_with_lies(FILLER + 7)).await.unwrap();
+    node.options_mut().config = Some(config(&forked, "require"));
+    node.kill9().await;
+    node.restart().await.unwrap();
+    let r = get(&node, &info_path((m::GOPKG, "v1.1.0"))).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("forked"), "{}", r.text());
+    assert_eq!(metric(&node, "cairn_sumdb_forked", &[]).await, 1.0);
+    assert!(
+        node.error_lines().iter().any(|l| l.contains("FORKED")),
+        "no error log of the fork"
+    );
+
+    // The verdict is in the replicated state: it survives another restart, while what was
+    // verified before the fork is still served.
+    node.kill9().await;
+    node.restart().await.unwrap();
+    let r = get(&node, &info_path((m::PSEUDO, m::PSEUDO_VERSION))).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("forked"), "{}", r.text());
+    let r = get(&node, &zip_path((m::SIMPLE, "v1.0.0"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
