@@ -95,6 +95,20 @@ impl NodeOptions {
     }
 }
 
+/// The test's config, plus `[sumdb] databases = []` unless it configures checksum databases
+/// itself: tests are hermetic, and the default database (`sum.golang.org`, which verifies every
+/// public version before it is stored) is on the Internet.
+pub fn hermetic_config(config: Option<&str>) -> String {
+    let config = config.unwrap_or("");
+    if config.contains("sumdb.databases") || config.contains("databases =") {
+        return config.to_owned();
+    }
+    if config.contains("[sumdb]") {
+        return config.replacen("[sumdb]", "[sumdb]\ndatabases = []", 1);
+    }
+    format!("{config}\n[sumdb]\ndatabases = []\n")
+}
+
 /// The addresses the node wrote to `listen-addrs.json`.
 #[derive(Clone, Copy, Debug, Deserialize)]
 pub struct ListenAddrs {
@@ -254,11 +268,9 @@ impl CairnNode {
         cmd.arg("--upstream").arg(&self.opts.upstream);
         cmd.arg("--node-id").arg(self.opts.node_id.to_string());
         cmd.arg("--log-format").arg("json");
-        if let Some(cfg) = &self.opts.config {
-            let path = self.dir.path().join("config.toml");
-            fs::write(&path, cfg)?;
-            cmd.arg("--config").arg(path);
-        }
+        let path = self.dir.path().join("config.toml");
+        fs::write(&path, hermetic_config(self.opts.config.as_deref()))?;
+        cmd.arg("--config").arg(path);
         cmd.args(&self.opts.extra_args);
         // The node reads CAIRN_* variables as configuration: keep the test runner's own out.
         for (k, _) in std::env::vars_os() {

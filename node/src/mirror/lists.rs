@@ -53,7 +53,10 @@ impl Mirror {
                     Ok(render(&[], cached))
                 }
             }
-            Err(e) if !cached.is_empty() => {
+            // Any held version — a pseudo-version too, which is never listed — shows the module
+            // exists: answer the (maybe empty) list so the go command goes on to `@latest`
+            // instead of failing (issue 9: pseudo-version-only modules with the upstream dead).
+            Err(e) if !cached.is_empty() || self.holds_any_version(module)? => {
                 ::metrics::counter!(super::metrics::STALE_SERVED_TOTAL, "kind" => "list")
                     .increment(1);
                 tracing::warn!(module, error = %e, "upstream failed; listing the cached versions only");
@@ -71,6 +74,18 @@ impl Mirror {
             .module_versions(module)
             .map_err(MirrorError::storage)?;
         Ok(all.into_iter().filter(|v| listable(module, v)).collect())
+    }
+
+    /// Whether the state holds any version of `module`, pseudo-versions included.
+    fn holds_any_version(&self, module: &str) -> MirrorResult<bool> {
+        let all = self
+            .inner
+            .meta
+            .module_versions(module)
+            .map_err(MirrorError::storage)?;
+        Ok(all
+            .iter()
+            .any(|v| super::version::is_canonical_for(module, v)))
     }
 
     fn spawn_refresh_list(&self, module: &str) {

@@ -4,9 +4,10 @@
 use std::collections::BTreeSet;
 
 use cairn_tests::cluster::ClusterConfig;
+use cairn_tests::corpus::m;
 use cairn_tests::gocmd::{go, GoEnv};
 
-use super::{args, expected, fixture, standard_versions, start, status_members};
+use super::{args, corpus, expected, fixture, standard_versions, start, status_members};
 use crate::common::{assert_maps_eq, sums};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,4 +83,53 @@ async fn cluster_serves_the_corpus_from_every_node_after_the_upstream_dies() {
         upstream_requests,
         "nothing reached the dead upstream"
     );
+}
+
+/// Issue 9: a module with only a pseudo-version, downloaded through node 1; with the upstream
+/// dead and no `@latest` ever stored, every other node answers `go list -m M@latest` from the
+/// version it holds, exactly as the go command answers it from the corpus itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_pseudo_version_only_module_latest_from_any_node_with_the_upstream_dead() {
+    let Some(go) = go("r9_pseudo_version_only_module_latest_from_any_node_with_the_upstream_dead")
+    else {
+        return;
+    };
+    let fixture = fixture().await;
+    let cl = start(3, &fixture.url(), &ClusterConfig::fast()).await;
+    let mv = format!("{}@{}", m::PSEUDO, m::PSEUDO_VERSION);
+    GoEnv::new(&go, &cl.url(1))
+        .unwrap()
+        .mod_download_ok(std::slice::from_ref(&mv))
+        .await
+        .unwrap();
+    assert_eq!(
+        fixture.count(&format!("/{}/@latest", m::PSEUDO)),
+        0,
+        "@latest was fetched"
+    );
+    let reference = GoEnv::new(&go, &corpus().file_url())
+        .unwrap()
+        .list_query(m::PSEUDO, "latest")
+        .await
+        .unwrap();
+    assert_eq!(
+        reference.version,
+        m::PSEUDO_VERSION,
+        "the go command's own answer"
+    );
+    cl.wait_converged().await.unwrap();
+    fixture.kill().await;
+
+    for id in [3, 2, 1] {
+        let got = GoEnv::new(&go, &cl.url(id))
+            .unwrap()
+            .list_query(m::PSEUDO, "latest")
+            .await
+            .unwrap_or_else(|e| panic!("go list -m M@latest through node {id}: {e:#}"));
+        assert_eq!(
+            (got.version.as_str(), got.time.as_str()),
+            (reference.version.as_str(), reference.time.as_str()),
+            "node {id}"
+        );
+    }
 }
