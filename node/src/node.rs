@@ -26,7 +26,7 @@ use crate::mirror::Mirror;
 use crate::raft::{Consensus, NodeAddr};
 use crate::routing::Router;
 use crate::store::blob::BlobStore;
-use crate::sumdb::{Checker, SumdbProxy};
+use crate::sumdb::{AnswerStore, Checker, SumdbProxy};
 
 /// Startup and run failures.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +133,7 @@ impl Node {
             config.sumdb.databases.clone(),
             upstream,
             router.clone(),
-            &dir.join("sumdb"),
+            AnswerStore::new(&dir.join("sumdb"), Some(consensus.clone())),
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
         );

@@ -171,12 +171,7 @@ impl Mirror {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::store::now_ms;
 
 fn count_cache(kind: &'static str, hit: bool) {
     let result = if hit { "hit" } else { "miss" };

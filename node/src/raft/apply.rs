@@ -19,7 +19,7 @@ use super::db::{decode_u64, sm_key, version_key, SmTrees};
 use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
 use crate::store::meta::{
-    LatestRecord, ListRecord, MetaCmd, MetaResp, TreeHeadRecord, VersionRecord,
+    LatestRecord, ListRecord, MetaCmd, MetaResp, SumdbItem, TreeHeadRecord, VersionRecord,
 };
 
 /// Why a batch could not be applied (the transaction was rolled back).
@@ -132,6 +132,7 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
         }
         MetaCmd::PutTreeHead { db, head } => put_tree_head(tx, db, head),
         MetaCmd::MarkForked { db, evidence } => mark_forked(tx, db, evidence),
+        MetaCmd::PutSumdbItems { db, items } => put_sumdb_items(tx, db, items),
     }
 }
 
@@ -157,6 +158,19 @@ fn put_tree_head(tx: &Tx<'_>, db: &str, head: &TreeHeadRecord) -> TxResult<MetaR
     Ok(MetaResp::Applied)
 }
 
+/// Stores answers not stored yet (they are immutable: a second copy changes nothing).
+fn put_sumdb_items(tx: &Tx<'_>, db: &str, items: &[SumdbItem]) -> TxResult<MetaResp> {
+    let mut resp = MetaResp::Unchanged;
+    for item in items {
+        let key = sm_key::sumdb_item(db, &item.path);
+        if tx.meta.get(&key)?.is_none() {
+            tx.meta.insert(key, item.body.as_slice())?;
+            resp = MetaResp::Applied;
+        }
+    }
+    Ok(resp)
+}
+
 /// Marks `db` forked, keeping the stored head (the last one verified) and the first evidence.
 fn mark_forked(tx: &Tx<'_>, db: &str, evidence: &str) -> TxResult<MetaResp> {
     let mut head = stored_head(tx, db)?.unwrap_or(TreeHeadRecord {
@@ -164,6 +178,7 @@ fn mark_forked(tx: &Tx<'_>, db: &str, evidence: &str) -> TxResult<MetaResp> {
         size: 0,
         hash: String::new(),
         forked: None,
+        recorded_at_ms: 0,
     });
     if head.forked.is_some() {
         return Ok(MetaResp::Unchanged);

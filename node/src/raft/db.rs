@@ -56,6 +56,14 @@ pub(crate) mod sm_key {
     pub fn sumdb_head(db: &str) -> Vec<u8> {
         [SUMDB_HEAD_PREFIX, db.as_bytes()].concat()
     }
+
+    /// Prefix of replicated checksum-database answers (`sumdb_item/<db>\0<path>` → body).
+    pub const SUMDB_ITEM_PREFIX: &[u8] = b"sumdb_item/";
+
+    /// The key of answer `path` of database `db` (database names hold no NUL).
+    pub fn sumdb_item(db: &str, path: &str) -> Vec<u8> {
+        [SUMDB_ITEM_PREFIX, db.as_bytes(), b"\0", path.as_bytes()].concat()
+    }
 }
 
 /// Keys of the `raft_snapshot` tree.

@@ -89,6 +89,12 @@ impl MetaReader {
         })
     }
 
+    /// A replicated checksum-database answer (`lookup/…`, `tile/…`) of `db`.
+    pub fn get_sumdb_item(&self, db: &str, path: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        let value = self.trees.meta.get(sm_key::sumdb_item(db, path))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
     /// Every zip referenced by an applied version record, in key order. Lazy: it walks sled one
     /// record at a time (each `next` is a short blocking read) and decodes only the `zip`
     /// field, so it suits a background scan over the whole state.

@@ -16,7 +16,7 @@ use sled::Transactional;
 
 use super::db::{read_json, sm_key, version_key, JsonReadError, SmTrees};
 use super::{NodeAddr, NodeId};
-use crate::store::meta::{LatestRecord, ListRecord, TreeHeadRecord, VersionRecord};
+use crate::store::meta::{LatestRecord, ListRecord, SumdbItem, TreeHeadRecord, VersionRecord};
 
 /// Version of [`SnapshotBody`]; a receiver refuses formats it does not know.
 const FORMAT: u32 = 1;
@@ -35,6 +35,9 @@ struct SnapshotBody {
     /// Every checksum database's tree head, by database name.
     #[serde(default)]
     sumdb_heads: Vec<(String, TreeHeadRecord)>,
+    /// Every replicated checksum-database answer, by (database name, path).
+    #[serde(default)]
+    sumdb_items: Vec<(String, SumdbItem)>,
 }
 
 /// Building or installing a snapshot failed.
@@ -89,6 +92,17 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
         let db = String::from_utf8_lossy(&k[sm_key::SUMDB_HEAD_PREFIX.len()..]).into_owned();
         body.sumdb_heads.push((db, serde_json::from_slice(&v)?));
     }
+    for item in trees.meta.scan_prefix(sm_key::SUMDB_ITEM_PREFIX) {
+        let (k, v) = item?;
+        let rest = String::from_utf8_lossy(&k[sm_key::SUMDB_ITEM_PREFIX.len()..]).into_owned();
+        if let Some((db, path)) = rest.split_once('\0') {
+            let item = SumdbItem {
+                path: path.to_owned(),
+                body: v.to_vec(),
+            };
+            body.sumdb_items.push((db.to_owned(), item));
+        }
+    }
     Ok(Built {
         data: serde_json::to_vec(&body)?,
         last_applied: last_applied.flatten(),
@@ -140,6 +154,9 @@ pub(crate) fn install(
     );
     for (db, head) in &body.sumdb_heads {
         meta.insert(sm_key::sumdb_head(db), serde_json::to_vec(head)?);
+    }
+    for (db, item) in &body.sumdb_items {
+        meta.insert(sm_key::sumdb_item(db, &item.path), item.body.as_slice());
     }
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {

@@ -2,3 +2,12 @@
 
 pub mod blob;
 pub mod meta;
+
+/// The wall clock in unix milliseconds, for timestamps a proposer stamps on records (apply never
+/// reads the clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

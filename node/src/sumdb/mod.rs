@@ -4,14 +4,17 @@
 //! - `proxy` forwards and caches `/sumdb/<name>/…` for Go clients;
 //! - `note` and `tlog` are the pure client side of `golang.org/x/mod/sumdb` (signed notes,
 //!   Merkle proofs, tiles);
+//! - `store` keeps immutable answers in the replicated state (any node answers them);
 //! - `verify` looks a module version up, proves the record against a signed tree head that is
 //!   consistent with the replicated one, and compares hashes.
 
 pub mod metrics;
 pub mod note;
 mod proxy;
+mod store;
 pub mod tlog;
 mod verify;
 
 pub use proxy::{SumdbAnswer, SumdbError, SumdbProxy};
+pub use store::AnswerStore;
 pub use verify::{Checker, DbHashes, Verdict, VerifyError};

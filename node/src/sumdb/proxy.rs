@@ -6,7 +6,6 @@
 //! Everything is verified by the client, so the proxy need not be trusted; it must only never
 //! alter bytes.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,9 @@ use crate::mirror::flight::Flights;
 use crate::routing::Router;
 use crate::upstream::{Upstream, UpstreamError};
 
+use super::store::AnswerStore;
 use super::Checker;
+use crate::store::meta::SumdbItem;
 
 /// Why a checksum-database request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -38,6 +39,14 @@ pub enum SumdbError {
     Private(String),
 }
 
+/// An answer to store.
+pub(super) fn item(path: &str, body: &[u8]) -> SumdbItem {
+    SumdbItem {
+        path: path.to_owned(),
+        body: body.to_vec(),
+    }
+}
+
 /// What a `/sumdb/` request is answered with.
 #[derive(Debug, Clone)]
 pub struct SumdbAnswer {
@@ -56,7 +65,7 @@ pub struct SumdbProxy {
     upstream: Upstream,
     /// Decides which module paths are private (their lookups are refused locally).
     router: Arc<Router>,
-    cache_dir: PathBuf,
+    store: AnswerStore,
     latest_ttl: Duration,
     max_bytes: u64,
     /// Identical concurrent misses (by URL) share one request to the database.
@@ -81,13 +90,13 @@ enum Endpoint<'a> {
 }
 
 impl SumdbProxy {
-    /// A proxy for `dbs`, caching under `cache_dir`; lookups of paths that `router` calls
+    /// A proxy for `dbs`, keeping answers in `store`; lookups of paths that `router` calls
     /// private are refused.
     pub fn new(
         dbs: Vec<SumdbDatabase>,
         upstream: Upstream,
         router: Arc<Router>,
-        cache_dir: &Path,
+        store: AnswerStore,
         latest_ttl: Duration,
         max_bytes: u64,
     ) -> Self {
@@ -95,7 +104,7 @@ impl SumdbProxy {
             dbs,
             upstream,
             router,
-            cache_dir: cache_dir.to_path_buf(),
+            store,
             latest_ttl,
             max_bytes,
             flights: Arc::new(Flights::new("sumdb")),
@@ -160,19 +169,14 @@ impl SumdbProxy {
         self.router.sumdb_allowed(module)
     }
 
-    /// A cached immutable answer (`lookup/…`, `tile/…`) of `db`, if this node holds one.
+    /// A stored immutable answer (`lookup/…`, `tile/…`) of `db`: replicated, or on this node.
     pub(super) async fn cached(&self, db: &SumdbDatabase, path: &str) -> Option<Bytes> {
-        tokio::fs::read(self.cache_path(db, path))
-            .await
-            .ok()
-            .map(Bytes::from)
+        self.store.get(&db.name, path).await
     }
 
-    /// Caches an immutable answer (after it was verified); a failure only costs a refetch.
-    pub(super) async fn keep(&self, db: &SumdbDatabase, path: &str, body: &[u8]) {
-        if let Err(e) = write_atomic(&self.cache_path(db, path), body).await {
-            tracing::warn!(path, error = %e, "could not cache checksum database answer");
-        }
+    /// Stores immutable answers (after they were verified) for the whole cluster.
+    pub(super) async fn keep(&self, db: &SumdbDatabase, items: Vec<SumdbItem>) {
+        self.store.put(&db.name, items).await;
     }
 
     /// Answers `/sumdb/<rest>` where `rest` is `<name>/<endpoint>` (already percent-decoded).
@@ -257,10 +261,6 @@ impl SumdbProxy {
         )))
     }
 
-    fn cache_path(&self, db: &SumdbDatabase, path: &str) -> PathBuf {
-        self.cache_dir.join(db.name.replace('/', "_")).join(path)
-    }
-
     /// GETs `path` of `db` (single flight per URL), without caching.
     pub(super) async fn fetch(&self, db: &SumdbDatabase, path: &str) -> Result<Bytes, SumdbError> {
         let url = format!("{}/{}", self.base_url(db).await, path);
@@ -295,7 +295,7 @@ impl SumdbProxy {
         }
         metrics::counter!("cairn_sumdb_requests_total", "result" => "miss").increment(1);
         let body = self.fetch(db, path).await?;
-        self.keep(db, path, &body).await;
+        self.keep(db, vec![item(path, &body)]).await;
         Ok(SumdbAnswer {
             body,
             content_type,
@@ -303,46 +303,49 @@ impl SumdbProxy {
         })
     }
 
+    /// `latest`: the replicated tree head while it is fresh, else the database (kept on this
+    /// node for the TTL); with the database unreachable, the replicated head or this node's
+    /// last copy, whichever it has.
     async fn latest(&self, db: &SumdbDatabase) -> Result<SumdbAnswer, SumdbError> {
-        let file = self.cache_path(db, "latest");
-        let fresh = tokio::fs::metadata(&file)
-            .await
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age < self.latest_ttl);
-        let ct = "text/plain; charset=utf-8";
-        if fresh {
-            if let Ok(body) = tokio::fs::read(&file).await {
-                return Ok(SumdbAnswer {
-                    body: Bytes::from(body),
-                    content_type: ct,
-                    immutable: false,
-                });
+        let answer = |body: Bytes| SumdbAnswer {
+            body,
+            content_type: "text/plain; charset=utf-8",
+            immutable: false,
+        };
+        let head = self.store.head(&db.name);
+        let head_age = head.as_ref().map(|h| {
+            Duration::from_millis(
+                crate::store::now_ms()
+                    .saturating_sub(h.recorded_at_ms)
+                    .max(0) as u64,
+            )
+        });
+        if let (Some(h), Some(age)) = (&head, head_age) {
+            if age < self.latest_ttl {
+                return Ok(answer(Bytes::from(h.note.clone())));
+            }
+        }
+        let local = self.store.local_latest(&db.name).await;
+        if let Some((body, age)) = &local {
+            if *age < self.latest_ttl {
+                return Ok(answer(body.clone()));
             }
         }
         match self.fetch(db, "latest").await {
             Ok(body) => {
-                if let Err(e) = write_atomic(&file, &body).await {
-                    tracing::warn!(error = %e, "could not cache checksum database latest");
-                }
-                Ok(SumdbAnswer {
-                    body,
-                    content_type: ct,
-                    immutable: false,
-                })
+                self.store.write_local(&db.name, "latest", &body).await;
+                Ok(answer(body))
             }
-            Err(SumdbError::Upstream(e)) => match tokio::fs::read(&file).await {
-                Ok(body) => {
-                    tracing::warn!(error = %e, "checksum database failed; serving the stale tree head");
-                    Ok(SumdbAnswer {
-                        body: Bytes::from(body),
-                        content_type: ct,
-                        immutable: false,
-                    })
+            Err(SumdbError::Upstream(e)) => {
+                let fallback = head.map(|h| Bytes::from(h.note)).or(local.map(|(b, _)| b));
+                match fallback {
+                    Some(body) => {
+                        tracing::warn!(error = %e, "checksum database failed; serving the last verified tree head");
+                        Ok(answer(body))
+                    }
+                    None => Err(SumdbError::Upstream(e)),
                 }
-                Err(_) => Err(SumdbError::Upstream(e)),
-            },
+            }
             Err(e) => Err(e),
         }
     }
@@ -410,30 +413,6 @@ fn check_tile(p: &str) -> Result<(), SumdbError> {
     } else {
         Err(bad())
     }
-}
-
-async fn write_atomic(file: &Path, body: &[u8]) -> std::io::Result<()> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    tokio::fs::create_dir_all(dir).await?;
-    let n: u64 = rand::random();
-    let tmp = dir.join(format!(".{n:016x}.tmp"));
-    let (tmp2, body) = (tmp.clone(), body.to_vec());
-    let res = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp2)?;
-        f.write_all(&body)?;
-        f.sync_all()
-    })
-    .await
-    .map_err(std::io::Error::other)
-    .and_then(|r| r);
-    if let Err(e) = res {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    tokio::fs::rename(&tmp, file).await
 }
 
 #[cfg(test)]

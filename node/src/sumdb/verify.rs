@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::metrics::{self, verification};
 use super::note::{self, Verifier};
+use super::proxy::item;
 use super::tlog::{self, TileHashReader, TileReader, TlogError, Tree};
 use super::{SumdbError, SumdbProxy};
 use crate::config::{SumdbDatabase, VerifyMode};
@@ -178,7 +179,7 @@ impl Checker {
         self.verify_lookup(c, &body)
             .await
             .map_err(|e| SumdbError::Upstream(e.to_string()))?;
-        self.proxy.keep(&c.db, path, &body).await;
+        self.proxy.keep(&c.db, vec![item(path, &body)]).await;
         Ok(body)
     }
 
@@ -201,7 +202,7 @@ impl Checker {
         let text = self.verify_lookup(c, &body).await?;
         let hashes = record_hashes(&text, module, version).map_err(|r| invalid(c, r))?;
         if fetched {
-            self.proxy.keep(&c.db, &path, &body).await;
+            self.proxy.keep(&c.db, vec![item(&path, &body)]).await;
         }
         Ok(DbHashes {
             db: c.db.name.clone(),
@@ -320,6 +321,7 @@ impl Checker {
             size: u64::try_from(tree.n).unwrap_or(0),
             hash: tlog::format_hash(&tree.hash),
             forked: None,
+            recorded_at_ms: crate::store::now_ms(),
         };
         let cmd = MetaCmd::PutTreeHead {
             db: c.db.name.clone(),
@@ -405,12 +407,14 @@ impl Checker {
     }
 
     async fn keep_tiles(&self, c: &Checked, saved: Vec<(tlog::Tile, Vec<u8>)>) {
+        let mut items = Vec::new();
         for (tile, data) in saved {
             let path = tile.path();
             if self.proxy.cached(&c.db, &path).await.is_none() {
-                self.proxy.keep(&c.db, &path, &data).await;
+                items.push(item(&path, &data));
             }
         }
+        self.proxy.keep(&c.db, items).await;
     }
 }
 

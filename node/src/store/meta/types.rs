@@ -61,6 +61,21 @@ pub struct TreeHeadRecord {
     /// database is refused from then on. The evidence names both heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked: Option<String>,
+    /// When the proposer verified it (unix ms): `latest` is answered from it while it is
+    /// younger than `sumdb.latest_ttl_secs`, and whenever the database is unreachable.
+    #[serde(default)]
+    pub recorded_at_ms: i64,
+}
+
+/// One immutable checksum-database answer (`lookup/…` or `tile/…`), replicated so that every
+/// node answers it without the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumdbItem {
+    /// The path below the database (`lookup/golang.org/x/text@v0.3.0`, `tile/8/0/x123/456`).
+    pub path: String,
+    /// The answer, exactly as the database sent it.
+    #[serde(with = "b64")]
+    pub body: Vec<u8>,
 }
 
 /// A command proposed through Raft. Applying any command twice is harmless.
@@ -95,6 +110,14 @@ pub enum MetaCmd {
         db: String,
         /// The head.
         head: TreeHeadRecord,
+    },
+    /// Stores immutable answers of checksum database `db`; paths already stored are left as
+    /// they are.
+    PutSumdbItems {
+        /// The database name.
+        db: String,
+        /// The answers.
+        items: Vec<SumdbItem>,
     },
     /// Marks checksum database `db` as forked (two inconsistent tree heads were seen).
     MarkForked {

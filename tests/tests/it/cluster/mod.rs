@@ -13,6 +13,7 @@ mod membership;
 mod owner_routing;
 mod quorum_loss;
 mod snapshot;
+mod sumdb;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
