@@ -16,7 +16,7 @@ use super::flusher::Flusher;
 use super::log_store::LogStore;
 use super::state_machine::StateMachine;
 use super::*;
-use crate::store::meta::{MetaCmd, MetaResp, VersionRecord, ZipRef};
+use crate::store::meta::{MetaCmd, MetaResp, SumdbItem, TreeHeadRecord, VersionRecord, ZipRef};
 
 // === conformance ===
 
@@ -269,6 +269,122 @@ async fn snapshot_install_replaces_state() {
     assert_eq!(sm_b.applied_state().await.unwrap().0, snap.meta.last_log_id);
     let current = sm_b.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, snap.meta);
+}
+
+fn head(size: u64, hash: &str) -> TreeHeadRecord {
+    TreeHeadRecord {
+        note: format!("go.sum database tree\n{size}\n{hash}\n").into_bytes(),
+        size,
+        hash: hash.to_string(),
+        forked: None,
+        recorded_at_ms: 1,
+    }
+}
+
+fn put_head(size: u64, hash: &str) -> MetaCmd {
+    MetaCmd::PutTreeHead {
+        db: "sum.example".to_string(),
+        head: head(size, hash),
+    }
+}
+
+#[tokio::test]
+async fn tree_heads_only_grow_and_a_fork_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _sm) = open_store(dir.path()).await;
+    let reader = MetaReader::new(db.sm.clone());
+    let resps = apply_cmds(
+        &db,
+        1,
+        vec![
+            put_head(10, "a"),
+            put_head(5, "b"),
+            put_head(10, "c"),
+            put_head(12, "d"),
+        ],
+    );
+    assert_eq!(
+        resps,
+        [
+            MetaResp::Applied,
+            MetaResp::Unchanged,
+            MetaResp::Unchanged,
+            MetaResp::Applied
+        ]
+    );
+    assert_eq!(
+        reader.get_tree_head("sum.example").unwrap(),
+        Some(head(12, "d"))
+    );
+    let forked = MetaCmd::MarkForked {
+        db: "sum.example".to_string(),
+        evidence: "12 d vs 12 e".to_string(),
+    };
+    let resps = apply_cmds(&db, 5, vec![forked.clone(), put_head(20, "f"), forked]);
+    assert_eq!(
+        resps,
+        [MetaResp::Applied, MetaResp::Unchanged, MetaResp::Unchanged]
+    );
+    let stored = reader.get_tree_head("sum.example").unwrap().unwrap();
+    assert_eq!(
+        (stored.size, stored.forked.as_deref()),
+        (12, Some("12 d vs 12 e"))
+    );
+    assert_eq!(reader.get_tree_head("other.example").unwrap(), None);
+}
+
+#[tokio::test]
+async fn sumdb_items_are_immutable_and_travel_in_snapshots() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;
+    let (db_b, _, mut sm_b) = open_store(dir_b.path()).await;
+    let item = |path: &str, body: &str| SumdbItem {
+        path: path.to_string(),
+        body: body.as_bytes().to_vec(),
+    };
+    let put = |items: Vec<SumdbItem>| MetaCmd::PutSumdbItems {
+        db: "sum.example".to_string(),
+        items,
+    };
+    let resps = apply_cmds(
+        &db_a,
+        1,
+        vec![
+            put(vec![
+                item("lookup/a@v1.0.0", "first"),
+                item("tile/8/0/000", "t"),
+            ]),
+            put(vec![item("lookup/a@v1.0.0", "second")]),
+            put_head(3, "h"),
+        ],
+    );
+    assert_eq!(
+        resps,
+        [MetaResp::Applied, MetaResp::Unchanged, MetaResp::Applied]
+    );
+    let reader = MetaReader::new(db_a.sm.clone());
+    let got = reader
+        .get_sumdb_item("sum.example", "lookup/a@v1.0.0")
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(&b"first"[..]));
+    assert_eq!(
+        reader.get_sumdb_item("other", "lookup/a@v1.0.0").unwrap(),
+        None
+    );
+
+    let snap = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    sm_b.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    let b = MetaReader::new(db_b.sm.clone());
+    let tile = b.get_sumdb_item("sum.example", "tile/8/0/000").unwrap();
+    assert_eq!(tile.as_deref(), Some(&b"t"[..]));
+    assert_eq!(b.get_tree_head("sum.example").unwrap(), Some(head(3, "h")));
 }
 
 #[tokio::test]
