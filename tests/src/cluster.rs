@@ -521,6 +521,11 @@ impl TestCluster {
         }
     }
 
+    /// Node `id`, to change its options before a [`TestCluster::restart`].
+    pub fn node_mut(&mut self, id: u64) -> &mut CairnNode {
+        &mut self.member_mut(id).node
+    }
+
     /// `kill -9` node `id` and reap it.
     pub async fn kill9(&mut self, id: u64) {
         let m = self.member_mut(id);
