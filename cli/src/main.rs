@@ -6,6 +6,7 @@
 //! - `cairn members list|add|remove`: the Raft membership. Changes are sent to the given node,
 //!   which forwards them to the leader. Nothing is retried behind the operator's back.
 //! - `cairn route <module path>`: which routing rule the path matches on the given node.
+//! - `cairn verify`: re-check every version the node stores against the checksum database.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,6 +18,7 @@ mod client;
 mod cluster;
 mod members;
 mod route;
+mod verify;
 
 use cluster::Health;
 
@@ -63,6 +65,9 @@ enum Command {
         /// The module path, unescaped (corp.example.com/x/y).
         module: String,
     },
+    /// Re-check every version the node stores (records, go.mod bytes, zip files on its disk)
+    /// against the checksum database, with progress; exit 1 if anything does not match.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +132,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", route::render(module, &reply));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let report = verify::verify(&cli.node, timeout).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(match report.findings.is_empty() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            })
         }
         Command::Members(MembersCommand::List) => {
             let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;

@@ -26,7 +26,7 @@ use crate::mirror::Mirror;
 use crate::raft::{Consensus, NodeAddr};
 use crate::routing::Router;
 use crate::store::blob::BlobStore;
-use crate::sumdb::{AnswerStore, Checker, SumdbProxy};
+use crate::sumdb::{AnswerStore, Audit, Checker, SumdbProxy};
 
 /// Startup and run failures.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +172,7 @@ impl Node {
             config.cache.clone(),
             config.limits.clone(),
             Some(Arc::new(link)),
-            Some(checker),
+            Some(checker.clone()),
         );
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {
@@ -191,11 +191,16 @@ impl Node {
             listen_addr: http_addr.to_string(),
             cluster_addr: cluster_addr.to_string(),
             consensus: consensus.clone(),
-            blobs,
+            blobs: blobs.clone(),
             started,
             since,
             repair: Some(Arc::new(repair.clone())),
             router: Some(router),
+            audit: Some(Arc::new(Audit::new(
+                checker,
+                consensus.reader(),
+                blobs.clone(),
+            ))),
         };
         write_addrs(dir, http_addr, cluster_addr)?;
         Ok(Node {

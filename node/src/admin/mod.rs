@@ -3,6 +3,7 @@
 //!
 //! - `Status`: this node's health, Raft state, membership and blob counters. Peers' machine
 //!   probes mark themselves with [`PROBE_HEADER`] and skip the storage write check.
+//! - `Verify`: `cairn verify`, an audit of the stored versions against the checksum database.
 //! - `AddMember` / `RemoveMember`: membership changes with Raft's semantics (learner first, then
 //!   joint-consensus promotion; see `crate::raft` `membership.rs`). They run on the leader; a
 //!   follower forwards the call there (one hop). No hidden retries: failures come back to the
@@ -15,6 +16,9 @@ pub mod membership;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+mod verify;
+
+pub use verify::VerifyStream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use std::time::Instant;
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
     AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, RouteReply, RouteRequest,
-    StatusReply, StatusRequest,
+    StatusReply, StatusRequest, VerifyRequest,
 };
 
 use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
@@ -75,6 +79,8 @@ pub struct AdminService {
     pub repair: Option<Arc<dyn RepairCounters>>,
     /// The routing rules, for `cairn route` (`None`: the RPC answers "unavailable").
     pub router: Option<Arc<Router>>,
+    /// Re-checks stored versions for `cairn verify` (`None`: the RPC fails, saying why).
+    pub audit: Option<Arc<crate::sumdb::Audit>>,
 }
 
 impl AdminService {
@@ -194,6 +200,17 @@ impl Admin for AdminService {
         req: tonic::Request<RemoveMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
         membership::remove(&self.consensus, req).await
+    }
+
+    type VerifyStream = VerifyStream;
+
+    /// Re-checks every stored public version against the checksum database, streaming
+    /// progress and problems. Read-only: nothing is changed.
+    async fn verify(
+        &self,
+        _req: tonic::Request<VerifyRequest>,
+    ) -> Result<tonic::Response<Self::VerifyStream>, tonic::Status> {
+        verify::start(self.audit.clone()).map(tonic::Response::new)
     }
 
     /// Which routing rule a module path matches; nothing is fetched.

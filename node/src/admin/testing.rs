@@ -98,6 +98,7 @@ impl TestNode {
             since: Instant::now(),
             repair: Some(Arc::new(Counters)),
             router: None,
+            audit: None,
         };
         let server = CancellationToken::new();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

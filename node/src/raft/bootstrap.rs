@@ -294,6 +294,15 @@ mod tests {
             Err(tonic::Status::unimplemented("stub"))
         }
 
+        type VerifyStream = crate::admin::VerifyStream;
+
+        async fn verify(
+            &self,
+            _: tonic::Request<cairn_proto::v1::VerifyRequest>,
+        ) -> Result<tonic::Response<Self::VerifyStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
         async fn route(
             &self,
             _: tonic::Request<RouteRequest>,

@@ -95,6 +95,20 @@ impl MetaReader {
         Ok(value.map(|v| v.to_vec()))
     }
 
+    /// Every applied version record, in key order. Lazy, like [`Self::zip_refs`].
+    pub fn versions(
+        &self,
+    ) -> impl Iterator<Item = Result<VersionRecord, MetaError>> + Send + 'static {
+        self.trees.versions.iter().map(|item| {
+            let (key, value) = item?;
+            serde_json::from_slice(&value).map_err(|source| MetaError::Corrupt {
+                kind: "version",
+                key: String::from_utf8_lossy(&key).into_owned(),
+                source,
+            })
+        })
+    }
+
     /// Every zip referenced by an applied version record, in key order. Lazy: it walks sled one
     /// record at a time (each `next` is a short blocking read) and decodes only the `zip`
     /// field, so it suits a background scan over the whole state.

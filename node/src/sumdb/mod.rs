@@ -5,9 +5,11 @@
 //! - `note` and `tlog` are the pure client side of `golang.org/x/mod/sumdb` (signed notes,
 //!   Merkle proofs, tiles);
 //! - `store` keeps immutable answers in the replicated state (any node answers them);
+//! - `audit` is `cairn verify`: every stored version checked again;
 //! - `verify` looks a module version up, proves the record against a signed tree head that is
 //!   consistent with the replicated one, and compares hashes.
 
+mod audit;
 pub mod metrics;
 pub mod note;
 mod proxy;
@@ -15,6 +17,7 @@ mod store;
 pub mod tlog;
 mod verify;
 
+pub use audit::{Audit, AuditError, AuditProgress, Finding};
 pub use proxy::{SumdbAnswer, SumdbError, SumdbProxy};
 pub use store::AnswerStore;
 pub use verify::{Checker, DbHashes, Verdict, VerifyError};

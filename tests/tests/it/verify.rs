@@ -7,6 +7,7 @@
 //! fork across a restart.
 
 use cairn_tests::corpus::m;
+use cairn_tests::fixture::Override;
 use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::h1::escape;
 use cairn_tests::node::CairnNode;
@@ -38,9 +39,11 @@ fn log_with_lies(filler: usize) -> Vec<Record> {
     records
 }
 
+/// The node's config: fast upstream failures and no circuit breaker (the database is killed
+/// and revived; a breaker would keep failing fast for its cooldown), and `db` in `mode`.
 fn config(db: &FakeSumdb, mode: &str) -> String {
     format!(
-        "{FAST_UPSTREAM}\n[[sumdb.databases]]\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\nverify = \"{mode}\"\n",
+        "{FAST_UPSTREAM}breaker_failures = 0\n\n[[sumdb.databases]]\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\nverify = \"{mode}\"\n",
         db.name(),
         db.url(),
         db.verifier_key()
@@ -192,4 +195,85 @@ async fn r9_a_forked_database_is_detected_after_a_restart_and_stays_refused() {
     assert!(r.text().contains("forked"), "{}", r.text());
     let r = get(&node, &zip_path((m::SIMPLE, "v1.0.0"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// `cairn verify` over a corpus: a go.mod poisoned by the upstream while the database was away
+/// (stored unverified in `best-effort`) and a zip altered on disk after it was verified are
+/// exactly what it reports; honest versions, verified or not, are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_cairn_verify_finds_exactly_the_tampered_versions() {
+    let fixture = corpus_fixture().await;
+    let mut honest = filler_records(FILLER);
+    honest.extend(corpus_records(corpus()));
+    let db = FakeSumdb::start(honest).await.unwrap();
+    let node = start_node(&fixture.url(), &config(&db, "best-effort")).await;
+
+    db.kill().await;
+    let poisoned = (m::GOPKG, "v1.1.0");
+    let mod_path = info_path(poisoned).replace(".info", ".mod");
+    let evil = format!(
+        "module {}\n\n// poisoned while the database was away\n",
+        poisoned.0
+    );
+    fixture.set_override(&mod_path, Override::Body(evil.clone().into()));
+    let r = get(&node, &mod_path).await;
+    assert_eq!((r.status, r.text()), (200, evil), "stored unverified");
+    let honest_unverified = (m::SIMPLE, "v1.1.0");
+    assert_eq!(get(&node, &zip_path(honest_unverified)).await.status, 200);
+
+    db.revive().await.unwrap();
+    let altered = (m::PSEUDO, m::PSEUDO_VERSION);
+    assert_eq!(get(&node, &zip_path(altered)).await.status, 200);
+    let e = corpus().entry(altered.0, altered.1);
+    let blob = node
+        .data_dir()
+        .join("blobs")
+        .join(&e.zip_sha256[..2])
+        .join(&e.zip_sha256);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 30;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+
+    let out = std::process::Command::new(cairn_tests::cluster::cli_bin())
+        .args([
+            "--node",
+            &node.addrs().cluster.to_string(),
+            "--json",
+            "verify",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "problems make exit status 1: {report}"
+    );
+    let mut found: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["module"].as_str().unwrap().to_owned(),
+                f["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let mut want = vec![
+        (poisoned.0.to_owned(), poisoned.1.to_owned()),
+        (altered.0.to_owned(), altered.1.to_owned()),
+    ];
+    want.sort();
+    assert_eq!(found, want, "{report:#}");
+    assert_eq!(report["checked"], 3, "{report:#}");
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress.contains("verified 3/3 versions (100%)"),
+        "progress: {progress}"
+    );
 }
