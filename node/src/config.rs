@@ -218,6 +218,8 @@ pub struct SumdbSettings {
     pub databases: Vec<SumdbDatabase>,
     /// A cached `latest` tree head older than this is fetched again.
     pub latest_ttl_secs: u64,
+    /// How often versions stored unverified are checked again (0 = never).
+    pub recheck_interval_secs: u64,
 }
 
 impl Default for SumdbSettings {
@@ -230,6 +232,7 @@ impl Default for SumdbSettings {
                 verify: None,
             }],
             latest_ttl_secs: 60,
+            recheck_interval_secs: 300,
         }
     }
 }

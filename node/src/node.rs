@@ -147,6 +147,12 @@ impl Node {
             &config.cluster,
             workers.clone(),
         );
+        crate::sumdb::recheck::spawn(
+            checker.clone(),
+            consensus.clone(),
+            Duration::from_secs(config.sumdb.recheck_interval_secs),
+            workers.clone(),
+        );
         let repair = Repair::spawn(
             consensus.clone(),
             blobs.clone(),

@@ -19,7 +19,8 @@ use super::db::{decode_u64, sm_key, version_key, SmTrees};
 use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
 use crate::store::meta::{
-    LatestRecord, ListRecord, MetaCmd, MetaResp, SumdbItem, TreeHeadRecord, VersionRecord,
+    LatestRecord, ListRecord, MetaCmd, MetaResp, QuarantineRecord, SumdbItem, TreeHeadRecord,
+    VersionRecord,
 };
 
 /// Why a batch could not be applied (the transaction was rolled back).
@@ -133,6 +134,16 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
         MetaCmd::PutTreeHead { db, head } => put_tree_head(tx, db, head),
         MetaCmd::MarkForked { db, evidence } => mark_forked(tx, db, evidence),
         MetaCmd::PutSumdbItems { db, items } => put_sumdb_items(tx, db, items),
+        MetaCmd::MarkVerified {
+            module,
+            version,
+            zip_h1,
+        } => mark_verified(tx, module, version, zip_h1),
+        MetaCmd::Quarantine {
+            module,
+            version,
+            reason,
+        } => quarantine(tx, module, version, reason, count),
     }
 }
 
@@ -155,6 +166,51 @@ fn put_tree_head(tx: &Tx<'_>, db: &str, head: &TreeHeadRecord) -> TxResult<MetaR
         ..head.clone()
     };
     tx.meta.insert(sm_key::sumdb_head(db), json(&head)?)?;
+    Ok(MetaResp::Applied)
+}
+
+fn stored_version(tx: &Tx<'_>, key: &[u8]) -> TxResult<Option<VersionRecord>> {
+    match tx.versions.get(key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(abort)?)),
+        None => Ok(None),
+    }
+}
+
+/// Sets the verified flag and the database's zip hash of a stored version.
+fn mark_verified(tx: &Tx<'_>, module: &str, version: &str, zip_h1: &str) -> TxResult<MetaResp> {
+    let key = version_key(module, version);
+    let Some(mut rec) = stored_version(tx, &key)? else {
+        return Ok(MetaResp::Unchanged);
+    };
+    if rec.sumdb_verified {
+        return Ok(MetaResp::Unchanged);
+    }
+    rec.sumdb_verified = true;
+    rec.sumdb_zip_h1 = Some(zip_h1.to_owned());
+    tx.versions.insert(key, json(&rec)?)?;
+    Ok(MetaResp::Applied)
+}
+
+/// Moves a stored version to the quarantine.
+fn quarantine(
+    tx: &Tx<'_>,
+    module: &str,
+    version: &str,
+    reason: &str,
+    count: &mut u64,
+) -> TxResult<MetaResp> {
+    let key = version_key(module, version);
+    let Some(record) = stored_version(tx, &key)? else {
+        return Ok(MetaResp::Unchanged);
+    };
+    let q = QuarantineRecord {
+        record,
+        reason: reason.to_owned(),
+    };
+    tx.meta
+        .insert(sm_key::quarantine(module, version), json(&q)?)?;
+    tx.versions.remove(key)?;
+    *count = count.saturating_sub(1);
     Ok(MetaResp::Applied)
 }
 

@@ -57,6 +57,21 @@ pub(crate) mod sm_key {
         [SUMDB_HEAD_PREFIX, db.as_bytes()].concat()
     }
 
+    /// Prefix of quarantined versions (`quarantine/<module>@<version>` → JSON
+    /// `QuarantineRecord`).
+    pub const QUARANTINE_PREFIX: &[u8] = b"quarantine/";
+
+    /// The key of a quarantined version.
+    pub fn quarantine(module: &str, version: &str) -> Vec<u8> {
+        [
+            QUARANTINE_PREFIX,
+            module.as_bytes(),
+            b"@",
+            version.as_bytes(),
+        ]
+        .concat()
+    }
+
     /// Prefix of replicated checksum-database answers (`sumdb_item/<db>\0<path>` → body).
     pub const SUMDB_ITEM_PREFIX: &[u8] = b"sumdb_item/";
 

@@ -16,7 +16,9 @@ use sled::Transactional;
 
 use super::db::{read_json, sm_key, version_key, JsonReadError, SmTrees};
 use super::{NodeAddr, NodeId};
-use crate::store::meta::{LatestRecord, ListRecord, SumdbItem, TreeHeadRecord, VersionRecord};
+use crate::store::meta::{
+    LatestRecord, ListRecord, QuarantineRecord, SumdbItem, TreeHeadRecord, VersionRecord,
+};
 
 /// Version of [`SnapshotBody`]; a receiver refuses formats it does not know.
 const FORMAT: u32 = 1;
@@ -38,6 +40,9 @@ struct SnapshotBody {
     /// Every replicated checksum-database answer, by (database name, path).
     #[serde(default)]
     sumdb_items: Vec<(String, SumdbItem)>,
+    /// Every quarantined version.
+    #[serde(default)]
+    quarantine: Vec<QuarantineRecord>,
 }
 
 /// Building or installing a snapshot failed.
@@ -91,6 +96,10 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
         let (k, v) = item?;
         let db = String::from_utf8_lossy(&k[sm_key::SUMDB_HEAD_PREFIX.len()..]).into_owned();
         body.sumdb_heads.push((db, serde_json::from_slice(&v)?));
+    }
+    for item in trees.meta.scan_prefix(sm_key::QUARANTINE_PREFIX) {
+        let (_, v) = item?;
+        body.quarantine.push(serde_json::from_slice(&v)?);
     }
     for item in trees.meta.scan_prefix(sm_key::SUMDB_ITEM_PREFIX) {
         let (k, v) = item?;
@@ -154,6 +163,10 @@ pub(crate) fn install(
     );
     for (db, head) in &body.sumdb_heads {
         meta.insert(sm_key::sumdb_head(db), serde_json::to_vec(head)?);
+    }
+    for q in &body.quarantine {
+        let key = sm_key::quarantine(&q.record.module, &q.record.version);
+        meta.insert(key, serde_json::to_vec(q)?);
     }
     for (db, item) in &body.sumdb_items {
         meta.insert(sm_key::sumdb_item(db, &item.path), item.body.as_slice());

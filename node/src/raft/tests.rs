@@ -334,6 +334,53 @@ async fn tree_heads_only_grow_and_a_fork_is_final() {
 }
 
 #[tokio::test]
+async fn mark_verified_and_quarantine_change_only_unverified_or_stored_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _sm) = open_store(dir.path()).await;
+    let reader = MetaReader::new(db.sm.clone());
+    let unverified = VersionRecord {
+        sumdb_verified: false,
+        ..rec("a", "v1.0.0")
+    };
+    let mark = |v: &str| MetaCmd::MarkVerified {
+        module: "a".to_string(),
+        version: v.to_string(),
+        zip_h1: "h1:zip=".to_string(),
+    };
+    let quarantine = |v: &str| MetaCmd::Quarantine {
+        module: "a".to_string(),
+        version: v.to_string(),
+        reason: "go.mod differs".to_string(),
+    };
+    let resps = apply_cmds(
+        &db,
+        1,
+        vec![
+            MetaCmd::PutVersion(unverified),
+            MetaCmd::PutVersion(rec("a", "v2.0.0")),
+            mark("v1.0.0"),
+            mark("v1.0.0"),
+            mark("v9.0.0"),
+            quarantine("v2.0.0"),
+            quarantine("v2.0.0"),
+        ],
+    );
+    use MetaResp::{Applied, Unchanged};
+    assert_eq!(
+        resps,
+        [Applied, Applied, Applied, Unchanged, Unchanged, Applied, Unchanged]
+    );
+    let v1 = reader.get_version("a", "v1.0.0").unwrap().unwrap();
+    assert!(v1.sumdb_verified && v1.sumdb_zip_h1.as_deref() == Some("h1:zip="));
+    assert_eq!(
+        reader.get_version("a", "v2.0.0").unwrap(),
+        None,
+        "quarantined"
+    );
+    assert_eq!(reader.version_count(), 1);
+}
+
+#[tokio::test]
 async fn sumdb_items_are_immutable_and_travel_in_snapshots() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;

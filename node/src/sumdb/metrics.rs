@@ -7,6 +7,8 @@ pub const VERIFICATIONS_TOTAL: &str = "cairn_sumdb_verifications_total";
 pub const MISMATCHES_TOTAL: &str = "cairn_sumdb_mismatches_total";
 /// 1 while a checksum database is known to be forked (verification against it refused).
 pub const FORKED: &str = "cairn_sumdb_forked";
+/// Versions stored unverified that the database then disagreed with (taken out of service).
+pub const QUARANTINED_TOTAL: &str = "cairn_sumdb_quarantined_total";
 /// Tree heads proven consistent with the replicated one and recorded, by database.
 pub const TREE_HEADS_TOTAL: &str = "cairn_sumdb_tree_heads_total";
 
@@ -24,6 +26,10 @@ pub fn describe() {
     describe_gauge!(
         FORKED,
         "1 while a checksum database is known to have forked (two inconsistent signed tree heads); verification against it is refused."
+    );
+    describe_counter!(
+        QUARANTINED_TOTAL,
+        "Versions stored unverified (best-effort) that the checksum database then disagreed with; quarantined, never served again."
     );
     describe_counter!(
         TREE_HEADS_TOTAL,

@@ -6,6 +6,7 @@
 //!   Merkle proofs, tiles);
 //! - `store` keeps immutable answers in the replicated state (any node answers them);
 //! - `audit` is `cairn verify`: every stored version checked again;
+//! - `recheck` is the worker that verifies versions stored unverified, or quarantines them;
 //! - `verify` looks a module version up, proves the record against a signed tree head that is
 //!   consistent with the replicated one, and compares hashes.
 
@@ -13,6 +14,7 @@ mod audit;
 pub mod metrics;
 pub mod note;
 mod proxy;
+pub mod recheck;
 mod store;
 pub mod tlog;
 mod verify;

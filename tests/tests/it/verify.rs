@@ -12,6 +12,7 @@ use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::h1::escape;
 use cairn_tests::node::CairnNode;
 use cairn_tests::sumdb::{corpus_records, filler_records, FakeSumdb, Record};
+use cairn_tests::wait::{patience, wait_until};
 
 use crate::common::{corpus, corpus_fixture, get, start_node, FAST_UPSTREAM};
 
@@ -43,7 +44,7 @@ fn log_with_lies(filler: usize) -> Vec<Record> {
 /// and revived; a breaker would keep failing fast for its cooldown), and `db` in `mode`.
 fn config(db: &FakeSumdb, mode: &str) -> String {
     format!(
-        "{FAST_UPSTREAM}breaker_failures = 0\n\n[[sumdb.databases]]\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\nverify = \"{mode}\"\n",
+        "{FAST_UPSTREAM}breaker_failures = 0\n\n[sumdb]\nrecheck_interval_secs = 1\n\n[[sumdb.databases]]\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\nverify = \"{mode}\"\n",
         db.name(),
         db.url(),
         db.verifier_key()
@@ -276,4 +277,63 @@ async fn r9_cairn_verify_finds_exactly_the_tampered_versions() {
         progress.contains("verified 3/3 versions (100%)"),
         "progress: {progress}"
     );
+}
+
+/// `best-effort`: versions stored unverified while the database was away are checked again in
+/// the background once it is back: the honest one is marked verified, the one whose go.mod the
+/// upstream poisoned meanwhile is quarantined — never served again, and refetched and verified
+/// afresh once the upstream is honest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_best_effort_quarantines_in_the_background_what_the_database_disagrees_with() {
+    let fixture = corpus_fixture().await;
+    let mut honest = filler_records(FILLER);
+    honest.extend(corpus_records(corpus()));
+    let db = FakeSumdb::start(honest).await.unwrap();
+    let node = start_node(&fixture.url(), &config(&db, "best-effort")).await;
+    db.kill().await;
+    let poisoned = (m::GOPKG, "v1.1.0");
+    let mod_path = info_path(poisoned).replace(".info", ".mod");
+    let evil = format!("module {}\n\n// poisoned\n", poisoned.0);
+    fixture.set_override(&mod_path, Override::Body(evil.clone().into()));
+    assert_eq!(get(&node, &mod_path).await.text(), evil);
+    assert_eq!(
+        get(&node, &info_path((m::SIMPLE, "v1.1.0"))).await.status,
+        200
+    );
+
+    db.revive().await.unwrap();
+    let quarantined = || async {
+        metric(&node, "cairn_sumdb_quarantined_total", &[]).await == 1.0
+            && metric(
+                &node,
+                "cairn_sumdb_verifications_total",
+                &[("result", "verified")],
+            )
+            .await
+                >= 2.0
+    };
+    wait_until(
+        "the recheck worker quarantined one version",
+        patience(10.0),
+        quarantined,
+    )
+    .await
+    .unwrap();
+    let r = get(&node, &mod_path).await;
+    assert_eq!(
+        r.status,
+        502,
+        "a quarantined version is refetched and refused: {}",
+        r.text()
+    );
+    assert!(r.text().contains("checksum mismatch"), "{}", r.text());
+    assert!(node
+        .error_lines()
+        .iter()
+        .any(|l| l.contains("quarantined") && l.contains(poisoned.0)));
+
+    fixture.clear_override(&mod_path);
+    let r = get(&node, &mod_path).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), corpus().entry(poisoned.0, poisoned.1).go_mod);
 }

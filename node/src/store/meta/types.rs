@@ -67,6 +67,15 @@ pub struct TreeHeadRecord {
     pub recorded_at_ms: i64,
 }
 
+/// A version taken out of service because the checksum database disagrees with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// The record as it was stored.
+    pub record: VersionRecord,
+    /// Why.
+    pub reason: String,
+}
+
 /// One immutable checksum-database answer (`lookup/…` or `tile/…`), replicated so that every
 /// node answers it without the database.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +127,26 @@ pub enum MetaCmd {
         db: String,
         /// The answers.
         items: Vec<SumdbItem>,
+    },
+    /// Records that a version stored unverified (`best-effort`) was since verified.
+    MarkVerified {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// The zip `h1:` the database vouches for.
+        zip_h1: String,
+    },
+    /// Takes a version the checksum database disagrees with out of service: its record moves
+    /// to the quarantine (kept for the operator), so it is never served again and a later
+    /// request fetches and verifies it afresh.
+    Quarantine {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+        /// Both hashes, for the operator.
+        reason: String,
     },
     /// Marks checksum database `db` as forked (two inconsistent tree heads were seen).
     MarkForked {
