@@ -83,7 +83,13 @@ pub struct DirectArgs {
 /// `main` calls this before the async runtime exists: with no other thread running, setting
 /// the variable cannot race a reader.
 pub fn export_node_bin(args: &DirectArgs) -> anyhow::Result<PathBuf> {
-    let bin = crate::resolve_node_bin(args.node_bin.clone())?;
+    export_bin(args.node_bin.clone())
+}
+
+/// Resolves the node binary (`given`, else the workspace's release build) and exports it as
+/// `CAIRN_NODE_BIN` for the test harness; call before any thread exists.
+pub fn export_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = crate::resolve_node_bin(given)?;
     std::env::set_var("CAIRN_NODE_BIN", &bin);
     Ok(bin)
 }

@@ -33,6 +33,10 @@
 //! target/release/cairn-bench cluster --only failover --failover-rounds 3 --profiles fast
 //! ```
 //!
+//! `cairn-bench verify` measures checksum verification: cold-miss latency in `require` vs `off`
+//! mode with tiles cold and warm, and a whole graph through a warm cluster vs the go command
+//! straight from the upstream (see [`verifybench`]; needs `go`; writes target/bench-verify.json).
+//!
 //! `cairn-bench direct` benchmarks the `direct` source (private modules from git): a cold fetch
 //! through cairn against the go command's own `GOPROXY=direct` fetch of the same version, and a
 //! second version of the same repository once cairn's mirror is there (see [`directbench`];
@@ -61,6 +65,7 @@ mod report;
 mod servers;
 mod static_server;
 mod stats;
+mod verifybench;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -137,6 +142,10 @@ enum Cmd {
     /// The direct (git) source: a cold private fetch through cairn vs the go command's direct
     /// fetch, and a second version with the mirror present (writes target/bench-direct.json).
     Direct(directbench::DirectArgs),
+    /// Checksum verification: cold-miss cost in require vs off mode (tiles cold and warm), and
+    /// a whole graph through a warm cluster vs the go command straight from the upstream
+    /// (writes target/bench-verify.json).
+    Verify(verifybench::VerifyArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -169,6 +178,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Some(Cmd::Verify(verify_args)) => {
+            match directbench::export_bin(verify_args.node_bin.clone()) {
+                Ok(bin) => bin,
+                Err(e) => {
+                    eprintln!("cairn-bench verify: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         _ => PathBuf::new(),
     };
     // The load generator gets the default runtime: one worker per core, like each server.
@@ -187,6 +205,10 @@ fn main() -> ExitCode {
         Some(Cmd::Direct(direct_args)) => (
             "cairn-bench direct: failed",
             runtime.block_on(directbench::run(direct_args, direct_bin)),
+        ),
+        Some(Cmd::Verify(verify_args)) => (
+            "cairn-bench verify: failed",
+            runtime.block_on(verifybench::run(verify_args)),
         ),
         None => ("cairn-bench: setup failed", runtime.block_on(bench(args))),
     };

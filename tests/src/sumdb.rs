@@ -471,6 +471,8 @@ pub struct SumdbRequest {
 }
 
 struct State {
+    /// Added before every answer (a stand-in for a remote database's round trip).
+    delay: Mutex<std::time::Duration>,
     key: NoteKey,
     log: Mutex<Log>,
     lies: Mutex<HashMap<String, String>>,
@@ -491,6 +493,7 @@ impl FakeSumdb {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
+            delay: Mutex::new(std::time::Duration::ZERO),
             key: NoteKey::from_seed(DB_NAME, &KEY_SEED),
             log: Mutex::new(Log::default()),
             lies: Mutex::new(HashMap::new()),
@@ -616,6 +619,11 @@ impl FakeSumdb {
         self.serving.kill().await;
     }
 
+    /// Delays every answer by `d` (zero = none).
+    pub fn set_delay(&self, d: std::time::Duration) {
+        *self.state.delay.lock().unwrap() = d;
+    }
+
     /// Listens again on the same port after [`FakeSumdb::kill`], with the same log.
     pub async fn revive(&self) -> anyhow::Result<()> {
         let listener = TcpListener::bind(self.addr).await?;
@@ -651,6 +659,10 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let raw = req.uri().path().to_string();
     let path = percent_decode(&raw).unwrap_or_else(|| raw.clone());
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let (status, body) = if req.method() == http::Method::GET {
         answer(&state, &path)
     } else {

@@ -8,10 +8,14 @@ use crate::store::meta::VersionRecord;
 use crate::sumdb::{DbHashes, Verdict};
 
 impl Mirror {
-    /// Verifies a new record's go.mod and records the database's zip hash in it. A mismatch,
-    /// or (in `require` mode) a database that cannot vouch for it, refuses the version.
-    pub(super) async fn verify_mod(&self, rec: &mut VersionRecord) -> MirrorResult<()> {
-        if let Some(h) = self.verdict(&rec.module, &rec.version).await? {
+    /// Checks a new record's go.mod against the database's hashes (`None`: not checked) and
+    /// records the database's zip hash in it; a mismatch refuses the version.
+    pub(super) fn apply_verdict(
+        &self,
+        rec: &mut VersionRecord,
+        db: Option<DbHashes>,
+    ) -> MirrorResult<()> {
+        if let Some(h) = db {
             if h.mod_h1 != rec.mod_h1 {
                 return Err(mismatch(rec, "mod", &rec.mod_h1, &h));
             }
@@ -38,7 +42,13 @@ impl Mirror {
         }
     }
 
-    async fn verdict(&self, module: &str, version: &str) -> MirrorResult<Option<DbHashes>> {
+    /// The database's hashes for `module@version`: `None` when not checked (off, private,
+    /// best-effort with the database away); an error when it cannot vouch for it in `require`.
+    pub(super) async fn verdict(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> MirrorResult<Option<DbHashes>> {
         let Some(checker) = &self.inner.checker else {
             return Ok(None);
         };

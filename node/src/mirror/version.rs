@@ -136,7 +136,9 @@ impl Mirror {
     async fn fill_version(&self, module: &str, version: &str) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
         let upstream = self.upstream_for(module)?;
-        let (info, gomod) = tokio::join!(
+        // The checksum-database lookup runs alongside the upstream fetches: on a miss it costs
+        // no extra round trip. Upstream errors (not found above all) still take precedence.
+        let (info, gomod, verdict) = tokio::join!(
             upstream.fetch(
                 module,
                 UpstreamFile::Info(version),
@@ -147,6 +149,7 @@ impl Mirror {
                 UpstreamFile::Mod(version),
                 inner.limits.max_mod_bytes
             ),
+            self.verdict(module, version),
         );
         let info = info.map_err(MirrorError::from_upstream)?;
         let gomod = gomod.map_err(MirrorError::from_upstream)?;
@@ -163,7 +166,7 @@ impl Mirror {
             sumdb_verified: false,
             sumdb_zip_h1: None,
         };
-        self.verify_mod(&mut rec).await?;
+        self.apply_verdict(&mut rec, verdict?)?;
         self.commit_version(rec, "info").await
     }
 
