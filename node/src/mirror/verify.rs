@@ -5,7 +5,7 @@
 
 use super::{metrics, Mirror, MirrorError, MirrorResult};
 use crate::store::meta::VersionRecord;
-use crate::sumdb::{DbHashes, Verdict};
+use crate::sumdb::{DbHashes, Pending, Verdict};
 
 impl Mirror {
     /// Checks a new record's go.mod against the database's hashes (`None`: not checked) and
@@ -49,10 +49,30 @@ impl Mirror {
         module: &str,
         version: &str,
     ) -> MirrorResult<Option<DbHashes>> {
+        let pending = Pending::default();
+        let verdict = self.verdict_deferred(module, version, &pending).await;
+        self.keep_answers(pending).await;
+        verdict
+    }
+
+    /// Stores the checksum-database answers a verification collected.
+    pub(super) async fn keep_answers(&self, pending: Pending) {
+        if let Some(checker) = &self.inner.checker {
+            checker.keep(pending.take()).await;
+        }
+    }
+
+    /// [`Self::verdict`], leaving the answers to store in `pending`.
+    pub(super) async fn verdict_deferred(
+        &self,
+        module: &str,
+        version: &str,
+        pending: &Pending,
+    ) -> MirrorResult<Option<DbHashes>> {
         let Some(checker) = &self.inner.checker else {
             return Ok(None);
         };
-        match checker.check(module, version).await {
+        match checker.check_deferred(module, version, pending).await {
             Ok(Verdict::Verified(h)) => Ok(Some(h)),
             Ok(Verdict::Unverified { .. } | Verdict::NotChecked) => Ok(None),
             Err(e) => Err(MirrorError::Upstream(format!(

@@ -138,6 +138,7 @@ impl Mirror {
         let upstream = self.upstream_for(module)?;
         // The checksum-database lookup runs alongside the upstream fetches: on a miss it costs
         // no extra round trip. Upstream errors (not found above all) still take precedence.
+        let answers = crate::sumdb::Pending::default();
         let (info, gomod, verdict) = tokio::join!(
             upstream.fetch(
                 module,
@@ -149,7 +150,7 @@ impl Mirror {
                 UpstreamFile::Mod(version),
                 inner.limits.max_mod_bytes
             ),
-            self.verdict(module, version),
+            self.verdict_deferred(module, version, &answers),
         );
         let info = info.map_err(MirrorError::from_upstream)?;
         let gomod = gomod.map_err(MirrorError::from_upstream)?;
@@ -167,7 +168,10 @@ impl Mirror {
             sumdb_zip_h1: None,
         };
         self.apply_verdict(&mut rec, verdict?)?;
-        self.commit_version(rec, "info").await
+        // Both proposals in flight together share one Raft flush (group commit).
+        let (_, committed) =
+            tokio::join!(self.keep_answers(answers), self.commit_version(rec, "info"));
+        committed
     }
 
     /// Proposes a version record and returns what the state holds afterwards. Without a

@@ -22,4 +22,4 @@ mod verify;
 pub use audit::{Audit, AuditError, AuditProgress, Finding};
 pub use proxy::{SumdbAnswer, SumdbError, SumdbProxy};
 pub use store::AnswerStore;
-pub use verify::{Checker, DbHashes, Verdict, VerifyError};
+pub use verify::{Checker, DbHashes, Pending, Verdict, VerifyError};

@@ -20,7 +20,7 @@ use super::tlog::{self, TileHashReader, TileReader, TlogError, Tree};
 use super::{SumdbError, SumdbProxy};
 use crate::config::{SumdbDatabase, VerifyMode};
 use crate::raft::Consensus;
-use crate::store::meta::{MetaCmd, TreeHeadRecord};
+use crate::store::meta::{MetaCmd, SumdbItem, TreeHeadRecord};
 
 /// Rounds of "prove, fetch the tiles the proof needs" before giving up; a proof needs at most
 /// two (the tiles, then their parents are planned together by the reader).
@@ -96,6 +96,28 @@ pub enum Verdict {
     NotChecked,
 }
 
+/// Answers a verification fetched and authenticated, to be stored once it is over — by the
+/// caller, so that storing them can share a Raft flush with the caller's own write.
+#[derive(Default)]
+pub struct Pending {
+    /// A std mutex: held only to push or take, never across an await.
+    items: Mutex<Vec<SumdbItem>>,
+}
+
+impl Pending {
+    fn push(&self, items: impl IntoIterator<Item = SumdbItem>) {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(items);
+    }
+
+    /// The answers collected.
+    pub fn take(&self) -> Vec<SumdbItem> {
+        std::mem::take(&mut *self.items.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// The verifying database.
 struct Checked {
     db: SumdbDatabase,
@@ -137,15 +159,36 @@ impl Checker {
         self.checked.as_ref().map(|c| c.db.name.as_str())
     }
 
-    /// Checks `module@version` under the database's mode. Private paths are not checked.
+    /// Checks `module@version` under the database's mode and stores what it fetched. Private
+    /// paths are not checked.
     pub async fn check(&self, module: &str, version: &str) -> Result<Verdict, VerifyError> {
+        let pending = Pending::default();
+        let verdict = self.check_deferred(module, version, &pending).await;
+        self.keep(pending.take()).await;
+        verdict
+    }
+
+    /// Stores answers a verification collected (see [`Self::check_deferred`]).
+    pub async fn keep(&self, items: Vec<SumdbItem>) {
+        if let Some(c) = &self.checked {
+            self.proxy.keep(&c.db, items).await;
+        }
+    }
+
+    /// [`Self::check`], leaving the answers to store in `pending` for [`Self::keep`].
+    pub async fn check_deferred(
+        &self,
+        module: &str,
+        version: &str,
+        pending: &Pending,
+    ) -> Result<Verdict, VerifyError> {
         let Some(c) = &self.checked else {
             return Ok(Verdict::NotChecked);
         };
         if !self.proxy.is_public(module) {
             return Ok(Verdict::NotChecked);
         }
-        match self.lookup(c, module, version).await {
+        match self.lookup(c, module, version, pending).await {
             Ok(h) => {
                 verification("verified");
                 Ok(Verdict::Verified(h))
@@ -176,10 +219,12 @@ impl Checker {
             return Ok(body);
         }
         let body = self.proxy.fetch(&c.db, path).await?;
-        self.verify_lookup(c, &body)
+        let pending = Pending::default();
+        self.verify_lookup(c, &body, &pending)
             .await
             .map_err(|e| SumdbError::Upstream(e.to_string()))?;
-        self.proxy.keep(&c.db, vec![item(path, &body)]).await;
+        pending.push([item(path, &body)]);
+        self.proxy.keep(&c.db, pending.take()).await;
         Ok(body)
     }
 
@@ -193,16 +238,17 @@ impl Checker {
         c: &Checked,
         module: &str,
         version: &str,
+        pending: &Pending,
     ) -> Result<DbHashes, VerifyError> {
         let path = lookup_path(module, version).map_err(|reason| invalid(c, reason))?;
         let (body, fetched) = match self.proxy.cached(&c.db, &path).await {
             Some(body) => (body, false),
             None => (self.fetch(c, &path, module, version).await?, true),
         };
-        let text = self.verify_lookup(c, &body).await?;
+        let text = self.verify_lookup(c, &body, pending).await?;
         let hashes = record_hashes(&text, module, version).map_err(|r| invalid(c, r))?;
         if fetched {
-            self.proxy.keep(&c.db, vec![item(&path, &body)]).await;
+            pending.push([item(&path, &body)]);
         }
         Ok(DbHashes {
             db: c.db.name.clone(),
@@ -234,13 +280,18 @@ impl Checker {
     }
 
     /// Verifies a lookup answer (`<id>\n<record>\n<signed note>`) and returns the record text.
-    async fn verify_lookup(&self, c: &Checked, body: &[u8]) -> Result<String, VerifyError> {
+    async fn verify_lookup(
+        &self,
+        c: &Checked,
+        body: &[u8],
+        pending: &Pending,
+    ) -> Result<String, VerifyError> {
         let (id, text, signed) =
             tlog::parse_record(body).map_err(|e| invalid(c, format!("lookup answer: {e}")))?;
         let (tree, signed) = (open_tree(c, signed)?, signed.to_vec());
         let text = text.to_vec();
         let leaf = tlog::record_hash(&text);
-        self.with_tiles(c, tree, |r| {
+        self.with_tiles(c, tree, pending, |r| {
             let proof = tlog::prove_record(tree.n, id, r)?;
             tlog::check_record(&proof, tree.n, tree.hash, id, leaf)
         })
@@ -254,7 +305,7 @@ impl Checker {
                 ),
             )
         })?;
-        self.consistent(c, tree, signed).await?;
+        self.consistent(c, tree, signed, pending).await?;
         String::from_utf8(text).map_err(|_| invalid(c, "record is not UTF-8".into()))
     }
 
@@ -265,6 +316,7 @@ impl Checker {
         c: &Checked,
         tree: Tree,
         signed: Vec<u8>,
+        pending: &Pending,
     ) -> Result<(), VerifyError> {
         let stored = self
             .consensus
@@ -289,8 +341,8 @@ impl Checker {
         };
         let proven = match tree.n.cmp(&old.n) {
             std::cmp::Ordering::Equal => Ok(tree.hash == old.hash),
-            std::cmp::Ordering::Greater => self.prove_prefix(c, tree, old).await,
-            std::cmp::Ordering::Less => self.prove_prefix(c, old, tree).await,
+            std::cmp::Ordering::Greater => self.prove_prefix(c, tree, old, pending).await,
+            std::cmp::Ordering::Less => self.prove_prefix(c, old, tree, pending).await,
         };
         match proven {
             Ok(true) if tree.n > old.n => self.record_head(c, tree, signed).await,
@@ -301,8 +353,14 @@ impl Checker {
     }
 
     /// Whether `small` is a prefix of `big` (fetching the tiles of `big`).
-    async fn prove_prefix(&self, c: &Checked, big: Tree, small: Tree) -> Result<bool, TlogError> {
-        self.with_tiles(c, big, |r| {
+    async fn prove_prefix(
+        &self,
+        c: &Checked,
+        big: Tree,
+        small: Tree,
+        pending: &Pending,
+    ) -> Result<bool, TlogError> {
+        self.with_tiles(c, big, pending, |r| {
             let proof = tlog::prove_tree(big.n, small.n, r)?;
             tlog::check_tree(&proof, big.n, big.hash, small.n, small.hash)
         })
@@ -364,7 +422,13 @@ impl Checker {
 
     /// Runs `prove` with hashes read from tiles of `tree`, fetching the tiles it asks for until
     /// it has them all; tiles the reader authenticated are cached for clients.
-    async fn with_tiles<F>(&self, c: &Checked, tree: Tree, prove: F) -> Result<(), TlogError>
+    async fn with_tiles<F>(
+        &self,
+        c: &Checked,
+        tree: Tree,
+        pending: &Pending,
+        prove: F,
+    ) -> Result<(), TlogError>
     where
         F: Fn(&TileHashReader<'_, TileSet>) -> Result<(), TlogError>,
     {
@@ -377,7 +441,7 @@ impl Checker {
                     self.fetch_tiles(c, &set, &missing).await?;
                 }
                 other => {
-                    self.keep_tiles(c, set.take_saved()).await;
+                    self.collect_tiles(c, set.take_saved(), pending).await;
                     return other;
                 }
             }
@@ -391,22 +455,29 @@ impl Checker {
         set: &TileSet,
         tiles: &[tlog::Tile],
     ) -> Result<(), TlogError> {
-        for tile in tiles {
+        // Concurrently: a cold proof needs a tile per level, each a round trip to the database.
+        let fetched = futures_util::future::join_all(tiles.iter().map(|tile| async move {
             let path = tile.path();
-            let data = match self.proxy.cached(&c.db, &path).await {
-                Some(d) => d,
-                None => self
-                    .proxy
-                    .fetch(&c.db, &path)
-                    .await
-                    .map_err(|e| TlogError::Read(Box::new(e)))?,
-            };
-            set.insert(*tile, data.to_vec());
+            match self.proxy.cached(&c.db, &path).await {
+                Some(d) => Ok((*tile, d)),
+                None => self.proxy.fetch(&c.db, &path).await.map(|d| (*tile, d)),
+            }
+        }))
+        .await;
+        for result in fetched {
+            let (tile, data) = result.map_err(|e| TlogError::Read(Box::new(e)))?;
+            set.insert(tile, data.to_vec());
         }
         Ok(())
     }
 
-    async fn keep_tiles(&self, c: &Checked, saved: Vec<(tlog::Tile, Vec<u8>)>) {
+    /// Adds the authenticated tiles not stored yet to `pending`.
+    async fn collect_tiles(
+        &self,
+        c: &Checked,
+        saved: Vec<(tlog::Tile, Vec<u8>)>,
+        pending: &Pending,
+    ) {
         let mut items = Vec::new();
         for (tile, data) in saved {
             let path = tile.path();
@@ -414,7 +485,7 @@ impl Checker {
                 items.push(item(&path, &data));
             }
         }
-        self.proxy.keep(&c.db, items).await;
+        pending.push(items);
     }
 }
 
