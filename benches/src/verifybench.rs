@@ -91,8 +91,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let off = Summary::of(&misses.off);
     let warm = Summary::of(&misses.warm);
     let cold = Summary::of(&misses.cold);
+    let lookup = Summary::of(&misses.db);
     println!("\ncold .info miss (ms)           n    p50     p90   vs off (p50 / p90)");
     for (name, s) in [
+        ("database lookup alone", lookup),
         ("off", off),
         ("require, tiles warm", warm),
         ("require, tiles cold", cold),
@@ -122,7 +124,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::workspace_root().join("target/bench-verify.json"));
     let doc = json!({
         "records": db.size(),
-        "cold_miss": {"off": off.json(), "require_tiles_warm": warm.json(), "require_tiles_cold": cold.json()},
+        "cold_miss": {"database_lookup_alone": lookup.json(), "off": off.json(), "require_tiles_warm": warm.json(), "require_tiles_cold": cold.json()},
         "graph": {"versions": graph.versions, "delay_ms": args.delay_ms, "direct": direct.json(), "warm_cluster": cluster.json()},
     });
     std::fs::write(&out, serde_json::to_vec_pretty(&doc)?)
@@ -136,6 +138,8 @@ struct Misses {
     off: Vec<f64>,
     warm: Vec<f64>,
     cold: Vec<f64>,
+    /// A lookup straight from the database (the round trip verification adds at least).
+    db: Vec<f64>,
 }
 
 fn node_config(db: &FakeSumdb, mode: &str) -> String {
@@ -166,7 +170,17 @@ async fn cold_misses(
         off: Vec::new(),
         warm: Vec::new(),
         cold: Vec::new(),
+        db: Vec::new(),
     };
+    // A fresh connection each (raw HTTP/1.1); cairn's client keeps its connections.
+    for (module, version) in versions.iter().take(args.nodes * (args.misses + 1)) {
+        let target = format!("/lookup/{}@{}", escape(module), escape(version));
+        let start = Instant::now();
+        let r = cairn_tests::raw::request(db.addr(), "GET", &target, &[], Duration::from_secs(10))
+            .await?;
+        ensure!(r.status == 200, "GET {target}: {}", r.status_line);
+        m.db.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
     let per_node = args.misses + 1;
     let off_node =
         CairnNode::start(NodeOptions::new(&fixture.url()).config(&node_config(db, "off"))).await?;

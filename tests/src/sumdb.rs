@@ -221,11 +221,15 @@ struct Log {
     records: Vec<Record>,
     /// `levels[h][i]` = hash of the complete subtree of height `h` and index `i`.
     levels: Vec<Vec<Hash>>,
+    /// Record id by (module, version), so lookups cost what a real database's do.
+    index: HashMap<(String, String), u64>,
 }
 
 impl Log {
     fn push(&mut self, r: Record) {
         let mut h = leaf_hash(r.text.as_bytes());
+        let key = (r.module.clone(), r.version.clone());
+        self.index.insert(key, self.records.len() as u64);
         self.records.push(r);
         let mut level = 0;
         loop {
@@ -263,11 +267,8 @@ impl Log {
     }
 
     fn find(&self, module: &str, version: &str) -> Option<(u64, &Record)> {
-        self.records
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.module == module && r.version == version)
-            .map(|(i, r)| (i as u64, r))
+        let id = *self.index.get(&(module.to_owned(), version.to_owned()))?;
+        self.records.get(id as usize).map(|r| (id, r))
     }
 
     /// Tile entries `n·256 … n·256+w−1` at height `8·level` (or the records, for `None`), if the

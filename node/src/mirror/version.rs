@@ -168,10 +168,13 @@ impl Mirror {
             sumdb_zip_h1: None,
         };
         self.apply_verdict(&mut rec, verdict?)?;
-        // Both proposals in flight together share one Raft flush (group commit).
-        let (_, committed) =
-            tokio::join!(self.keep_answers(answers), self.commit_version(rec, "info"));
-        committed
+        // The answers that verified it go into the same log entry: one flush, not two.
+        let answers = answers.take();
+        let db = self.inner.checker.as_ref().and_then(|c| c.database());
+        let evidence = db
+            .filter(|_| !answers.is_empty())
+            .map(|db| (db.to_owned(), answers));
+        self.commit_version_with(rec, "info", evidence).await
     }
 
     /// Proposes a version record and returns what the state holds afterwards. Without a
@@ -181,12 +184,27 @@ impl Mirror {
         rec: VersionRecord,
         kind: &'static str,
     ) -> MirrorResult<Arc<VersionRecord>> {
+        self.commit_version_with(rec, kind, None).await
+    }
+
+    /// [`Self::commit_version`], storing `evidence` (a database and the answers that verified
+    /// the version) in the same log entry.
+    async fn commit_version_with(
+        &self,
+        rec: VersionRecord,
+        kind: &'static str,
+        evidence: Option<(String, Vec<crate::store::meta::SumdbItem>)>,
+    ) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
-        match inner
-            .consensus
-            .propose(MetaCmd::PutVersion(rec.clone()))
-            .await
-        {
+        let cmd = match evidence {
+            Some((db, answers)) => MetaCmd::PutVerifiedVersion {
+                record: rec.clone(),
+                db,
+                answers,
+            },
+            None => MetaCmd::PutVersion(rec.clone()),
+        };
+        match inner.consensus.propose(cmd).await {
             Ok(MetaResp::Conflict { reason }) => {
                 ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => kind)
                     .increment(1);

@@ -109,6 +109,14 @@ fn apply_in_tx(tx: &Tx<'_>, entries: &[Entry<TypeConfig>]) -> TxResult<Vec<MetaR
 fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> {
     match cmd {
         MetaCmd::PutVersion(rec) => put_version(tx, rec, count),
+        MetaCmd::PutVerifiedVersion {
+            record,
+            db,
+            answers,
+        } => {
+            put_sumdb_items(tx, db, answers)?;
+            put_version(tx, record, count)
+        }
         MetaCmd::PutList {
             module,
             versions,

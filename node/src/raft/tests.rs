@@ -381,6 +381,28 @@ async fn mark_verified_and_quarantine_change_only_unverified_or_stored_versions(
 }
 
 #[tokio::test]
+async fn a_verified_version_and_its_evidence_are_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _sm) = open_store(dir.path()).await;
+    let evidence = |body: &str| MetaCmd::PutVerifiedVersion {
+        record: rec("a", "v1.0.0"),
+        db: "sum.example".to_string(),
+        answers: vec![SumdbItem {
+            path: "lookup/a@v1.0.0".to_string(),
+            body: body.as_bytes().to_vec(),
+        }],
+    };
+    let resps = apply_cmds(&db, 1, vec![evidence("first"), evidence("second")]);
+    assert_eq!(resps, [MetaResp::Applied, MetaResp::Unchanged]);
+    let reader = MetaReader::new(db.sm.clone());
+    assert!(reader.get_version("a", "v1.0.0").unwrap().is_some());
+    let item = reader
+        .get_sumdb_item("sum.example", "lookup/a@v1.0.0")
+        .unwrap();
+    assert_eq!(item.as_deref(), Some(&b"first"[..]));
+}
+
+#[tokio::test]
 async fn sumdb_items_are_immutable_and_travel_in_snapshots() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;

@@ -441,7 +441,7 @@ impl Checker {
                     self.fetch_tiles(c, &set, &missing).await?;
                 }
                 other => {
-                    self.collect_tiles(c, set.take_saved(), pending).await;
+                    Self::collect_tiles(&set, pending);
                     return other;
                 }
             }
@@ -459,33 +459,26 @@ impl Checker {
         let fetched = futures_util::future::join_all(tiles.iter().map(|tile| async move {
             let path = tile.path();
             match self.proxy.cached(&c.db, &path).await {
-                Some(d) => Ok((*tile, d)),
-                None => self.proxy.fetch(&c.db, &path).await.map(|d| (*tile, d)),
+                Some(d) => Ok((*tile, d, false)),
+                None => self
+                    .proxy
+                    .fetch(&c.db, &path)
+                    .await
+                    .map(|d| (*tile, d, true)),
             }
         }))
         .await;
         for result in fetched {
-            let (tile, data) = result.map_err(|e| TlogError::Read(Box::new(e)))?;
-            set.insert(tile, data.to_vec());
+            let (tile, data, from_network) = result.map_err(|e| TlogError::Read(Box::new(e)))?;
+            set.insert(tile, data.to_vec(), from_network);
         }
         Ok(())
     }
 
-    /// Adds the authenticated tiles not stored yet to `pending`.
-    async fn collect_tiles(
-        &self,
-        c: &Checked,
-        saved: Vec<(tlog::Tile, Vec<u8>)>,
-        pending: &Pending,
-    ) {
-        let mut items = Vec::new();
-        for (tile, data) in saved {
-            let path = tile.path();
-            if self.proxy.cached(&c.db, &path).await.is_none() {
-                items.push(item(&path, &data));
-            }
-        }
-        pending.push(items);
+    /// Adds the authenticated tiles that came from the network (not stored yet) to `pending`.
+    fn collect_tiles(set: &TileSet, pending: &Pending) {
+        let fresh = set.take_saved_from_network();
+        pending.push(fresh.iter().map(|(tile, data)| item(&tile.path(), data)));
     }
 }
 
@@ -559,6 +552,8 @@ pub(super) struct TileSet {
 #[derive(Default)]
 struct TileSetInner {
     have: HashMap<tlog::Tile, Vec<u8>>,
+    /// Tiles fetched from the database (the others came from the store).
+    from_network: std::collections::HashSet<tlog::Tile>,
     missing: Vec<tlog::Tile>,
     saved: Vec<(tlog::Tile, Vec<u8>)>,
 }
@@ -568,16 +563,26 @@ impl TileSet {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn insert(&self, tile: tlog::Tile, data: Vec<u8>) {
-        self.lock().have.insert(tile, data);
+    fn insert(&self, tile: tlog::Tile, data: Vec<u8>, from_network: bool) {
+        let mut inner = self.lock();
+        inner.have.insert(tile, data);
+        if from_network {
+            inner.from_network.insert(tile);
+        }
     }
 
     fn take_missing(&self) -> Vec<tlog::Tile> {
         std::mem::take(&mut self.lock().missing)
     }
 
-    fn take_saved(&self) -> Vec<(tlog::Tile, Vec<u8>)> {
-        std::mem::take(&mut self.lock().saved)
+    /// The authenticated tiles that were fetched from the database.
+    fn take_saved_from_network(&self) -> Vec<(tlog::Tile, Vec<u8>)> {
+        let mut inner = self.lock();
+        let saved = std::mem::take(&mut inner.saved);
+        saved
+            .into_iter()
+            .filter(|(t, _)| inner.from_network.contains(t))
+            .collect()
     }
 }
 

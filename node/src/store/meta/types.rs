@@ -93,6 +93,17 @@ pub enum MetaCmd {
     /// Insert a version, or add the zip to a version that had only `.info`/`.mod`.
     /// Same bytes as already stored: no-op. Different bytes: [`MetaResp::Conflict`].
     PutVersion(VersionRecord),
+    /// [`MetaCmd::PutVersion`] together with the checksum-database answers that verified it
+    /// (stored as by [`MetaCmd::PutSumdbItems`]): one log entry, one flush. Answers with the
+    /// version's response.
+    PutVerifiedVersion {
+        /// The version.
+        record: VersionRecord,
+        /// The database that vouched for it.
+        db: String,
+        /// The lookup and tiles it fetched to do so.
+        answers: Vec<SumdbItem>,
+    },
     /// Replace the upstream's `@v/list` answer for a module if `fetched_at_ms` is newer.
     PutList {
         /// Module path, unescaped.
