@@ -78,6 +78,9 @@ pub async fn start_cairn(
         .arg("--upstream")
         .arg(format!("file://{}", corpus.display()))
         .args(["--log-format", "json", "--log-level", "warn"])
+        // The bench corpus is local: no public checksum database knows it (verification has
+        // its own bench, `cairn-bench verify`).
+        .env("CAIRN_SUMDB__DATABASES", "[]")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
