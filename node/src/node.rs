@@ -133,7 +133,8 @@ impl Node {
             config.sumdb.databases.clone(),
             upstream,
             router.clone(),
-            AnswerStore::new(&dir.join("sumdb"), Some(consensus.clone())),
+            // Not `sumdb/`: answers cached there before verification existed were never checked.
+            AnswerStore::new(&dir.join("sumdb-answers"), Some(consensus.clone())),
             Duration::from_secs(config.sumdb.latest_ttl_secs),
             config.limits.max_sumdb_bytes,
         );
@@ -206,6 +207,11 @@ impl Node {
                 checker,
                 consensus.reader(),
                 blobs.clone(),
+                crate::modzip::ZipLimits {
+                    max_zip_bytes: config.limits.max_zip_bytes,
+                    max_uncompressed_bytes: config.limits.max_uncompressed_bytes,
+                    ..crate::modzip::ZipLimits::default()
+                },
             ))),
         };
         write_addrs(dir, http_addr, cluster_addr)?;

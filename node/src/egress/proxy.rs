@@ -9,12 +9,22 @@ use reqwest::Url;
 use super::{EgressError, EgressSettings};
 
 /// One resolved proxy and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
     /// The proxy's URL (with credentials, if any).
     pub url: Url,
     /// The config key or environment variable it came from.
     pub from: String,
+}
+
+impl std::fmt::Debug for ProxyUrl {
+    /// The URL with its password hidden: proxies end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyUrl")
+            .field("url", &self.redacted())
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 impl ProxyUrl {
@@ -126,8 +136,14 @@ impl Proxies {
         .filter(|v| !v.is_empty());
         let mut errors = Vec::new();
         let mut parse = |found: Option<(String, String)>| match found {
-            Some((from, value)) => parse_proxy(from, &value).unwrap_or_else(|e| {
-                errors.push(e);
+            Some((from, value)) => parse_proxy(from.clone(), &value).unwrap_or_else(|e| {
+                // curl's ALL_PROXY is often a SOCKS proxy meant for other tools (the go command
+                // ignores it): skip it rather than refuse to start.
+                if from.eq_ignore_ascii_case("ALL_PROXY") {
+                    tracing::warn!(error = %e, "ignoring ALL_PROXY from the environment");
+                } else {
+                    errors.push(e);
+                }
                 None
             }),
             None => None,

@@ -65,7 +65,7 @@ impl Roots {
             webpki_fallback: false,
         };
         if settings.system_roots {
-            roots.load_system(vars);
+            roots.load_system(vars).map_err(|e| vec![e])?;
         }
         if let Some(path) = &settings.extra_ca_file {
             let bad = |reason: String| {
@@ -95,7 +95,10 @@ impl Roots {
         Ok(roots)
     }
 
-    fn load_system(&mut self, vars: &[(String, String)]) {
+    /// The system store. An explicitly set `SSL_CERT_FILE`/`SSL_CERT_DIR` that holds no
+    /// certificate is an error, not a reason to trust webpki's public roots instead: an operator
+    /// who points it at a restricted store must not get the opposite.
+    fn load_system(&mut self, vars: &[(String, String)]) -> Result<(), EgressError> {
         let file = var(vars, "SSL_CERT_FILE");
         let dir = var(vars, "SSL_CERT_DIR");
         if let Some(file) = file {
@@ -115,6 +118,12 @@ impl Roots {
                 .push(format!("SSL_CERT_DIR={dir}: {} certificates", certs.len()));
             self.certs.extend(certs);
         }
+        if (file.is_some() || dir.is_some()) && self.certs.is_empty() {
+            return Err(EgressError::NoRoots(format!(
+                "{} holds no readable PEM certificate; fix it, or unset it to use the distribution's store",
+                self.sources.join(" and ")
+            )));
+        }
         if file.is_none() && dir.is_none() {
             let found = rustls_native_certs::load_native_certs();
             for e in &found.errors {
@@ -129,6 +138,7 @@ impl Roots {
             self.sources
                 .push("system store empty: webpki's bundled roots".into());
         }
+        Ok(())
     }
 
     /// Only webpki's bundled roots.
@@ -192,10 +202,12 @@ impl Roots {
         Ok(path.to_path_buf())
     }
 
-    /// Whether there are certificates to write as a bundle (not when webpki's roots stand in
-    /// for an empty system store: git then keeps its own defaults).
+    /// Whether there are certificates to write as a bundle for git: not when webpki's roots
+    /// stand in for an empty system store (they are trust anchors, not certificates, so a bundle
+    /// would hold `extra_ca_file` alone and git would lose every public root; git keeps its own
+    /// defaults then).
     pub(super) fn has_bundle(&self) -> bool {
-        !self.certs.is_empty()
+        !self.webpki_fallback && !self.certs.is_empty()
     }
 }
 
@@ -247,20 +259,21 @@ mod tests {
     }
 
     #[test]
-    fn empty_system_store_falls_back_to_webpki_and_no_roots_at_all_is_refused() {
+    fn an_empty_explicit_store_and_no_roots_at_all_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
         let env = vars(&[("SSL_CERT_FILE", empty.to_str().unwrap())]);
-        let roots = Roots::load(&EgressSettings::default(), &env).unwrap();
-        assert!(roots.webpki_fallback && !roots.has_bundle());
+        let errs = Roots::load(&EgressSettings::default(), &env).unwrap_err();
+        assert!(errs[0].to_string().contains("empty.pem"), "{errs:?}");
         let none = EgressSettings {
             system_roots: false,
             ..EgressSettings::default()
         };
         assert!(matches!(
-            Roots::load(&none, &env).unwrap_err()[0],
+            Roots::load(&none, &[]).unwrap_err()[0],
             EgressError::NoRoots(_)
         ));
+        assert!(!Roots::webpki_only().has_bundle());
     }
 }

@@ -152,22 +152,36 @@ impl Mirror {
             ),
             self.verdict_deferred(module, version, &answers),
         );
-        let info = info.map_err(MirrorError::from_upstream)?;
-        let gomod = gomod.map_err(MirrorError::from_upstream)?;
-        check_info(&info.body, Some(version), module).map_err(|r| reject("info", "bad_info", r))?;
-        let mut rec = VersionRecord {
-            module: module.to_string(),
-            version: version.to_string(),
-            mod_h1: crate::modzip::hash_gomod(&gomod.body),
-            info: info.body.to_vec(),
-            gomod: gomod.body.to_vec(),
-            zip: None,
-            source: info.source,
-            cached_at_ms: now_ms(),
-            sumdb_verified: false,
-            sumdb_zip_h1: None,
+        let built = async {
+            let info = info.map_err(MirrorError::from_upstream)?;
+            let gomod = gomod.map_err(MirrorError::from_upstream)?;
+            check_info(&info.body, Some(version), module)
+                .map_err(|r| reject("info", "bad_info", r))?;
+            let mut rec = VersionRecord {
+                module: module.to_string(),
+                version: version.to_string(),
+                mod_h1: crate::modzip::hash_gomod(&gomod.body),
+                info: info.body.to_vec(),
+                gomod: gomod.body.to_vec(),
+                zip: None,
+                source: info.source,
+                cached_at_ms: now_ms(),
+                sumdb_verified: false,
+                sumdb_zip_h1: None,
+            };
+            self.apply_verdict(&mut rec, verdict?)?;
+            Ok(rec)
+        }
+        .await;
+        let rec = match built {
+            Ok(rec) => rec,
+            Err(e) => {
+                // What the database answered is valid whatever the upstream did: keep it (the
+                // tree head it recorded needs its tiles).
+                self.keep_answers(answers).await;
+                return Err(e);
+            }
         };
-        self.apply_verdict(&mut rec, verdict?)?;
         // The answers that verified it go into the same log entry: one flush, not two.
         let answers = answers.take();
         let db = self.inner.checker.as_ref().and_then(|c| c.database());

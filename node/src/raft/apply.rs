@@ -145,8 +145,9 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
         MetaCmd::MarkVerified {
             module,
             version,
+            mod_h1,
             zip_h1,
-        } => mark_verified(tx, module, version, zip_h1),
+        } => mark_verified(tx, module, version, mod_h1, zip_h1),
         MetaCmd::Quarantine {
             module,
             version,
@@ -162,9 +163,19 @@ fn stored_head(tx: &Tx<'_>, db: &str) -> TxResult<Option<TreeHeadRecord>> {
     }
 }
 
-/// Stores a larger tree head; a forked database keeps its evidence and refuses new heads.
+/// Stores a larger tree head; a forked database keeps its evidence and refuses new heads. Two
+/// signed heads of the same size with different hashes are a fork by themselves: the database
+/// is marked forked (the proposer proved the new head against an older stored one, and another
+/// verification recorded its rival first).
 fn put_tree_head(tx: &Tx<'_>, db: &str, head: &TreeHeadRecord) -> TxResult<MetaResp> {
     if let Some(stored) = stored_head(tx, db)? {
+        if stored.forked.is_none() && stored.size == head.size && stored.hash != head.hash {
+            let evidence = format!(
+                "two signed tree heads of size {}: hashes {} and {}",
+                head.size, stored.hash, head.hash
+            );
+            return mark_forked(tx, db, &evidence);
+        }
         if stored.forked.is_some() || stored.size >= head.size {
             return Ok(MetaResp::Unchanged);
         }
@@ -184,14 +195,27 @@ fn stored_version(tx: &Tx<'_>, key: &[u8]) -> TxResult<Option<VersionRecord>> {
     }
 }
 
-/// Sets the verified flag and the database's zip hash of a stored version.
-fn mark_verified(tx: &Tx<'_>, module: &str, version: &str, zip_h1: &str) -> TxResult<MetaResp> {
+/// Sets the verified flag and the database's zip hash of a stored version whose hashes are the
+/// database's.
+fn mark_verified(
+    tx: &Tx<'_>,
+    module: &str,
+    version: &str,
+    mod_h1: &str,
+    zip_h1: &str,
+) -> TxResult<MetaResp> {
     let key = version_key(module, version);
     let Some(mut rec) = stored_version(tx, &key)? else {
         return Ok(MetaResp::Unchanged);
     };
     if rec.sumdb_verified {
         return Ok(MetaResp::Unchanged);
+    }
+    let zip_differs = rec.zip.as_ref().is_some_and(|z| z.h1 != zip_h1);
+    if rec.mod_h1 != mod_h1 || zip_differs {
+        return Ok(conflict(format!(
+            "{module}@{version} does not hold the database's hashes ({mod_h1}, {zip_h1})"
+        )));
     }
     rec.sumdb_verified = true;
     rec.sumdb_zip_h1 = Some(zip_h1.to_owned());

@@ -1,8 +1,8 @@
 //! [`Audit`]: `cairn verify` — every stored public version checked again against the
 //! verifying checksum database: the record's hashes, the go.mod bytes it holds, and the zip file
 //! on this node's disk (hashed afresh), so a version poisoned while the database was away
-//! (`best-effort`) or altered on disk after it was stored is found. It reports; it changes
-//! nothing.
+//! (`best-effort`) or altered on disk after it was stored is found. It reports; it changes no
+//! version (what it fetches from the database is stored like any verification's answers).
 
 use std::sync::Arc;
 
@@ -62,15 +62,23 @@ pub struct Audit {
     checker: Arc<Checker>,
     meta: MetaReader,
     blobs: BlobStore,
+    /// The node's zip limits (a stored zip was accepted under them).
+    limits: ZipLimits,
 }
 
 impl Audit {
-    /// An audit of the versions `meta` holds, with zips read from `blobs`.
-    pub fn new(checker: Arc<Checker>, meta: MetaReader, blobs: BlobStore) -> Audit {
+    /// An audit of the versions `meta` holds, with zips read from `blobs` under `limits`.
+    pub fn new(
+        checker: Arc<Checker>,
+        meta: MetaReader,
+        blobs: BlobStore,
+        limits: ZipLimits,
+    ) -> Audit {
         Audit {
             checker,
             meta,
             blobs,
+            limits,
         }
     }
 
@@ -173,17 +181,12 @@ impl Audit {
         sha256: &str,
     ) -> Option<Result<String, String>> {
         let path = self.blobs.path_of(sha256).ok().filter(|p| p.is_file())?;
-        let (module, version) = (rec.module.clone(), rec.version.clone());
+        let (module, version, limits) = (rec.module.clone(), rec.version.clone(), self.limits);
         let hashed = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-            modzip::check_zip(
-                std::io::BufReader::new(file),
-                &module,
-                &version,
-                &ZipLimits::default(),
-            )
-            .map(|s| s.h1)
-            .map_err(|e| e.to_string())
+            modzip::check_zip(std::io::BufReader::new(file), &module, &version, &limits)
+                .map(|s| s.h1)
+                .map_err(|e| e.to_string())
         })
         .await;
         Some(hashed.unwrap_or_else(|e| Err(e.to_string())))

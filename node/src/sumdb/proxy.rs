@@ -197,7 +197,10 @@ impl SumdbProxy {
                         content_type: "text/plain; charset=utf-8",
                         immutable: true,
                     }),
-                    _ => self.immutable(db, p, "text/plain; charset=utf-8").await,
+                    _ => {
+                        self.immutable(db, p, "text/plain; charset=utf-8", true)
+                            .await
+                    }
                 }
             }
             Endpoint::Tile(p) => {
@@ -206,7 +209,10 @@ impl SumdbProxy {
                 } else {
                     "application/octet-stream"
                 };
-                self.immutable(db, p, ct).await
+                // Tiles of the verifying database are stored only once a verification
+                // authenticated them: a tile the upstream forged must not stick.
+                let verified_only = matches!(&self.checker, Some(c) if c.verifies(&db.name));
+                self.immutable(db, p, ct, !verified_only).await
             }
         }
     }
@@ -279,11 +285,13 @@ impl SumdbProxy {
         self.flights.run(key, work, gone).await
     }
 
+    /// An immutable answer from the store, else from the database (stored if `store`).
     async fn immutable(
         &self,
         db: &SumdbDatabase,
         path: &str,
         content_type: &'static str,
+        store: bool,
     ) -> Result<SumdbAnswer, SumdbError> {
         if let Some(body) = self.cached(db, path).await {
             metrics::counter!("cairn_sumdb_requests_total", "result" => "hit").increment(1);
@@ -295,7 +303,9 @@ impl SumdbProxy {
         }
         metrics::counter!("cairn_sumdb_requests_total", "result" => "miss").increment(1);
         let body = self.fetch(db, path).await?;
-        self.keep(db, vec![item(path, &body)]).await;
+        if store {
+            self.keep(db, vec![item(path, &body)]).await;
+        }
         Ok(SumdbAnswer {
             body,
             content_type,

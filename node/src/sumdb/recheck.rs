@@ -24,6 +24,9 @@ pub struct PassStats {
     pub verified: u64,
     /// Versions quarantined.
     pub quarantined: u64,
+    /// Versions the database could not vouch for this time (unreachable, no record): still
+    /// served, checked again next pass.
+    pub unsettled: u64,
 }
 
 /// Spawns the worker; it stops when `shutdown` is cancelled. `every` of zero disables it.
@@ -68,8 +71,13 @@ pub async fn pass(checker: &Checker, consensus: &Consensus) -> PassStats {
         if rec.sumdb_verified {
             continue;
         }
-        let Ok(Verdict::Verified(h)) = checker.check(&rec.module, &rec.version).await else {
-            continue;
+        let h = match checker.check(&rec.module, &rec.version).await {
+            Ok(Verdict::Verified(h)) => h,
+            Ok(Verdict::NotChecked) => continue,
+            Ok(Verdict::Unverified { .. }) | Err(_) => {
+                stats.unsettled += 1;
+                continue;
+            }
         };
         stats.checked += 1;
         let cmd = match disagreement(&rec, &h) {
@@ -78,6 +86,7 @@ pub async fn pass(checker: &Checker, consensus: &Consensus) -> PassStats {
                 MetaCmd::MarkVerified {
                     module: rec.module.clone(),
                     version: rec.version.clone(),
+                    mod_h1: h.mod_h1.clone(),
                     zip_h1: h.zip_h1.clone(),
                 }
             }

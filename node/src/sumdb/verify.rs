@@ -20,11 +20,14 @@ use super::tlog::{self, TileHashReader, TileReader, TlogError, Tree};
 use super::{SumdbError, SumdbProxy};
 use crate::config::{SumdbDatabase, VerifyMode};
 use crate::raft::Consensus;
-use crate::store::meta::{MetaCmd, SumdbItem, TreeHeadRecord};
+use crate::store::meta::{MetaCmd, MetaResp, SumdbItem, TreeHeadRecord};
 
 /// Rounds of "prove, fetch the tiles the proof needs" before giving up; a proof needs at most
 /// two (the tiles, then their parents are planned together by the reader).
 const MAX_TILE_ROUNDS: usize = 6;
+
+/// Times a verification re-proves its tree after another one moved the replicated head.
+const MAX_HEAD_RACES: usize = 4;
 
 /// Tile height of every Go checksum database.
 const TILE_HEIGHT: i32 = 8;
@@ -209,23 +212,27 @@ impl Checker {
         }
     }
 
-    /// Serves a client's `lookup/…` of the verifying database from the verified cache, verifying
-    /// (and caching) it first when it is not there.
+    /// Serves a client's `lookup/<path>@<version>` of the verifying database: the verified
+    /// answer for exactly that module version, verifying (and storing) it first when needed.
     pub(super) async fn client_lookup(&self, path: &str) -> Result<Bytes, SumdbError> {
         let Some(c) = &self.checked else {
             return Err(SumdbError::NotFound(path.to_owned()));
         };
-        if let Some(body) = self.proxy.cached(&c.db, path).await {
-            return Ok(body);
-        }
-        let body = self.proxy.fetch(&c.db, path).await?;
+        let bad = |e: String| SumdbError::BadRequest(format!("malformed lookup {path:?}: {e}"));
+        let (module, version) = path
+            .strip_prefix("lookup/")
+            .and_then(|l| l.rsplit_once('@'))
+            .ok_or_else(|| bad("no module@version".into()))?;
+        let module = crate::module::unescape_path(module).map_err(|e| bad(e.to_string()))?;
+        let version = crate::module::unescape_version(version).map_err(|e| bad(e.to_string()))?;
         let pending = Pending::default();
-        self.verify_lookup(c, &body, &pending)
-            .await
-            .map_err(|e| SumdbError::Upstream(e.to_string()))?;
-        pending.push([item(path, &body)]);
+        let looked_up = self.lookup_body(c, &module, &version, &pending).await;
         self.proxy.keep(&c.db, pending.take()).await;
-        Ok(body)
+        match looked_up {
+            Ok((_, body)) => Ok(body),
+            Err(VerifyError::NotLogged { reason, .. }) => Err(SumdbError::NotFound(reason)),
+            Err(e) => Err(SumdbError::Upstream(e.to_string())),
+        }
     }
 
     /// Whether `db` is the verifying database.
@@ -240,20 +247,54 @@ impl Checker {
         version: &str,
         pending: &Pending,
     ) -> Result<DbHashes, VerifyError> {
+        self.lookup_body(c, module, version, pending)
+            .await
+            .map(|(hashes, _)| hashes)
+    }
+
+    /// The verified lookup of `module@version` and its body. A stored answer that does not
+    /// verify (it cannot have been stored by a verification, e.g. a pre-upgrade cache file) is
+    /// ignored and the database asked again.
+    async fn lookup_body(
+        &self,
+        c: &Checked,
+        module: &str,
+        version: &str,
+        pending: &Pending,
+    ) -> Result<(DbHashes, Bytes), VerifyError> {
         let path = lookup_path(module, version).map_err(|reason| invalid(c, reason))?;
-        let (body, fetched) = match self.proxy.cached(&c.db, &path).await {
-            Some(body) => (body, false),
-            None => (self.fetch(c, &path, module, version).await?, true),
-        };
-        let text = self.verify_lookup(c, &body, pending).await?;
-        let hashes = record_hashes(&text, module, version).map_err(|r| invalid(c, r))?;
-        if fetched {
-            pending.push([item(&path, &body)]);
+        if let Some(body) = self.proxy.cached(&c.db, &path).await {
+            match self.check_lookup(c, &body, module, version, pending).await {
+                Ok(hashes) => return Ok((hashes, body)),
+                Err(e @ VerifyError::Forked { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(module, version, error = %e, "stored lookup does not verify; asking the database again")
+                }
+            }
         }
+        let body = self.fetch(c, &path, module, version).await?;
+        let hashes = self
+            .check_lookup(c, &body, module, version, pending)
+            .await?;
+        pending.push([item(&path, &body)]);
+        Ok((hashes, body))
+    }
+
+    /// Verifies a lookup answer and that its record is exactly `module@version`'s.
+    async fn check_lookup(
+        &self,
+        c: &Checked,
+        body: &[u8],
+        module: &str,
+        version: &str,
+        pending: &Pending,
+    ) -> Result<DbHashes, VerifyError> {
+        let text = self.verify_lookup(c, body, pending).await?;
+        let (zip_h1, mod_h1) = record_hashes(&text, module, version).map_err(|r| invalid(c, r))?;
         Ok(DbHashes {
             db: c.db.name.clone(),
-            zip_h1: hashes.0,
-            mod_h1: hashes.1,
+            zip_h1,
+            mod_h1,
         })
     }
 
@@ -310,7 +351,9 @@ impl Checker {
     }
 
     /// Proves `tree` consistent with the replicated tree head and records it if newer; a
-    /// contradiction marks the database forked for the whole cluster.
+    /// contradiction marks the database forked for the whole cluster. Recording is a
+    /// compare-and-swap: if another verification moved the head meanwhile (the proposal changed
+    /// nothing), `tree` is proven again against the head that won.
     async fn consistent(
         &self,
         c: &Checked,
@@ -318,38 +361,51 @@ impl Checker {
         signed: Vec<u8>,
         pending: &Pending,
     ) -> Result<(), VerifyError> {
-        let stored = self
-            .consensus
-            .reader()
-            .get_tree_head(&c.db.name)
-            .map_err(|e| invalid(c, format!("reading the stored tree head: {e}")))?;
-        let stored = match stored {
-            Some(s) => s,
-            None => return self.record_head(c, tree, signed).await,
-        };
-        if let Some(evidence) = stored.forked {
-            ::metrics::gauge!(metrics::FORKED, "db" => c.db.name.clone()).set(1.0);
-            return Err(VerifyError::Forked {
-                db: c.db.name.clone(),
-                evidence,
-            });
+        for _ in 0..MAX_HEAD_RACES {
+            let stored = self
+                .consensus
+                .reader()
+                .get_tree_head(&c.db.name)
+                .map_err(|e| invalid(c, format!("reading the stored tree head: {e}")))?;
+            let Some(stored) = stored else {
+                match self.record_head(c, tree, &signed).await {
+                    Some(MetaResp::Unchanged) => continue,
+                    _ => return Ok(()),
+                }
+            };
+            if let Some(evidence) = stored.forked {
+                ::metrics::gauge!(metrics::FORKED, "db" => c.db.name.clone()).set(1.0);
+                return Err(VerifyError::Forked {
+                    db: c.db.name.clone(),
+                    evidence,
+                });
+            }
+            let old = Tree {
+                n: i64::try_from(stored.size).unwrap_or(i64::MAX),
+                hash: tlog::parse_hash(&stored.hash)
+                    .map_err(|e| invalid(c, format!("stored tree head: {e}")))?,
+            };
+            let proven = match tree.n.cmp(&old.n) {
+                std::cmp::Ordering::Equal => Ok(tree.hash == old.hash),
+                std::cmp::Ordering::Greater => self.prove_prefix(c, tree, old, pending).await,
+                std::cmp::Ordering::Less => self.prove_prefix(c, old, tree, pending).await,
+            };
+            match proven {
+                Ok(true) if tree.n > old.n => match self.record_head(c, tree, &signed).await {
+                    Some(MetaResp::Unchanged) => continue,
+                    _ => return Ok(()),
+                },
+                Ok(true) => return Ok(()),
+                Ok(false) | Err(TlogError::ProofFailed) => {
+                    return Err(self.fork(c, old, tree).await)
+                }
+                Err(e) => return Err(invalid(c, format!("consistency proof: {e}"))),
+            }
         }
-        let old = Tree {
-            n: i64::try_from(stored.size).unwrap_or(i64::MAX),
-            hash: tlog::parse_hash(&stored.hash)
-                .map_err(|e| invalid(c, format!("stored tree head: {e}")))?,
-        };
-        let proven = match tree.n.cmp(&old.n) {
-            std::cmp::Ordering::Equal => Ok(tree.hash == old.hash),
-            std::cmp::Ordering::Greater => self.prove_prefix(c, tree, old, pending).await,
-            std::cmp::Ordering::Less => self.prove_prefix(c, old, tree, pending).await,
-        };
-        match proven {
-            Ok(true) if tree.n > old.n => self.record_head(c, tree, signed).await,
-            Ok(true) => Ok(()),
-            Ok(false) | Err(TlogError::ProofFailed) => Err(self.fork(c, old, tree).await),
-            Err(e) => Err(invalid(c, format!("consistency proof: {e}"))),
-        }
+        Err(invalid(
+            c,
+            "the tree head kept moving while this one was proven".into(),
+        ))
     }
 
     /// Whether `small` is a prefix of `big` (fetching the tiles of `big`).
@@ -368,14 +424,11 @@ impl Checker {
         .map(|()| true)
     }
 
-    async fn record_head(
-        &self,
-        c: &Checked,
-        tree: Tree,
-        signed: Vec<u8>,
-    ) -> Result<(), VerifyError> {
+    /// Proposes `tree` as the newest head; `None` without a quorum (not recorded yet: the next
+    /// verification proves against the stored head again).
+    async fn record_head(&self, c: &Checked, tree: Tree, signed: &[u8]) -> Option<MetaResp> {
         let head = TreeHeadRecord {
-            note: signed,
+            note: signed.to_vec(),
             size: u64::try_from(tree.n).unwrap_or(0),
             hash: tlog::format_hash(&tree.hash),
             forked: None,
@@ -386,15 +439,18 @@ impl Checker {
             head,
         };
         match self.consensus.propose(cmd).await {
-            Ok(_) => ::metrics::counter!(metrics::TREE_HEADS_TOTAL, "db" => c.db.name.clone())
-                .increment(1),
-            // Without a quorum the head is simply not recorded yet; the next verification
-            // proves against the stored one again.
+            Ok(resp) => {
+                if resp == MetaResp::Applied {
+                    ::metrics::counter!(metrics::TREE_HEADS_TOTAL, "db" => c.db.name.clone())
+                        .increment(1);
+                }
+                Some(resp)
+            }
             Err(e) => {
-                tracing::warn!(db = %c.db.name, error = %e, "could not record the newer tree head")
+                tracing::warn!(db = %c.db.name, error = %e, "could not record the newer tree head");
+                None
             }
         }
-        Ok(())
     }
 
     async fn fork(&self, c: &Checked, old: Tree, new: Tree) -> VerifyError {
@@ -457,14 +513,9 @@ impl Checker {
     ) -> Result<(), TlogError> {
         // Concurrently: a cold proof needs a tile per level, each a round trip to the database.
         let fetched = futures_util::future::join_all(tiles.iter().map(|tile| async move {
-            let path = tile.path();
-            match self.proxy.cached(&c.db, &path).await {
+            match self.proxy.cached(&c.db, &tile.path()).await {
                 Some(d) => Ok((*tile, d, false)),
-                None => self
-                    .proxy
-                    .fetch(&c.db, &path)
-                    .await
-                    .map(|d| (*tile, d, true)),
+                None => self.fetch_tile(c, tile).await.map(|d| (*tile, d, true)),
             }
         }))
         .await;
@@ -473,6 +524,25 @@ impl Checker {
             set.insert(tile, data.to_vec(), from_network);
         }
         Ok(())
+    }
+
+    /// Fetches `tile` from the database. A partial tile the database no longer serves (it may
+    /// withdraw them once the tile is full, PROTOCOL.md §5.5) is cut from the full tile, as the
+    /// go command does.
+    async fn fetch_tile(&self, c: &Checked, tile: &tlog::Tile) -> Result<Bytes, SumdbError> {
+        let full_width = 1i32 << tile.h.clamp(1, 30);
+        match self.proxy.fetch(&c.db, &tile.path()).await {
+            Err(SumdbError::NotFound(_)) if tile.w < full_width && tile.l >= 0 => {
+                let full = tlog::Tile {
+                    w: full_width,
+                    ..*tile
+                };
+                let data = self.proxy.fetch(&c.db, &full.path()).await?;
+                let len = usize::try_from(tile.w).unwrap_or(0) * tlog::HASH_SIZE;
+                Ok(data.slice(..len.min(data.len())))
+            }
+            other => other,
+        }
     }
 
     /// Adds the authenticated tiles that came from the network (not stored yet) to `pending`.

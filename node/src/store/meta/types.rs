@@ -139,12 +139,16 @@ pub enum MetaCmd {
         /// The answers.
         items: Vec<SumdbItem>,
     },
-    /// Records that a version stored unverified (`best-effort`) was since verified.
+    /// Records that a version stored unverified (`best-effort`) was since verified. Refused
+    /// ([`MetaResp::Conflict`]) when the stored go.mod or zip hash is not the database's (a zip
+    /// recorded after the proposer read the version).
     MarkVerified {
         /// Module path.
         module: String,
         /// Version.
         version: String,
+        /// The go.mod `h1:` the database vouches for.
+        mod_h1: String,
         /// The zip `h1:` the database vouches for.
         zip_h1: String,
     },
