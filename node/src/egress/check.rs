@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::{tls_hint, Egress};
+use super::{error_chain, tls_hint, Egress};
 use crate::config::Config;
 
 /// One thing to try.
@@ -216,19 +216,6 @@ async fn probe_tcp(target: Target, url: &Url) -> Outcome {
             "check DNS and the firewall".into(),
         ),
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let msg = cause.to_string();
-        if !text.contains(&msg) {
-            let _ = write!(text, ": {msg}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Tries every target of `config` (concurrently) and returns the outcomes in target order.

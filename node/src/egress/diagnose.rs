@@ -5,6 +5,21 @@
 /// What fixes an untrusted certificate, shown in error bodies, logs and `--check-upstream`.
 pub const TLS_FIX: &str = "add the CA that signed it (behind a TLS-inspecting gateway: the gateway's CA) to the system trust store, point SSL_CERT_FILE at a PEM bundle that contains it, or set egress.extra_ca_file";
 
+/// `e` and its causes on one line, each cause once (client libraries repeat them).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let msg = cause.to_string();
+        if !text.contains(&msg) {
+            text.push_str(": ");
+            text.push_str(&msg);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A one-line explanation with the fix when `error` (an error chain as text) is a certificate
 /// verification failure for `host`; `None` for every other error.
 pub fn tls_hint(host: &str, error: &str) -> Option<String> {

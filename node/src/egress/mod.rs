@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-pub use diagnose::{git_tls_hint, tls_hint, TLS_FIX};
+pub use diagnose::{error_chain, git_tls_hint, tls_hint, TLS_FIX};
 pub use proxy::{Proxies, ProxyUrl};
 pub use settings::EgressSettings;
 pub use trust::Roots;
@@ -103,6 +103,15 @@ impl Default for Egress {
             })
             .clone()
     }
+}
+
+/// `(name, value)` pairs for the tests' environments.
+#[cfg(test)]
+pub(super) fn test_vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Egress {

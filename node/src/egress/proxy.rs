@@ -268,13 +268,7 @@ fn cidr_contains(net: &str, bits: &str, ip: std::net::IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::egress::test_vars as vars;
 
     #[test]
     fn environment_is_read_upper_case_first_and_all_proxy_fills_in() {

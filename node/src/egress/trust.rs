@@ -214,13 +214,7 @@ impl Roots {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::egress::test_vars as vars;
 
     #[test]
     fn ssl_cert_file_replaces_the_default_store_and_extra_ca_adds() {

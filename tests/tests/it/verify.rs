@@ -7,7 +7,7 @@
 //! fork across a restart.
 
 use cairn_tests::corpus::m;
-use cairn_tests::fixture::Override;
+use cairn_tests::fixture::{Fixture, Override};
 use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::h1::escape;
 use cairn_tests::node::CairnNode;
@@ -57,6 +57,16 @@ fn zip_path((module, version): (&str, &str)) -> String {
 
 fn info_path((module, version): (&str, &str)) -> String {
     format!("/{}/@v/{}.info", escape(module), escape(version))
+}
+
+/// The corpus upstream, an honest database and a node verifying against it in `mode`.
+async fn honest_setup(mode: &str) -> (Fixture, FakeSumdb, CairnNode) {
+    let fixture = corpus_fixture().await;
+    let mut honest = filler_records(FILLER);
+    honest.extend(corpus_records(corpus()));
+    let db = FakeSumdb::start(honest).await.unwrap();
+    let node = start_node(&fixture.url(), &config(&db, mode)).await;
+    (fixture, db, node)
 }
 
 async fn metric(node: &CairnNode, name: &str, filter: &[(&str, &str)]) -> f64 {
@@ -203,11 +213,7 @@ async fn r9_a_forked_database_is_detected_after_a_restart_and_stays_refused() {
 /// exactly what it reports; honest versions, verified or not, are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r9_cairn_verify_finds_exactly_the_tampered_versions() {
-    let fixture = corpus_fixture().await;
-    let mut honest = filler_records(FILLER);
-    honest.extend(corpus_records(corpus()));
-    let db = FakeSumdb::start(honest).await.unwrap();
-    let node = start_node(&fixture.url(), &config(&db, "best-effort")).await;
+    let (fixture, db, node) = honest_setup("best-effort").await;
 
     db.kill().await;
     let poisoned = (m::GOPKG, "v1.1.0");
@@ -285,11 +291,7 @@ async fn r9_cairn_verify_finds_exactly_the_tampered_versions() {
 /// afresh once the upstream is honest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r9_best_effort_quarantines_in_the_background_what_the_database_disagrees_with() {
-    let fixture = corpus_fixture().await;
-    let mut honest = filler_records(FILLER);
-    honest.extend(corpus_records(corpus()));
-    let db = FakeSumdb::start(honest).await.unwrap();
-    let node = start_node(&fixture.url(), &config(&db, "best-effort")).await;
+    let (fixture, db, node) = honest_setup("best-effort").await;
     db.kill().await;
     let poisoned = (m::GOPKG, "v1.1.0");
     let mod_path = info_path(poisoned).replace(".info", ".mod");

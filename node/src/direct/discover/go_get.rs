@@ -289,15 +289,8 @@ pub(super) fn build_client(
 
 /// An error and its causes on one line, shortened.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let msg = cause.to_string();
-        if !text.contains(&msg) {
-            text.push_str(": ");
-            text.push_str(&msg);
-        }
-        source = cause.source();
-    }
-    text.chars().take(MAX_REASON_CHARS).collect()
+    crate::egress::error_chain(e)
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .collect()
 }
