@@ -5,7 +5,7 @@
 
 use super::{metrics, Mirror, MirrorError, MirrorResult};
 use crate::store::meta::VersionRecord;
-use crate::sumdb::{DbHashes, Pending, Verdict};
+use crate::sumdb::{DbHashes, Pending, Verdict, VerifyError};
 
 impl Mirror {
     /// Checks a new record's go.mod against the database's hashes (`None`: not checked) and
@@ -49,10 +49,10 @@ impl Mirror {
         module: &str,
         version: &str,
     ) -> MirrorResult<Option<DbHashes>> {
-        let pending = Pending::default();
-        let verdict = self.verdict_deferred(module, version, &pending).await;
-        self.keep_answers(pending).await;
-        verdict
+        let Some(checker) = &self.inner.checker else {
+            return Ok(None);
+        };
+        served_hashes(module, version, checker.check(module, version).await)
     }
 
     /// Stores the checksum-database answers a verification collected.
@@ -72,13 +72,24 @@ impl Mirror {
         let Some(checker) = &self.inner.checker else {
             return Ok(None);
         };
-        match checker.check_deferred(module, version, pending).await {
-            Ok(Verdict::Verified(h)) => Ok(Some(h)),
-            Ok(Verdict::Unverified { .. } | Verdict::NotChecked) => Ok(None),
-            Err(e) => Err(MirrorError::Upstream(format!(
-                "{module}@{version} is not served because it cannot be verified: {e}"
-            ))),
-        }
+        let verdict = checker.check_deferred(module, version, pending).await;
+        served_hashes(module, version, verdict)
+    }
+}
+
+/// A verification's outcome as the mirror acts on it: the hashes to check against, nothing to
+/// check, or a refusal.
+fn served_hashes(
+    module: &str,
+    version: &str,
+    verdict: Result<Verdict, VerifyError>,
+) -> MirrorResult<Option<DbHashes>> {
+    match verdict {
+        Ok(Verdict::Verified(h)) => Ok(Some(h)),
+        Ok(Verdict::Unverified { .. } | Verdict::NotChecked) => Ok(None),
+        Err(e) => Err(MirrorError::Upstream(format!(
+            "{module}@{version} is not served because it cannot be verified: {e}"
+        ))),
     }
 }
 
