@@ -1,9 +1,13 @@
 //! Talking to a node's `cairn.v1.Admin` service: connecting, and turning gRPC failures into
 //! messages an operator can act on. No call is ever retried here.
 
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use cairn_node::tls::pki::files;
+use cairn_node::tls::{ClusterTls, Expect};
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::{StatusReply, StatusRequest};
 use tonic::transport::{Channel, Endpoint};
@@ -17,18 +21,55 @@ pub fn uri(node: &str) -> String {
     }
 }
 
+/// The TLS every connection of this process uses (set once from the flags).
+static TLS: OnceLock<ClusterTls> = OnceLock::new();
+
+/// Loads the operator certificate named by the flags (`--ca`/`--cert`/`--key` override the
+/// files of `--tls-dir`); without any, connections are plain h2c.
+pub fn init_tls(
+    dir: Option<&Path>,
+    ca: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<()> {
+    let pick = |flag: Option<&Path>, name: &str| {
+        flag.map(Path::to_path_buf)
+            .or_else(|| dir.map(|d| d.join(name)))
+    };
+    let tls = match (
+        pick(ca, files::CA),
+        pick(cert, files::OPERATOR),
+        pick(key, files::OPERATOR_KEY),
+    ) {
+        (None, None, None) => ClusterTls::insecure(),
+        (Some(ca), Some(cert), Some(key)) => {
+            ClusterTls::load(&ca, &cert, &key, None, Duration::from_secs(3600))
+                .context("cannot use the operator certificate")?
+        }
+        _ => bail!("--ca, --cert and --key go together (or give --tls-dir holding ca.pem, operator.pem and operator-key.pem)"),
+    };
+    let _ = TLS.set(tls);
+    Ok(())
+}
+
 /// Connects to the node at `node` (HOST:PORT or a URI), waiting at most `timeout`.
 pub async fn connect(node: &str, timeout: Duration) -> Result<AdminClient<Channel>> {
     let uri = uri(node);
-    let channel = Endpoint::from_shared(uri.clone())
+    let endpoint = Endpoint::from_shared(uri.clone())
         .with_context(|| format!("{node:?} is not a valid node address (expected HOST:PORT)"))?
-        .connect_timeout(timeout)
-        .connect()
+        .connect_timeout(timeout);
+    let tls = TLS.get().cloned().unwrap_or_default();
+    let secure = tls.is_secure();
+    let channel = tls
+        .connect(endpoint, Expect::AnyNode)
         .await
+        .map_err(|e| anyhow::anyhow!(cairn_node::egress::error_chain(&e)))
         .with_context(|| {
-            format!(
-                "cannot connect to {uri}: is cairn-node running with --cluster-listen at that address?"
-            )
+            if secure {
+                format!("cannot connect to {uri} with mutual TLS: is cairn-node running there with cluster certificates from the same CA?")
+            } else {
+                format!("cannot connect to {uri}: is cairn-node running with --cluster-listen at that address? (if its cluster port uses TLS, give --tls-dir)")
+            }
         })?;
     Ok(AdminClient::new(channel))
 }

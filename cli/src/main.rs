@@ -7,6 +7,10 @@
 //!   which forwards them to the leader. Nothing is retried behind the operator's back.
 //! - `cairn route <module path>`: which routing rule the path matches on the given node.
 //! - `cairn verify`: re-check every version the node stores against the checksum database.
+//! - `cairn certs init|node|operator|server`: make a cluster CA and certificates.
+//!
+//! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
+//! as the operator its certificate names.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod certs;
 mod client;
 mod cluster;
 mod members;
@@ -49,6 +54,19 @@ struct Cli {
     /// Seconds to wait for the node to answer (connecting, and status calls).
     #[arg(long, global = true, default_value_t = 10)]
     timeout_secs: u64,
+    /// A `cairn certs` directory: speak mutual TLS with its ca.pem, operator.pem and
+    /// operator-key.pem (`certs` commands write there; default ./cairn-certs for them).
+    #[arg(long, global = true, env = "CAIRN_TLS_DIR", value_name = "DIR")]
+    tls_dir: Option<std::path::PathBuf>,
+    /// The cluster CA (PEM), overriding the one in --tls-dir.
+    #[arg(long, global = true, env = "CAIRN_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// The operator certificate (PEM), overriding the one in --tls-dir.
+    #[arg(long, global = true, env = "CAIRN_CERT", value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// The operator's private key (PEM), overriding the one in --tls-dir.
+    #[arg(long, global = true, env = "CAIRN_KEY", value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +86,10 @@ enum Command {
     /// Re-check every version the node stores (records, go.mod bytes, zip files on its disk)
     /// against the checksum database, with progress; exit 1 if anything does not match.
     Verify,
+    /// Make a cluster CA and node, operator or HTTPS certificates (for tests and small
+    /// installations; larger ones use their own PKI, see the README).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,7 +143,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let timeout = Duration::from_secs(cli.timeout_secs);
+    if let Command::Certs(cmd) = &cli.command {
+        let dir = cli
+            .tls_dir
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("cairn-certs"));
+        return certs::run(cmd, &dir).map(|()| ExitCode::SUCCESS);
+    }
+    client::init_tls(
+        cli.tls_dir.as_deref(),
+        cli.ca.as_deref(),
+        cli.cert.as_deref(),
+        cli.key.as_deref(),
+    )?;
     match &cli.command {
+        Command::Certs(_) => Ok(ExitCode::SUCCESS),
         Command::Status => status(&cli, timeout).await,
         Command::Route { module } => {
             let reply = route::route(&cli.node, timeout, module).await?;

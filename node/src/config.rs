@@ -115,6 +115,8 @@ pub struct RawConfig {
     pub direct: DirectConfig,
     /// Trust store, extra CAs and proxies for every outbound connection.
     pub egress: EgressSettings,
+    /// HTTPS for the GOPROXY port.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// Freshness of mutable answers.
@@ -199,6 +201,13 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Longest request path accepted (bytes); longer paths get 414.
     pub max_path_bytes: usize,
+    /// A client must send a complete request head within this many seconds of connecting (or
+    /// of its previous response), or the connection is closed: slow clients cannot hold
+    /// connection slots.
+    pub header_read_timeout_secs: u64,
+    /// Most connections open at once from one client IP address (0 = no limit); further ones
+    /// are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for HttpSettings {
@@ -206,6 +215,8 @@ impl Default for HttpSettings {
         Self {
             max_connections: 10_000,
             max_path_bytes: 2048,
+            header_read_timeout_secs: 10,
+            max_connections_per_client: 512,
         }
     }
 }
@@ -325,6 +336,30 @@ pub struct ClusterSettings {
     pub transfer_chunk_bytes: usize,
     /// Blob transfers (sending plus receiving) running at once on this node.
     pub max_concurrent_transfers: usize,
+    /// The cluster CA (PEM): with `cert_file` and `key_file`, turns on mutual TLS for the
+    /// cluster port and every client of it.
+    pub ca_file: Option<PathBuf>,
+    /// This node's certificate chain (PEM), naming `<node_id>.node.cairn.internal`.
+    pub cert_file: Option<PathBuf>,
+    /// This node's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Run a multi-node cluster (or change membership) without mutual TLS: anyone who reaches
+    /// the cluster port can then act as a node or an operator. Logged as a warning at start.
+    pub insecure: bool,
+    /// The loaded TLS material (filled by the node at start from the three files).
+    #[serde(skip)]
+    pub tls: crate::tls::ClusterTls,
+}
+
+impl ClusterSettings {
+    /// The certificate files of the cluster port.
+    pub fn tls_files(&self) -> crate::tls::ClusterTlsSettings {
+        crate::tls::ClusterTlsSettings {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 impl Default for ClusterSettings {
@@ -341,6 +376,11 @@ impl Default for ClusterSettings {
             scrub_interval_secs: 24 * 3600,
             transfer_chunk_bytes: 256 * 1024,
             max_concurrent_transfers: 8,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            insecure: false,
+            tls: crate::tls::ClusterTls::default(),
         }
     }
 }
@@ -398,6 +438,10 @@ pub struct Config {
     /// Trust and proxies for every outbound client, built from `[egress]` and the environment
     /// (also in `upstream_http.egress`).
     pub egress: Egress,
+    /// HTTPS for the GOPROXY port.
+    pub tls: crate::tls::TlsSettings,
+    /// The extra plain-HTTP address (`tls.plain_listen`).
+    pub plain_listen: Option<SocketAddr>,
 }
 
 /// One configuration problem.
@@ -589,6 +633,12 @@ impl RawConfig {
             ));
         }
         let peers = parse_peers(self.peers.as_deref(), node_id, cluster_listen, &mut errs);
+        self.check_cluster_tls(peers.len(), &mut errs);
+        let plain_listen = self
+            .tls
+            .plain_listen
+            .as_deref()
+            .and_then(|a| parse_addr("tls.plain_listen", a, &mut errs));
         let upstream = self
             .upstream
             .clone()
@@ -652,7 +702,36 @@ impl RawConfig {
             routes: self.routes,
             direct: self.direct,
             egress,
+            tls: self.tls,
+            plain_listen,
         })
+    }
+
+    /// The cluster port's TLS files come all together, and a multi-node cluster needs them
+    /// unless the operator says `cluster.insecure = true`.
+    fn check_cluster_tls(&self, members: usize, errs: &mut Vec<ConfigError>) {
+        let files = self.cluster.tls_files();
+        if files.any() && files.all().is_none() {
+            errs.push(invalid(
+                "cluster.ca_file",
+                "cluster.ca_file, cluster.cert_file and cluster.key_file go together: set all three (`cairn certs` makes them)",
+            ));
+        }
+        if files.any() && self.cluster.insecure {
+            errs.push(invalid(
+                "cluster.insecure",
+                "is set together with cluster certificate files: remove one of them",
+            ));
+        }
+        if members > 1 && !files.any() && !self.cluster.insecure {
+            errs.push(invalid(
+                "cluster.ca_file",
+                &format!("a cluster of {members} nodes needs mutual TLS on its cluster port, or anyone who reaches it can change the membership: set cluster.ca_file, cluster.cert_file and cluster.key_file (`cairn certs init` and `cairn certs node N` make them), or set cluster.insecure = true to run without"),
+            ));
+        }
+        for (key, reason) in self.tls.problems() {
+            errs.push(invalid(key, &reason));
+        }
     }
 
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
@@ -683,6 +762,12 @@ impl RawConfig {
         }
         if self.http.max_connections == 0 {
             errs.push(invalid("http.max_connections", "must be at least 1"));
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            errs.push(invalid(
+                "http.header_read_timeout_secs",
+                "must be at least 1",
+            ));
         }
         // The default upstream is checked on its own; "off" stands in for it here.
         if let Err(e) = crate::routing::Router::new(&self.routes, "off", &self.upstream_http, None)

@@ -21,6 +21,7 @@ pub mod routing;
 pub mod shutdown;
 pub mod store;
 pub mod sumdb;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Config;

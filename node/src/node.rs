@@ -27,6 +27,7 @@ use crate::raft::{Consensus, NodeAddr};
 use crate::routing::Router;
 use crate::store::blob::BlobStore;
 use crate::sumdb::{AnswerStore, Audit, Checker, SumdbProxy};
+use crate::tls::{ClusterTls, HttpsTls, Identity};
 
 /// Startup and run failures.
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +61,18 @@ pub enum NodeError {
     /// The cluster gRPC server failed.
     #[error("cluster server: {0}")]
     Grpc(String),
+    /// Certificates could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A node with its storage open and its listeners bound.
 pub struct Node {
     config: Config,
     http: TcpListener,
+    /// The extra plain-HTTP listener (`tls.plain_listen`).
+    plain: Option<TcpListener>,
+    https: Option<HttpsTls>,
     cluster: TcpListener,
     state: Arc<HttpState>,
     admin: AdminService,
@@ -79,8 +86,11 @@ pub struct Node {
 impl Node {
     /// Opens the data directory, storage and consensus, binds both listeners and writes
     /// `<data-dir>/listen-addrs.json` with the bound addresses.
-    pub async fn bind(config: Config, metrics: PrometheusHandle) -> Result<Node, NodeError> {
+    pub async fn bind(mut config: Config, metrics: PrometheusHandle) -> Result<Node, NodeError> {
         let since = Instant::now();
+        let https = HttpsTls::load(&config.tls)?;
+        let cluster_tls = load_cluster_tls(&config)?;
+        config.cluster.tls = cluster_tls.clone();
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| NodeError::DataDir {
             path: dir.clone(),
@@ -107,22 +117,17 @@ impl Node {
         .map_err(|e| NodeError::Upstream(e.to_string()))?;
         let router = Arc::new(router);
         let upstream = router.default_upstream().clone();
-        let http = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let cluster = TcpListener::bind(config.cluster_listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.cluster_listen,
-                source,
-            })?;
+        let http = bind(config.listen).await?;
+        let plain = match config.plain_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let cluster = bind(config.cluster_listen).await?;
         let (http_addr, cluster_addr) = (local(&http), local(&cluster));
         let peers = peers_with_bound_self(&config, cluster_addr);
         let raft_settings = crate::raft::RaftSettings {
             forward_hops: config.cluster.forward_hops,
+            cluster_tls,
             ..config.raft.clone()
         };
         let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &raft_settings)
@@ -213,11 +218,14 @@ impl Node {
                     ..crate::modzip::ZipLimits::default()
                 },
             ))),
+            allow_insecure_membership: config.cluster.insecure,
         };
-        write_addrs(dir, http_addr, cluster_addr)?;
+        write_addrs(dir, http_addr, plain.as_ref().map(local), cluster_addr)?;
         Ok(Node {
             config,
             http,
+            plain,
+            https,
             cluster,
             state,
             admin,
@@ -226,6 +234,11 @@ impl Node {
             workers,
             repair,
         })
+    }
+
+    /// The bound extra plain-HTTP address (`tls.plain_listen`), if any.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().map(local)
     }
 
     /// The bound (GOPROXY HTTP, cluster gRPC) addresses.
@@ -239,6 +252,8 @@ impl Node {
         let Node {
             config,
             http,
+            plain,
+            https,
             cluster,
             state,
             admin,
@@ -250,19 +265,17 @@ impl Node {
         // The cluster port outlives the HTTP drain: peers may still pull blobs from this node
         // for fills that are finishing.
         let grpc_shutdown = workers.clone();
-        // Small RPC replies (owner fills, Raft) must not wait out Nagle and delayed ACKs (a
-        // measured ~40 ms per call); tonic only sets TCP_NODELAY on listeners it binds itself.
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(cluster),
-            |conn| {
-                conn.inspect(|s| {
-                    if let Err(e) = s.set_nodelay(true) {
-                        tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
-                    }
-                })
-            },
-        );
+        let tls = config.cluster.tls.clone();
+        tls.spawn_reloader(workers.clone());
+        if let Some(https) = &https {
+            https.spawn_reloader(workers.clone());
+        }
+        let handshake = Duration::from_secs(config.tls.handshake_timeout_secs);
+        let incoming = tls.incoming(cluster, handshake, workers.clone());
         let grpc = tonic::transport::Server::builder()
+            .layer(crate::tls::authz::AuthzLayer {
+                secure: tls.is_secure(),
+            })
             .add_service(admin.into_server())
             .add_service(consensus.raft_service())
             .add_service(transfer.service())
@@ -271,14 +284,22 @@ impl Node {
         let grpc = tokio::spawn(grpc);
         state.started.store(true, Ordering::Release);
         tracing::info!("node ready");
-        crate::http::serve(
-            http,
-            state,
-            config.http.max_connections,
-            shutdown,
-            config.shutdown_grace,
-        )
-        .await;
+        let serve = |listener, tls| {
+            crate::http::serve(
+                listener,
+                tls,
+                state.clone(),
+                config.http.clone(),
+                shutdown.clone(),
+                config.shutdown_grace,
+            )
+        };
+        match plain {
+            Some(plain) => {
+                tokio::join!(serve(http, https), serve(plain, None));
+            }
+            None => serve(http, https).await,
+        }
         workers.cancel();
         tracing::debug!(repair = ?repair.status(), "stopping cluster workers");
         match tokio::time::timeout(Duration::from_secs(5), grpc).await {
@@ -293,6 +314,41 @@ impl Node {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// The cluster port's TLS from `cluster.*_file`, or insecure (with a warning when that is a
+/// choice the operator made, or the port is reachable from other hosts).
+fn load_cluster_tls(config: &Config) -> Result<ClusterTls, NodeError> {
+    let files = config.cluster.tls_files();
+    if let Some((ca, cert, key)) = files.all() {
+        let tls = ClusterTls::load(
+            ca,
+            cert,
+            key,
+            Some(Identity::Node(config.node_id)),
+            Duration::from_secs(config.tls.reload_interval_secs),
+        )?;
+        tracing::info!(ca = %ca.display(), cert = %cert.display(), "cluster port: mutual TLS");
+        return Ok(tls);
+    }
+    if config.cluster.insecure {
+        tracing::warn!(
+            cluster = %config.cluster_listen,
+            "cluster.insecure = true: the cluster port has no TLS; anyone who reaches it can act as a node or an operator"
+        );
+    } else if !config.cluster_listen.ip().is_loopback() {
+        tracing::warn!(
+            cluster = %config.cluster_listen,
+            "the cluster port has no TLS and listens beyond loopback; membership changes are refused until cluster certificates are configured"
+        );
+    }
+    Ok(ClusterTls::insecure())
 }
 
 fn local(l: &TcpListener) -> SocketAddr {
@@ -320,10 +376,15 @@ fn peers_with_bound_self(config: &Config, bound: SocketAddr) -> BTreeMap<u64, No
 fn write_addrs(
     dir: &std::path::Path,
     http: SocketAddr,
+    plain: Option<SocketAddr>,
     cluster: SocketAddr,
 ) -> Result<(), NodeError> {
-    let body =
-        serde_json::json!({ "http": http.to_string(), "cluster": cluster.to_string() }).to_string();
+    let body = serde_json::json!({
+        "http": http.to_string(),
+        "plain_http": plain.map(|p| p.to_string()),
+        "cluster": cluster.to_string(),
+    })
+    .to_string();
     let tmp = dir.join("listen-addrs.json.tmp");
     let dest = dir.join("listen-addrs.json");
     std::fs::write(&tmp, body)

@@ -18,6 +18,7 @@ use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -26,12 +27,15 @@ use tokio::process::Command;
 
 use crate::metrics::Metrics;
 use crate::node::{node_bin, CairnNode, NodeOptions};
+use crate::pki::ClusterPki;
 use crate::wait::{patience, wait_for, wait_until};
 
 /// The configuration file of every node, as TOML sections of `key = value` lines.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     sections: BTreeMap<String, BTreeMap<String, String>>,
+    /// Mutual TLS on the cluster port (certificates from a [`ClusterPki`] made at start).
+    secure: bool,
 }
 
 impl ClusterConfig {
@@ -40,6 +44,7 @@ impl ClusterConfig {
     pub fn fast() -> Self {
         ClusterConfig {
             sections: BTreeMap::new(),
+            secure: true,
         }
         .set("raft", "heartbeat_ms", 100)
         .set("raft", "election_min_ms", 600)
@@ -51,6 +56,17 @@ impl ClusterConfig {
         .set("cluster", "liveness_failures", 3)
         .set("upstream_http", "retries", 1)
         .set("upstream_http", "backoff_base_ms", 20)
+    }
+
+    /// No TLS on the cluster port (`cluster.insecure = true`).
+    pub fn insecure(mut self) -> Self {
+        self.secure = false;
+        self.set("cluster", "insecure", true)
+    }
+
+    /// Whether the cluster port uses mutual TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// Sets `key = value` in `[section]`; `value` is written as is (quote strings yourself).
@@ -102,6 +118,8 @@ pub struct TestCluster {
     upstream: String,
     config: ClusterConfig,
     probe: reqwest::Client,
+    /// The cluster's certificates (`None`: insecure cluster port).
+    pki: Option<Arc<ClusterPki>>,
 }
 
 /// The Raft view of one node, from its `/metrics`.
@@ -196,16 +214,16 @@ impl TestCluster {
         let grpc = |id: u64| loopback(ports[2 * (id as usize - 1) + 1]);
         let peers: BTreeMap<u64, SocketAddr> = ids.iter().map(|&id| (id, grpc(id))).collect();
         let toml = config.toml();
-        let starts = ids.iter().map(|&id| {
-            CairnNode::start(node_options(
-                id,
-                http(id),
-                grpc(id),
-                &peers,
-                upstream,
-                &toml,
-            ))
-        });
+        let pki = match config.secure {
+            true => Some(Arc::new(ClusterPki::new()?)),
+            false => None,
+        };
+        let mut opts = Vec::new();
+        for &id in &ids {
+            let o = node_options(id, http(id), grpc(id), &peers, upstream, &toml);
+            opts.push(with_certs(o, pki.as_deref(), id)?);
+        }
+        let starts = opts.into_iter().map(CairnNode::start);
         let mut members = BTreeMap::new();
         let mut first_err = None;
         for (id, r) in ids.iter().zip(join_all(starts).await) {
@@ -241,6 +259,7 @@ impl TestCluster {
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(3))
                 .build()?,
+            pki,
         })
     }
 
@@ -257,6 +276,7 @@ impl TestCluster {
             let mut peers = self.peers.clone();
             peers.insert(id, grpc);
             let opts = node_options(id, http, grpc, &peers, &self.upstream, &self.config.toml());
+            let opts = with_certs(opts, self.pki.as_deref(), id)?;
             match CairnNode::start(opts).await {
                 Ok(node) => {
                     self.members.insert(
@@ -693,9 +713,22 @@ impl TestCluster {
         Ok(r)
     }
 
-    /// Runs `cairn --node <node id's gRPC address> args…`.
+    /// Runs `cairn --node <node id's gRPC address> args…` (as operator `admin` when the
+    /// cluster port is secure).
     pub async fn cli_at(&self, id: u64, args: &[&str]) -> anyhow::Result<CliOutput> {
-        run_cli(self.grpc_addr(id), args).await
+        let mut all: Vec<&str> = Vec::new();
+        let dir;
+        if let Some(pki) = &self.pki {
+            dir = pki.dir().display().to_string();
+            all.extend(["--tls-dir", dir.as_str()]);
+        }
+        all.extend_from_slice(args);
+        run_cli(self.grpc_addr(id), &all).await
+    }
+
+    /// The cluster's certificates (`None`: insecure cluster port).
+    pub fn pki(&self) -> Option<&ClusterPki> {
+        self.pki.as_deref()
     }
 
     /// Runs `cairn args…` against the first running node.
@@ -717,6 +750,18 @@ impl TestCluster {
         }
         out
     }
+}
+
+/// Gives node `id` its cluster certificates when the cluster is secure.
+fn with_certs(
+    mut o: NodeOptions,
+    pki: Option<&ClusterPki>,
+    id: u64,
+) -> anyhow::Result<NodeOptions> {
+    if let Some(pki) = pki {
+        o.env.extend(pki.node_env(id)?);
+    }
+    Ok(o)
 }
 
 fn node_options(

@@ -36,6 +36,7 @@ pub mod h1;
 pub mod lb;
 pub mod metrics;
 pub mod node;
+pub mod pki;
 pub mod raw;
 pub mod serve;
 pub mod stampede;

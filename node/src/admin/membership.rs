@@ -23,13 +23,53 @@ const FORWARD_REMOVE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Connect timeout to the leader.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Membership may change over a plain-text cluster port only if the operator said so
+/// (`cluster.insecure`): otherwise anyone reaching the port could add a node of their own.
+pub(crate) fn check_secure(consensus: &Consensus, allow_insecure: bool) -> Result<(), Status> {
+    if consensus.network().tls().is_secure() || allow_insecure {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(
+        "membership changes need mutual TLS on the cluster port (set cluster.ca_file, cluster.cert_file and cluster.key_file; `cairn certs` makes them), or cluster.insecure = true to allow them without",
+    ))
+}
+
+/// Checks that node `id` answers at `addr` (and, with TLS, proves it is node `id`) before it
+/// becomes a member: a typo'd or dead address must not become a voter the cluster then waits for.
+async fn probe_new_node(consensus: &Consensus, id: u64, addr: &str) -> Result<(), Status> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Status::invalid_argument(format!("{addr:?} is not a HOST:PORT address: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let channel = consensus
+        .network()
+        .tls()
+        .connect_lazy(endpoint, crate::tls::Expect::Node(id));
+    let mut req = Request::new(cairn_proto::v1::StatusRequest {});
+    req.set_timeout(CONNECT_TIMEOUT);
+    match AdminClient::new(channel).status(req).await {
+        Ok(r) if r.get_ref().node_id == id => Ok(()),
+        Ok(r) => Err(Status::failed_precondition(format!(
+            "{addr} is node {}, not node {id}: check the id and the address",
+            r.get_ref().node_id
+        ))),
+        Err(s) => Err(Status::failed_precondition(format!(
+            "node {id} does not answer at {addr} ({}): start it first, with --node-id {id} and its certificate, and check the address",
+            s.message()
+        ))),
+    }
+}
+
 /// Handles `AddMember` on this node (see [`Consensus::add_member`]).
 pub(crate) async fn add(
     consensus: &Consensus,
+    allow_insecure: bool,
     req: Request<AddMemberRequest>,
 ) -> Result<Response<MembershipReply>, Status> {
+    check_secure(consensus, allow_insecure)?;
     let forwarded = req.metadata().contains_key(FORWARDED_HEADER);
+    let operator = acting_operator(&req);
     let r = req.into_inner();
+    probe_new_node(consensus, r.id, &r.addr).await?;
     match consensus.add_member(r.id, &r.addr, r.learner_only).await {
         Ok(members) => Ok(reply(consensus, &members)),
         Err(MembershipError::NotLeader {
@@ -37,9 +77,9 @@ pub(crate) async fn add(
             leader_addr,
         }) if !forwarded && !leader_addr.is_empty() => {
             tracing::info!(leader, %leader_addr, "forwarding AddMember to the leader");
-            let mut client = leader_client(leader, &leader_addr)?;
+            let mut client = leader_client(consensus, leader, &leader_addr)?;
             client
-                .add_member(forwarded_request(r, FORWARD_ADD_TIMEOUT))
+                .add_member(forwarded_request(r, FORWARD_ADD_TIMEOUT, operator))
                 .await
         }
         Err(e) => Err(to_status(&e, forwarded)),
@@ -49,9 +89,12 @@ pub(crate) async fn add(
 /// Handles `RemoveMember` on this node (see [`Consensus::remove_member`]).
 pub(crate) async fn remove(
     consensus: &Consensus,
+    allow_insecure: bool,
     req: Request<RemoveMemberRequest>,
 ) -> Result<Response<MembershipReply>, Status> {
+    check_secure(consensus, allow_insecure)?;
     let forwarded = req.metadata().contains_key(FORWARDED_HEADER);
+    let operator = acting_operator(&req);
     let r = req.into_inner();
     match consensus.remove_member(r.id).await {
         Ok(members) => Ok(reply(consensus, &members)),
@@ -60,9 +103,9 @@ pub(crate) async fn remove(
             leader_addr,
         }) if !forwarded && !leader_addr.is_empty() => {
             tracing::info!(leader, %leader_addr, "forwarding RemoveMember to the leader");
-            let mut client = leader_client(leader, &leader_addr)?;
+            let mut client = leader_client(consensus, leader, &leader_addr)?;
             client
-                .remove_member(forwarded_request(r, FORWARD_REMOVE_TIMEOUT))
+                .remove_member(forwarded_request(r, FORWARD_REMOVE_TIMEOUT, operator))
                 .await
         }
         Err(e) => Err(to_status(&e, forwarded)),
@@ -76,15 +119,27 @@ fn reply(consensus: &Consensus, members: &[RaftMember]) -> Response<MembershipRe
     })
 }
 
-fn forwarded_request<T>(msg: T, timeout: Duration) -> Request<T> {
+/// The operator a request acts for (set by the cluster port's access layer).
+pub(crate) fn acting_operator<T>(req: &Request<T>) -> Option<String> {
+    req.extensions()
+        .get::<crate::tls::authz::Acting>()
+        .and_then(|a| a.operator.clone())
+}
+
+fn forwarded_request<T>(msg: T, timeout: Duration, operator: Option<String>) -> Request<T> {
     let mut req = Request::new(msg);
     req.metadata_mut()
         .insert(FORWARDED_HEADER, MetadataValue::from_static("1"));
+    if let Some(v) = operator.and_then(|o| MetadataValue::try_from(o).ok()) {
+        req.metadata_mut()
+            .insert(crate::tls::authz::OPERATOR_HEADER, v);
+    }
     req.set_timeout(timeout);
     req
 }
 
 fn leader_client(
+    consensus: &Consensus,
     leader: u64,
     addr: &str,
 ) -> Result<AdminClient<tonic::transport::Channel>, Status> {
@@ -93,9 +148,10 @@ fn leader_client(
             "leader node {leader} has an invalid address {addr:?} in the membership: {e}"
         ))
     })?;
-    Ok(AdminClient::new(
-        endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy(),
-    ))
+    Ok(AdminClient::new(consensus.network().tls().connect_lazy(
+        endpoint.connect_timeout(CONNECT_TIMEOUT),
+        crate::tls::Expect::Node(leader),
+    )))
 }
 
 /// The gRPC status of a membership error (the one place these codes are decided).

@@ -81,6 +81,8 @@ pub struct AdminService {
     pub router: Option<Arc<Router>>,
     /// Re-checks stored versions for `cairn verify` (`None`: the RPC fails, saying why).
     pub audit: Option<Arc<crate::sumdb::Audit>>,
+    /// Membership may change over a plain-text cluster port (`cluster.insecure`).
+    pub allow_insecure_membership: bool,
 }
 
 impl AdminService {
@@ -188,7 +190,7 @@ impl Admin for AdminService {
         &self,
         req: tonic::Request<AddMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        membership::add(&self.consensus, req).await
+        membership::add(&self.consensus, self.allow_insecure_membership, req).await
     }
 
     /// Raft semantics: `change_membership(RemoveVoters{id}, retain = false)` for a voter (joint
@@ -199,7 +201,7 @@ impl Admin for AdminService {
         &self,
         req: tonic::Request<RemoveMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        membership::remove(&self.consensus, req).await
+        membership::remove(&self.consensus, self.allow_insecure_membership, req).await
     }
 
     type VerifyStream = VerifyStream;

@@ -99,6 +99,7 @@ impl TestNode {
             repair: Some(Arc::new(Counters)),
             router: None,
             audit: None,
+            allow_insecure_membership: true,
         };
         let server = CancellationToken::new();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

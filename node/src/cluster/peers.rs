@@ -223,13 +223,18 @@ impl Peers {
                 source,
             }
         })?;
-        let channel = endpoint
+        let endpoint = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_adaptive_window(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = self
+            .inner
+            .consensus
+            .network()
+            .tls()
+            .connect_lazy(endpoint, crate::tls::Expect::AnyNode);
         channels.insert(addr.to_string(), channel.clone());
         Ok(channel)
     }

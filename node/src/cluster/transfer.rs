@@ -182,6 +182,8 @@ struct Inner {
     flights: client::Flights,
     idle_timeout: Duration,
     replicate_timeout: Duration,
+    /// TLS for connections to peers.
+    tls: crate::tls::ClusterTls,
 }
 
 impl BlobTransfer {
@@ -212,6 +214,7 @@ impl BlobTransfer {
                 flights: client::Flights::default(),
                 idle_timeout,
                 replicate_timeout: Duration::from_secs(settings.replicate_timeout_secs.max(1)),
+                tls: settings.tls.clone(),
             }),
         }
     }

@@ -196,7 +196,10 @@ impl BlobTransfer {
             .tcp_keepalive(Some(KEEPALIVE))
             .http2_keep_alive_interval(KEEPALIVE)
             .keep_alive_while_idle(false);
-        let channel = endpoint.connect_lazy();
+        let channel = self
+            .inner
+            .tls
+            .connect_lazy(endpoint, crate::tls::Expect::AnyNode);
         channels.insert(peer.to_string(), channel.clone());
         Ok(channel)
     }

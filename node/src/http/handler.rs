@@ -16,6 +16,7 @@ use crate::store::blob::FileStamp;
 /// Handles one request; never fails (every problem becomes a response).
 pub async fn handle<B>(
     state: Arc<HttpState>,
+    _conn: super::ConnInfo,
     req: Request<B>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();

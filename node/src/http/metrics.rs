@@ -8,6 +8,8 @@ pub const REQUEST_DURATION: &str = "cairn_http_request_duration_seconds";
 pub const RESPONSE_BYTES_TOTAL: &str = "cairn_http_response_bytes_total";
 /// Open client connections.
 pub const CONNECTIONS: &str = "cairn_http_connections";
+/// Connections closed by a limit, by reason (`per_client_limit`, `header_timeout`).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "cairn_http_connections_refused_total";
 
 /// Registers help text for the HTTP metrics.
 pub fn describe() {
@@ -24,4 +26,8 @@ pub fn describe() {
         "Response body bytes sent (by Content-Length), by endpoint."
     );
     describe_gauge!(CONNECTIONS, "Open HTTP client connections.");
+    describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Client connections closed by a limit, by reason (per_client_limit, header_timeout)."
+    );
 }

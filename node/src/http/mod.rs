@@ -7,24 +7,28 @@
 pub mod body;
 pub mod handler;
 pub mod health;
+pub mod limit;
 pub mod metrics;
 pub mod response;
 pub mod route;
 
-use std::sync::atomic::AtomicBool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::HttpSettings;
 use crate::mirror::Mirror;
 use crate::raft::Consensus;
 use crate::sumdb::SumdbProxy;
+use crate::tls::HttpsTls;
 
 /// Everything a request handler needs.
 pub struct HttpState {
@@ -46,18 +50,34 @@ pub struct HttpState {
     pub started: Arc<AtomicBool>,
 }
 
-/// Serves HTTP on `listener` until `shutdown` fires, then stops accepting and lets open
-/// connections finish for up to `grace`.
+/// What the handler knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the connection is HTTPS.
+    pub tls: bool,
+}
+
+/// Serves HTTP (or HTTPS with `tls`) on `listener` until `shutdown` fires, then stops accepting
+/// and lets open connections finish for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<HttpsTls>,
     state: Arc<HttpState>,
-    max_connections: usize,
+    settings: HttpSettings,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let per_client = Arc::new(limit::PerClient::new(settings.max_connections_per_client));
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -74,20 +94,65 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = per_client.admit(peer.ip()) else {
+            ::metrics::counter!(metrics::CONNECTIONS_REFUSED_TOTAL, "reason" => "per_client_limit")
+                .increment(1);
+            tracing::debug!(peer = %peer, "connection refused: too many from this client");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let svc = hyper::service::service_fn(move |req| handler::handle(state.clone(), req));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let info = ConnInfo {
+            peer,
+            tls: tls.is_some(),
+        };
+        let (state, builder, watcher, tls) = (
+            state.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
             ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
-            if let Err(e) = conn.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            match tls {
+                None => {
+                    serve_conn(
+                        TokioIo::new(stream),
+                        info,
+                        state,
+                        builder,
+                        watcher,
+                        header_timeout,
+                    )
+                    .await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_conn(
+                                TokioIo::new(stream),
+                                info,
+                                state,
+                                builder,
+                                watcher,
+                                header_timeout,
+                            )
+                            .await
+                        }
+                        outcome => {
+                            ::metrics::counter!(crate::tls::metrics::HANDSHAKE_FAILURES_TOTAL, "listener" => "https").increment(1);
+                            let error = match outcome {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "timed out".into(),
+                            };
+                            tracing::debug!(peer = %peer, error, "tls handshake failed");
+                        }
+                    }
+                }
             }
             ::metrics::gauge!(metrics::CONNECTIONS).decrement(1.0);
-            drop(permit);
+            drop((permit, slot));
         });
     }
     drop(listener);
@@ -98,5 +163,44 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("http: all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("http: grace period over, closing remaining connections"),
+    }
+}
+
+/// Serves one connection. A client that has not sent a complete first request head within
+/// `header_timeout` is dropped (hyper's own timeout covers later HTTP/1 requests, not the
+/// HTTP/2 preface or a silent connection).
+async fn serve_conn<I>(
+    io: I,
+    info: ConnInfo,
+    state: Arc<HttpState>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: Duration,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let seen = Arc::new(AtomicBool::new(false));
+    let svc = {
+        let seen = seen.clone();
+        hyper::service::service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
+            handler::handle(state.clone(), info, req)
+        })
+    };
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, svc).into_owned());
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = &mut conn => r,
+        _ = tokio::time::sleep(header_timeout) => {
+            if !seen.load(Ordering::Relaxed) {
+                ::metrics::counter!(metrics::CONNECTIONS_REFUSED_TOTAL, "reason" => "header_timeout").increment(1);
+                tracing::debug!(peer = %info.peer, "connection closed: no request within the header timeout");
+                return;
+            }
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }

@@ -60,6 +60,8 @@ pub struct Network {
     id: NodeId,
     max_message: usize,
     channels: Arc<Mutex<HashMap<NodeId, (String, Channel)>>>,
+    /// TLS for every connection to a peer (checks the peer is the node it dials).
+    tls: crate::tls::ClusterTls,
 }
 
 /// A connection to one peer, created by [`Network`] for openraft's replication tasks.
@@ -111,6 +113,7 @@ impl Network {
             id,
             max_message: settings.max_message_size(),
             channels: Arc::default(),
+            tls: settings.cluster_tls.clone(),
         }
     }
 
@@ -131,13 +134,20 @@ impl Network {
             addr: addr.to_string(),
             source,
         };
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = self
+            .tls
+            .connect_lazy(endpoint, crate::tls::Expect::Node(target));
         map.insert(target, (addr.to_string(), channel.clone()));
         Ok(channel)
+    }
+
+    /// TLS for connections to peers (shared with the cluster's other clients).
+    pub fn tls(&self) -> &crate::tls::ClusterTls {
+        &self.tls
     }
 
     /// The cached Raft client for `target` at `addr`.

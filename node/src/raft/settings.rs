@@ -45,6 +45,9 @@ pub struct RaftSettings {
     /// `cluster.forward_hops` here.
     #[serde(skip)]
     pub forward_hops: u32,
+    /// TLS for connections to peers. Not a `[raft]` key: the node copies the cluster port's.
+    #[serde(skip)]
+    pub cluster_tls: crate::tls::ClusterTls,
 }
 
 impl Default for RaftSettings {
@@ -63,6 +66,7 @@ impl Default for RaftSettings {
             propose_timeout_ms: 10_000,
             sled_cache_bytes: 64 * 1024 * 1024,
             forward_hops: 3,
+            cluster_tls: crate::tls::ClusterTls::default(),
         }
     }
 }
