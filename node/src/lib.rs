@@ -6,6 +6,7 @@
 //! [`raft`] (openraft over sled). [`module`] and [`modzip`] hold the pure Go rules.
 
 pub mod admin;
+pub mod auditlog;
 pub mod cluster;
 pub mod config;
 pub mod direct;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{parse_remote, redact_url, RemoteScheme};
+use super::netguard::Cidr;
 
 /// The message for every inline secret.
 const INLINE_SECRET: &str =
@@ -43,8 +44,15 @@ pub struct DirectConfig {
     /// netrc file for HTTPS credentials; `None` means `$NETRC`, else `~/.netrc` if it exists.
     pub netrc: Option<PathBuf>,
     /// Fixed addresses for discovery hosts, `"host=IP:PORT"` (port 0: the scheme's default).
-    /// Meant for tests and split-horizon DNS; it affects only `?go-get=1` requests, not `git`.
+    /// Meant for tests and split-horizon DNS; it changes where `?go-get=1` requests go, not
+    /// where `git` connects. Hosts listed here are trusted: exempt from `allow_networks`.
     pub resolve: Vec<String>,
+    /// Networks (CIDR, e.g. `"10.0.0.0/8"`, `"fd00::/8"`) that repositories named by clients —
+    /// through their module path, a `?go-get=1` page or a redirect — may be reached in, although
+    /// they are not globally routable. Empty (the default) refuses loopback, private, link-local
+    /// (cloud metadata), CGNAT, multicast and other non-global addresses. `[[direct.hosts]]`
+    /// mappings and `resolve` hosts are trusted without it.
+    pub allow_networks: Vec<String>,
     /// Module-path prefix → repository base URL mappings, tried before static rules and discovery.
     pub hosts: Vec<HostMapping>,
     /// Per-host credentials; an entry beats the netrc file for its host.
@@ -63,6 +71,7 @@ impl Default for DirectConfig {
             insecure: String::new(),
             netrc: None,
             resolve: Vec::new(),
+            allow_networks: Vec::new(),
             hosts: Vec::new(),
             credentials: Vec::new(),
         }
@@ -214,6 +223,19 @@ impl DirectConfig {
                 problems.push(format!("direct.resolve[{i}]: {reason}"));
             }
         }
+        for (i, net) in self.allow_networks.iter().enumerate() {
+            if let Err(reason) = net.parse::<Cidr>() {
+                problems.push(format!("direct.allow_networks[{i}]: {reason}"));
+            }
+        }
+    }
+
+    /// The `allow_networks` entries; invalid ones (reported by [`Self::problems`]) are left out.
+    pub fn allowed_networks(&self) -> Vec<Cidr> {
+        self.allow_networks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
     }
 
     /// The `resolve` entries as (host, address) pairs; invalid entries (reported by

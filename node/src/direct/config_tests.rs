@@ -225,3 +225,32 @@ fn credential_problems_are_reported() {
     }
     assert_eq!(problems.len(), 12, "{problems:#?}");
 }
+
+#[test]
+fn allow_networks_are_validated() {
+    let cfg = parse("allow_networks = [\"10.0.0.0/8\", \"127.0.0.1\", \"fd00::/8\"]").unwrap();
+    assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+    let nets: Vec<String> = cfg
+        .allowed_networks()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"]);
+    assert!(DirectConfig::default().allow_networks.is_empty());
+    let problems =
+        problems_of("allow_networks = [\"10.0.0.1/8\", \"10.0.0.0/33\", \"corp.lan\", \"\"]");
+    assert_problem(
+        &problems,
+        "direct.allow_networks[0]: \"10.0.0.1/8\" has host bits set; write the network, 10.0.0.0/8",
+    );
+    assert_problem(
+        &problems,
+        "direct.allow_networks[1]: \"10.0.0.0/33\": the prefix length must be 0 to 32",
+    );
+    assert_problem(
+        &problems,
+        "direct.allow_networks[2]: \"corp.lan\" is not a network",
+    );
+    assert_problem(&problems, "direct.allow_networks[3]:");
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+}

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::credentials::{scrub, Credentials};
 use super::metrics;
+use super::netguard::{GuardError, NetGuard, Refused};
 
 pub use super::mirror::{mirror_dir_name, remove_partial_clones, Commit, Mirror, Refs};
 
@@ -102,6 +103,19 @@ pub enum GitError {
     /// The credentials for the remote could not be read.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// The remote came from a client's module path and its host is (or resolves to) an address
+    /// `direct.allow_networks` does not allow; git was not run.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The remote's host could not be resolved to check it; git was not run (a later answer
+    /// could point anywhere).
+    #[error("cannot resolve the repository host {host}: {reason}")]
+    Unresolved {
+        /// The host.
+        host: String,
+        /// The resolver's error.
+        reason: String,
+    },
 }
 
 impl GitError {
@@ -127,6 +141,10 @@ pub struct Remote<'a> {
     pub url: &'a str,
     /// Whether cairn's credentials (and the operator's git/ssh/netrc setup) may be used for it.
     pub authenticate: bool,
+    /// Whether the URL came from a client (static rule or `?go-get=1`) rather than a
+    /// `[[direct.hosts]]` mapping: its host is then checked against the [`NetGuard`] and, for
+    /// http(s), curl is pinned to the checked addresses.
+    pub guarded: bool,
 }
 
 /// Where a command's standard output goes.
@@ -149,6 +167,10 @@ pub struct GitRunner {
     anonymous_home: PathBuf,
     /// `[egress]` for git: `GIT_SSL_CAINFO` and curl's proxy variables (`None` removes one).
     egress_env: Vec<(String, Option<std::ffi::OsString>)>,
+    /// Where guarded remotes may be reached.
+    guard: Arc<NetGuard>,
+    /// The proxies curl uses (from `[egress]`): behind one, the proxy resolves the remote.
+    proxies: crate::egress::Proxies,
 }
 
 impl GitRunner {
@@ -165,7 +187,22 @@ impl GitRunner {
             archives: Semaphore::new(ARCHIVE_CONCURRENCY),
             anonymous_home: PathBuf::from("/nonexistent"),
             egress_env: Vec::new(),
+            guard: Arc::new(NetGuard::default()),
+            proxies: crate::egress::Proxies::default(),
         }
+    }
+
+    /// The proxies git's curl goes through (the same as in [`Self::egress_env`]): a guarded
+    /// remote behind one whose name cairn cannot resolve is left to the proxy (split DNS).
+    pub fn proxies(mut self, proxies: crate::egress::Proxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// Checks guarded remotes against `guard` (by default every non-global address is refused).
+    pub fn net_guard(mut self, guard: Arc<NetGuard>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Gives every git child the environment that makes it trust and route like cairn's other
@@ -217,23 +254,56 @@ impl GitRunner {
             what: "git runner closed".to_owned(),
             source: std::io::Error::other("closed"),
         })?;
-        let cmd = self.command(git_dir, args, remote)?;
+        let pin = match remote {
+            Some(r) if r.guarded => self.pin(r.url).await?,
+            _ => Vec::new(),
+        };
+        let cmd = self.command(git_dir, &pin, args, remote)?;
         let start = Instant::now();
         let result = self.run_child(cmd, &command, out).await;
         metrics::git_command(&command, start.elapsed(), result.is_ok());
         result
     }
 
+    /// `-c` options for a guarded remote, after checking its host: curl pinned to the checked
+    /// addresses, and no redirects (curl would resolve a redirect's host itself).
+    async fn pin(&self, url: &str) -> Result<Vec<String>, GitError> {
+        let pin = match self.guard.git_pin(url).await {
+            Ok(pin) => pin,
+            Err(GuardError::Refused(r)) => return Err(GitError::Refused(r)),
+            // Behind a proxy, cairn may have no DNS of its own for outside names; the proxy
+            // resolves them (and should enforce its own egress rules).
+            Err(GuardError::Lookup { .. }) if self.proxied(url) => None,
+            Err(GuardError::Lookup { host, reason }) => {
+                return Err(GitError::Unresolved { host, reason })
+            }
+        };
+        let mut config = vec!["-c".to_owned(), "http.followRedirects=false".to_owned()];
+        if let Some(pin) = pin {
+            config.extend(["-c".to_owned(), pin]);
+        }
+        Ok(config)
+    }
+
+    fn proxied(&self, url: &str) -> bool {
+        reqwest::Url::parse(url)
+            .ok()
+            .is_some_and(|u| self.proxies.for_url(&u).is_some())
+    }
+
     /// The child process: never prompting, in its own process group, with the remote's
     /// credentials in its environment (or every credential source cut off for an anonymous one).
+    /// `config` (`-c` options) goes before the subcommand.
     fn command(
         &self,
         git_dir: &Path,
+        config: &[String],
         args: &[&str],
         remote: Option<Remote<'_>>,
     ) -> Result<tokio::process::Command, GitError> {
         let mut cmd = tokio::process::Command::new(&self.git);
-        cmd.args(args)
+        cmd.args(config)
+            .args(args)
             .env("GIT_DIR", git_dir)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GCM_INTERACTIVE", "never")

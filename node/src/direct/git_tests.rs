@@ -48,6 +48,7 @@ async fn an_overrunning_command_is_killed_with_its_children() {
             Some(Remote {
                 url: "https://h/x",
                 authenticate: true,
+                guarded: false,
             }),
             Out::Memory(100),
         )
@@ -104,6 +105,7 @@ async fn network_commands_are_capped_per_host() {
                     Some(Remote {
                         url: host,
                         authenticate: true,
+                        guarded: false,
                     }),
                     Out::Memory(100),
                 )
@@ -145,6 +147,7 @@ async fn failures_carry_scrubbed_stderr() {
             Some(Remote {
                 url: "https://h/x",
                 authenticate: true,
+                guarded: false,
             }),
             Out::Memory(100),
         )
@@ -174,6 +177,7 @@ async fn an_ssh_credential_reaches_git_and_is_not_overridden() {
             Some(Remote {
                 url: "ssh://git@git.corp/team/repo",
                 authenticate: true,
+                guarded: false,
             }),
             Out::Memory(4096),
         )
@@ -193,6 +197,7 @@ async fn an_ssh_credential_reaches_git_and_is_not_overridden() {
             Some(Remote {
                 url: "ssh://git@other.corp/x",
                 authenticate: true,
+                guarded: false,
             }),
             Out::Memory(4096),
         )
@@ -240,7 +245,11 @@ async fn anonymous_remotes_get_no_credentials_of_any_kind() {
     let run = |authenticate| {
         let runner = &runner;
         async move {
-            let remote = Remote { url, authenticate };
+            let remote = Remote {
+                url,
+                authenticate,
+                guarded: false,
+            };
             let out = runner
                 .run(
                     Path::new("/"),
@@ -264,4 +273,106 @@ async fn anonymous_remotes_get_no_credentials_of_any_kind() {
     assert_eq!((fields[1], fields[2]), ("credential.helper", ""));
     assert!(fields[3].contains("IdentityFile=/dev/null"), "{without}");
     assert!(!without.contains("Authorization"), "{without}");
+}
+
+#[tokio::test]
+async fn guarded_remotes_are_cleared_before_git_runs_and_pinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args_file = tmp.path().join("args");
+    let git = fake_git(
+        tmp.path(),
+        &format!("echo \"$@\" > {}", args_file.display()),
+    );
+    let guard = crate::direct::netguard::NetGuard::default()
+        .fixed_answer("evil.example", vec!["127.0.0.1:0".parse().unwrap()])
+        .fixed_answer("pub.example", vec!["93.184.216.34:0".parse().unwrap()]);
+    let runner = GitRunner::new(
+        &git,
+        Duration::from_secs(5),
+        2,
+        Arc::new(Credentials::none()),
+    )
+    .net_guard(Arc::new(guard));
+    let run = |url: &'static str, guarded: bool| {
+        let runner = &runner;
+        async move {
+            let remote = Remote {
+                url,
+                authenticate: false,
+                guarded,
+            };
+            runner
+                .run(
+                    Path::new("/nonexistent"),
+                    &["ls-remote", url],
+                    Some(remote),
+                    Out::Memory(100),
+                )
+                .await
+        }
+    };
+    for url in [
+        "https://evil.example/r",
+        "http://169.254.169.254/r",
+        "git@10.0.0.1:r",
+    ] {
+        let err = run(url, true).await.unwrap_err();
+        assert!(matches!(err, GitError::Refused(_)), "{url}: {err}");
+        assert!(!args_file.exists(), "git ran for {url}");
+    }
+    // A refusal is "not found" for the client, not a git failure.
+    let err = run("https://evil.example/r", true).await.unwrap_err();
+    assert!(matches!(
+        crate::direct::repo::RepoError::from(err),
+        crate::direct::repo::RepoError::NotFound(m) if m.contains("discovery refused")
+    ));
+    run("https://pub.example/r", true).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&args_file).unwrap().trim(),
+        "-c http.followRedirects=false -c http.curloptResolve=pub.example:443:93.184.216.34 \
+         ls-remote https://pub.example/r"
+    );
+    // Operator-mapped remotes are neither checked nor pinned.
+    run("https://evil.example/r", false).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&args_file).unwrap().trim(),
+        "ls-remote https://evil.example/r"
+    );
+}
+
+#[tokio::test]
+async fn an_unresolvable_guarded_host_fails_closed_unless_a_proxy_resolves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = fake_git(tmp.path(), "exit 0");
+    let runner = || {
+        GitRunner::new(
+            &git,
+            Duration::from_secs(5),
+            2,
+            Arc::new(Credentials::none()),
+        )
+    };
+    let url = "https://cairn-test.invalid/r";
+    let remote = Some(Remote {
+        url,
+        authenticate: false,
+        guarded: true,
+    });
+    let err = runner()
+        .run(tmp.path(), &["ls-remote", url], remote, Out::Memory(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::Unresolved { .. }), "{err}");
+    let proxies = crate::egress::Proxies {
+        https: Some(crate::egress::ProxyUrl {
+            url: "http://proxy.corp:3128".parse().unwrap(),
+            from: "egress.https_proxy".to_owned(),
+        }),
+        ..Default::default()
+    };
+    runner()
+        .proxies(proxies)
+        .run(tmp.path(), &["ls-remote", url], remote, Out::Memory(100))
+        .await
+        .unwrap();
 }

@@ -101,6 +101,8 @@ pub struct Mirror {
     runner: Arc<GitRunner>,
     /// Whether network commands may use credentials (see [`super::git::Remote`]).
     authenticate: bool,
+    /// Whether the URL came from a client and its host must pass the address guard.
+    guarded: bool,
     /// Serialises clone and fetch; readers do not take it.
     update: tokio::sync::Mutex<()>,
     refs: RwLock<Option<Arc<Refs>>>,
@@ -154,24 +156,33 @@ pub fn mirror_dir_name(url: &str) -> String {
 }
 
 impl Mirror {
-    /// The mirror of `url` in `dir` (created on first [`Mirror::refresh`]).
-    /// The mirror of `url` in `dir`; `authenticate` says whether credentials may be used.
+    /// The mirror of `url` in `dir` (created on first [`Mirror::refresh`]); `authenticate` says
+    /// whether credentials may be used.
     pub fn new(url: String, dir: PathBuf, runner: Arc<GitRunner>, authenticate: bool) -> Mirror {
         Mirror {
             url,
             dir,
             runner,
             authenticate,
+            guarded: false,
             update: tokio::sync::Mutex::new(()),
             refs: RwLock::new(None),
             last_attempt: Mutex::new(None),
         }
     }
 
+    /// Marks the URL as named by a client (static rule or `?go-get=1`): every network command
+    /// first clears its host with the runner's address guard.
+    pub fn guarded(mut self, guarded: bool) -> Mirror {
+        self.guarded = guarded;
+        self
+    }
+
     fn remote(&self) -> Remote<'_> {
         Remote {
             url: &self.url,
             authenticate: self.authenticate,
+            guarded: self.guarded,
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`config`]: the `[direct]` section (mirror directory, host mappings, credentials, limits);
 //! - [`credentials`]: per-host secrets handed to `git` through its environment, never logged;
 //! - [`discover`]: module path → repository (host mappings, static rules, `?go-get=1`);
+//! - [`netguard`]: the addresses client-named repositories may be reached at (SSRF guard);
 //! - `git`: running the `git` command with deadlines, output caps and per-host concurrency;
 //! - `mirror`: one persistent bare mirror per repository, fetched incrementally (re-exported by
 //!   `git`);
@@ -20,6 +21,7 @@ pub mod discover;
 pub mod git;
 pub mod gomod;
 pub mod metrics;
+pub mod netguard;
 pub mod repo;
 
 mod convert;

@@ -42,7 +42,11 @@ pub enum RepoError {
 
 impl From<GitError> for RepoError {
     fn from(e: GitError) -> Self {
-        RepoError::Failed(e.to_string())
+        match e {
+            // A refused host is as good as "no such repository" (404), like discovery's refusal.
+            GitError::Refused(_) => RepoError::NotFound(e.to_string()),
+            e => RepoError::Failed(e.to_string()),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::config::DirectConfig;
 use super::credentials::{parse_remote, redact_url, Credentials};
 use super::discover::{has_path_prefix, Discovery, RepoRoot};
 use super::git::{mirror_dir_name, GitRunner, Mirror};
+use super::netguard::NetGuard;
 use super::repo::{rfc3339, CodeRepo, RepoError, RevInfo};
 
 /// Mirrors kept open in memory at once; past this the map is cleared (mirrors stay on disk).
@@ -47,6 +48,9 @@ pub struct Direct {
     seq: AtomicU64,
     /// `[[direct.hosts]]` prefixes: repositories the operator named, trusted with credentials.
     mapped: Vec<String>,
+    /// `[[direct.hosts]]` base URLs: repositories under them are reached without the address
+    /// guard (the operator named them; internal git servers live there).
+    mapped_urls: Vec<String>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -129,6 +133,8 @@ impl Direct {
             .map_err(|e| DirectInitError::Invalid(vec![e.to_string()]))?;
         let runner = Arc::new(
             GitRunner::new(&cfg.git, timeout, cfg.max_per_host, creds)
+                .net_guard(Arc::new(NetGuard::new(cfg)))
+                .proxies(egress.proxies().clone())
                 .anonymous_home(anonymous_home)
                 .egress_env(egress.git_env(bundle.as_deref())),
         );
@@ -141,6 +147,7 @@ impl Direct {
             refresh_min: Duration::from_secs(cfg.refresh_min_secs),
             seq: AtomicU64::new(0),
             mapped: cfg.hosts.iter().map(|h| h.prefix.clone()).collect(),
+            mapped_urls: cfg.hosts.iter().map(|h| h.url.clone()).collect(),
         }))
     }
 
@@ -238,6 +245,16 @@ impl Direct {
         parse_remote(url).is_some_and(|r| r.host.eq_ignore_ascii_case(module_host))
     }
 
+    /// Whether `url` is under a `[[direct.hosts]]` base URL, i.e. one a mapping would build.
+    /// A property of the URL, not of the path that led to it, so one mirror serves both.
+    fn operator_url(&self, url: &str) -> bool {
+        self.mapped_urls.iter().any(|base| {
+            url.strip_prefix(base.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || base.ends_with(['/', ':'])
+            })
+        })
+    }
+
     fn mirror(&self, url: &str, authenticate: bool) -> Arc<Mirror> {
         // Anonymous mirrors live apart: one must never answer from objects fetched with
         // credentials.
@@ -257,7 +274,9 @@ impl Direct {
         }
         let dir = self.root.join(mirror_dir_name(&key));
         let runner = Arc::clone(&self.runner);
-        let mirror = Arc::new(Mirror::new(url.to_owned(), dir, runner, authenticate));
+        let guarded = !self.operator_url(url);
+        let mirror =
+            Arc::new(Mirror::new(url.to_owned(), dir, runner, authenticate).guarded(guarded));
         map.insert(key, Arc::clone(&mirror));
         mirror
     }
@@ -301,5 +320,29 @@ mod tests {
             &trusted,
             &direct.mirror("https://github.com/corp/private", true)
         ));
+    }
+
+    #[tokio::test]
+    async fn client_named_internal_hosts_are_not_found_and_mapped_ones_are_tried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg: DirectConfig = toml::from_str(
+            "discovery = false\ncommand_timeout_secs = 10\n\
+             [[hosts]]\nprefix = \"corp.example.com\"\nurl = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let direct = Direct::new(&cfg, tmp.path(), &crate::egress::Egress::default()).unwrap();
+        let err = direct.list("127.0.0.1/x.git").await.unwrap_err();
+        assert!(
+            matches!(&err, RepoError::NotFound(m) if m.contains("discovery refused: 127.0.0.1 is a loopback address")),
+            "{err}"
+        );
+        // The mapped repository is on loopback too: git is run (and fails: nothing listens).
+        let err = direct.list("corp.example.com/r").await.unwrap_err();
+        assert!(
+            matches!(&err, RepoError::Failed(m) if !m.contains("discovery refused")),
+            "{err}"
+        );
+        assert!(direct.operator_url("http://127.0.0.1:9/r"));
+        assert!(!direct.operator_url("http://127.0.0.1:90/r"));
     }
 }

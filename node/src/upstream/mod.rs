@@ -46,7 +46,7 @@ use request::Kind;
 use sink::Sink;
 
 pub use error::{ConfigProblem, UpstreamConfigError, UpstreamError};
-pub(crate) use proxy::{redacted, redirect_policy};
+pub(crate) use proxy::{redacted, redirect_policy_checking};
 pub use request::UpstreamFile;
 pub use settings::{UpstreamSettings, MAX_RETRIES};
 

@@ -413,10 +413,25 @@ fn breaker_rejected(req: &Request<'_>, last: Option<Failure>) -> UpstreamError {
     }
 }
 
-/// The go command's redirect rule: at most 10 hops, never from https to plain http. Shared with
-/// `?go-get=1` discovery.
+/// The go command's redirect rule: at most 10 hops, never from https to plain http. `?go-get=1`
+/// discovery uses it with an address check, through [`redirect_policy_checking`].
 pub(crate) fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
+    redirect_policy_checking(|_| Ok(()))
+}
+
+/// [`redirect_policy`], and each redirect target must also pass `check` (the discovery address
+/// guard refuses literal non-global addresses with it).
+pub(crate) fn redirect_policy_checking<F>(check: F) -> reqwest::redirect::Policy
+where
+    F: Fn(&reqwest::Url) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync
+        + 'static,
+{
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if let Err(e) = check(attempt.url()) {
+            return attempt.error(e);
+        }
         let from_https = attempt
             .previous()
             .first()

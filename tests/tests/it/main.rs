@@ -32,6 +32,7 @@ mod routing;
 mod shapes;
 mod sigterm;
 mod single_flight;
+mod ssrf;
 mod stale;
 mod sumdb;
 mod verify;

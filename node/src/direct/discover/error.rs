@@ -1,6 +1,7 @@
 //! [`DiscoverError`], the one error of discovery, and the helpers that build its common variants.
 
 use crate::direct::credentials::CredentialError;
+use crate::direct::netguard::Refused;
 
 /// Why a module path has no usable repository. Messages never contain credentials.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +52,17 @@ pub enum DiscoverError {
         /// The VCS named by the go-import tag or path (`hg`, `svn`, …).
         vcs: String,
     },
+    /// The module path's host, a redirect, or the repository URL of its go-import tag is (or
+    /// resolves to) an address cairn must not connect to for a client: loopback, private,
+    /// link-local (cloud metadata) or otherwise non-global, and not in `direct.allow_networks`.
+    /// Nothing was sent to it. Served as 404, like a module that does not exist.
+    #[error("{module}: {refused}")]
+    Refused {
+        /// The module path.
+        module: String,
+        /// The host and address refused.
+        refused: Refused,
+    },
     /// A credential for the discovery host could not be read.
     #[error("{module}: {source}")]
     Credential {
@@ -87,6 +99,13 @@ pub(super) fn not_found(module: &str, reason: &str) -> DiscoverError {
     DiscoverError::NotFound {
         module: module.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+pub(super) fn refused(module: &str, refused: Refused) -> DiscoverError {
+    DiscoverError::Refused {
+        module: module.to_owned(),
+        refused,
     }
 }
 

@@ -4,9 +4,12 @@
 use reqwest::header::AUTHORIZATION;
 use tracing::debug;
 
-use super::error::{bad_meta, not_found};
+use std::sync::Arc;
+
+use super::error::{bad_meta, not_found, refused};
 use super::{html, DiscoverError, Discovery, DiscoveryOptions, RepoRoot};
 use crate::direct::credentials::{parse_remote, redact_url, RemoteScheme};
+use crate::direct::netguard::{refusal_in, GuardError, GuardedResolver, NetGuard};
 
 /// Largest discovery page read; the go-import tags are in `<head>`, far before this.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -82,11 +85,30 @@ impl Discovery {
                 ),
             ));
         }
-        Ok(RepoRoot {
-            root: tag.prefix,
-            url: tag.repo_root,
-            subdir: tag.subdir,
-        })
+        self.check_repo_host(
+            module,
+            RepoRoot {
+                root: tag.prefix,
+                url: tag.repo_root,
+                subdir: tag.subdir,
+            },
+        )
+    }
+
+    /// Refuses a repository whose host is a literal address the guard refuses. Names are
+    /// checked (and pinned) when git connects, which is the moment that counts.
+    pub(super) fn check_repo_host(
+        &self,
+        module: &str,
+        root: RepoRoot,
+    ) -> Result<RepoRoot, DiscoverError> {
+        if let Some(remote) = parse_remote(&root.url) {
+            self.opts
+                .guard
+                .check_literal(&remote.host)
+                .map_err(|r| refused(module, r))?;
+        }
+        Ok(root)
     }
 
     /// `validateRepoRoot` plus: no credentials in the URL, and plain-text transports only for
@@ -120,6 +142,13 @@ impl Discovery {
                 module,
                 "the path does not begin with a host name",
             ));
+        }
+        // The URL parser's form of the host: `127.1` and `0x7f.0.0.1` are 127.0.0.1 to it.
+        if let Some(remote) = parse_remote(&format!("https://{host}/")) {
+            self.opts
+                .guard
+                .check_literal(&remote.host)
+                .map_err(|r| refused(module, r))?;
         }
         let target = format!("{host}/{rest}?go-get=1");
         let page = if self.is_insecure(module) {
@@ -181,6 +210,8 @@ impl Discovery {
                 module: module.to_owned(),
                 source,
             })?;
+        self.check_proxied(module, &url, &remote.host, remote.port)
+            .await?;
         let mut req = client.get(&url);
         if let Some(auth) = &auth {
             req = req.header(AUTHORIZATION, auth.expose());
@@ -189,7 +220,11 @@ impl Discovery {
             module: module.to_owned(),
             reason: format!("GET {url}: {reason}"),
         };
-        let mut resp = req.send().await.map_err(|e| failed(error_chain(&e)))?;
+        let mut resp = req.send().await.map_err(|e| match refusal_in(&e) {
+            // The resolver or the redirect policy refused an address: nothing was sent to it.
+            Some(r) => refused(module, r),
+            None => failed(error_chain(&e)),
+        })?;
         let status = resp.status();
         let final_url = resp.url().to_string();
         let mut body = Vec::new();
@@ -207,6 +242,34 @@ impl Discovery {
             status,
             imports,
         })
+    }
+}
+
+impl Discovery {
+    /// Through a forward proxy the proxy resolves the target, so the resolver never sees it:
+    /// check cairn's own answer first. A name cairn cannot resolve is left to the proxy (split
+    /// DNS); a rebinding answer between this lookup and the proxy's is a residual risk.
+    async fn check_proxied(
+        &self,
+        module: &str,
+        url: &str,
+        host: &str,
+        port: Option<u16>,
+    ) -> Result<(), DiscoverError> {
+        let proxied = reqwest::Url::parse(url).ok().is_some_and(|u| {
+            self.opts
+                .egress
+                .proxies()
+                .for_url(&u)
+                .is_some_and(|p| self.opts.system_proxy || !p.from_env())
+        });
+        if !proxied {
+            return Ok(());
+        }
+        match self.opts.guard.resolve(host, port.unwrap_or(0)).await {
+            Err(GuardError::Refused(r)) => Err(refused(module, r)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -269,13 +332,20 @@ pub(super) fn build_client(
     // Like the go command: at most 10 hops, and never from https to http — even for insecure
     // paths, where it would carry an Authorization header in clear text over the same host
     // (reqwest drops it only across hosts); the plain-http retry in `fetch` covers those servers.
-    let policy = crate::upstream::redirect_policy();
+    let guard = Arc::new(guard_for(opts));
+    let redirect_guard = Arc::clone(&guard);
+    // A redirect to a literal address never reaches the resolver, so it is checked here.
+    let policy = crate::upstream::redirect_policy_checking(move |url| {
+        let host = url.host_str().unwrap_or("");
+        redirect_guard.check_literal(host).map_err(Into::into)
+    });
     let builder = if insecure {
         opts.egress.insecure_client_builder(opts.system_proxy)
     } else {
         opts.egress.client_builder(opts.system_proxy)
     };
     let mut builder = builder
+        .dns_resolver(Arc::new(GuardedResolver(guard)))
         .timeout(opts.timeout)
         .user_agent(opts.user_agent.clone())
         .redirect(policy);
@@ -285,6 +355,19 @@ pub(super) fn build_client(
     builder.build().map_err(|e| DiscoverError::Client {
         reason: error_chain(&e),
     })
+}
+
+/// The discovery guard, also trusting the configured proxies (reqwest resolves a proxy's name
+/// through the same resolver, and the operator chose it).
+fn guard_for(opts: &DiscoveryOptions) -> NetGuard {
+    let proxies = opts.egress.proxies();
+    [&proxies.https, &proxies.http]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.url.host_str())
+        .fold((*opts.guard).clone(), |g, host| {
+            g.trust(host.trim_start_matches('[').trim_end_matches(']'))
+        })
 }
 
 /// An error and its causes on one line, shortened.

@@ -13,6 +13,7 @@ use super::go_get::build_client;
 use super::{static_rules, DiscoverError, RepoRoot};
 use crate::direct::config::{DirectConfig, HostMapping};
 use crate::direct::credentials::Credentials;
+use crate::direct::netguard::NetGuard;
 use crate::routing::match_prefix_patterns;
 
 /// Tuning of [`Discovery`]; [`DiscoveryOptions::new`] gives the documented defaults.
@@ -36,6 +37,8 @@ pub struct DiscoveryOptions {
     pub retry_ttl: Duration,
     /// Most answers remembered at once.
     pub max_entries: usize,
+    /// The addresses client-named hosts may be reached at (`direct.allow_networks`).
+    pub guard: Arc<NetGuard>,
 }
 
 impl DiscoveryOptions {
@@ -51,6 +54,7 @@ impl DiscoveryOptions {
             failure_ttl: Duration::from_secs(30),
             retry_ttl: Duration::from_secs(5),
             max_entries: 10_000,
+            guard: Arc::new(NetGuard::new(cfg)),
         }
     }
 }
@@ -68,7 +72,7 @@ pub struct Discovery {
     /// For `insecure` paths: skips TLS verification (and `fetch` may use plain http), like
     /// GOINSECURE.
     pub(super) insecure_client: reqwest::Client,
-    opts: DiscoveryOptions,
+    pub(super) opts: DiscoveryOptions,
     /// A std mutex: it is held only to read or insert an entry, never across an await.
     pub(super) cache: Mutex<HashMap<String, Cached>>,
 }
@@ -125,7 +129,8 @@ impl Discovery {
         }
         if let Some(answer) = static_rules::lookup(module, self.is_insecure(module)) {
             debug!(source = "static", "repository found");
-            return answer;
+            // `10.0.0.1/x.git` names its repository host without any page in between.
+            return answer.and_then(|root| self.check_repo_host(module, root));
         }
         if !self.discovery {
             return Err(not_found(

@@ -12,6 +12,11 @@
 //! gitlab.com has no static rule (the go command has none either): GitLab answers `?go-get=1`
 //! itself, and a two-element rule would be wrong for its nested groups.
 //!
+//! Steps 2 and 3 follow client-chosen paths, so their hosts, redirects and repository URLs must
+//! pass the address guard ([`crate::direct::netguard`]): non-global addresses are refused
+//! ([`DiscoverError::Refused`], served as 404) unless `direct.allow_networks` allows them.
+//! Mappings and `direct.resolve` hosts are the operator's own and are not checked.
+//!
 //! Discovery answers are cached in memory: successes for 10 minutes, answers that say "no such
 //! repository" for 30 seconds, and transient failures for 5 seconds.
 //!

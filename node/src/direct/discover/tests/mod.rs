@@ -2,6 +2,7 @@
 //! `corp.example` and constructors for [`Discovery`]; the tests are grouped by step.
 
 mod fetch;
+mod guard;
 mod parse;
 mod rules;
 
