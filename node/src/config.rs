@@ -117,6 +117,8 @@ pub struct RawConfig {
     pub egress: EgressSettings,
     /// HTTPS for the GOPROXY port.
     pub tls: crate::tls::TlsSettings,
+    /// The audit trail: one JSON line per module request and per administrative action.
+    pub audit: crate::auditlog::AuditSettings,
 }
 
 /// Freshness of mutable answers.
@@ -442,6 +444,8 @@ pub struct Config {
     pub tls: crate::tls::TlsSettings,
     /// The extra plain-HTTP address (`tls.plain_listen`).
     pub plain_listen: Option<SocketAddr>,
+    /// See [`RawConfig::audit`].
+    pub audit: crate::auditlog::AuditSettings,
 }
 
 /// One configuration problem.
@@ -704,6 +708,7 @@ impl RawConfig {
             egress,
             tls: self.tls,
             plain_listen,
+            audit: self.audit,
         })
     }
 
@@ -735,6 +740,9 @@ impl RawConfig {
     }
 
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
+        if let Err(problems) = self.audit.validate() {
+            errs.extend(problems.iter().map(|p| invalid("audit", &p.to_string())));
+        }
         if self.cache.negative_max_entries == 0 {
             errs.push(invalid("cache.negative_max_entries", "must be at least 1"));
         }

@@ -146,6 +146,8 @@ pub struct GoEnv {
     pub nosumdb: String,
     /// Direct mode, when set (then `goproxy` is `direct`).
     direct: Option<DirectMode>,
+    /// More environment variables (e.g. `SSL_CERT_FILE`), set last.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl GoEnv {
@@ -168,6 +170,7 @@ impl GoEnv {
             gosumdb: "off".to_string(),
             nosumdb: String::new(),
             direct: None,
+            extra_env: Vec::new(),
         })
     }
 
@@ -197,6 +200,12 @@ impl GoEnv {
         self
     }
 
+    /// The same environment with `name=value` set for every command.
+    pub fn with_env(mut self, name: &str, value: &str) -> GoEnv {
+        self.extra_env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// The same environment with `GONOSUMDB=patterns`.
     pub fn with_nosumdb(mut self, patterns: &str) -> GoEnv {
         self.nosumdb = patterns.to_string();
@@ -209,7 +218,9 @@ impl GoEnv {
             Some(mode) => GoEnv::direct(&self.go, mode.clone())?,
             None => GoEnv::new(&self.go, &self.goproxy)?,
         };
-        Ok(env.with_sumdb(&self.gosumdb).with_nosumdb(&self.nosumdb))
+        let mut env = env.with_sumdb(&self.gosumdb).with_nosumdb(&self.nosumdb);
+        env.extra_env = self.extra_env.clone();
+        Ok(env)
     }
 
     /// The GOPATH directory (holds the go command's trusted checksum-database state).
@@ -259,6 +270,9 @@ impl GoEnv {
                 .env("GOVCS", "private:git,public:off")
                 .env("GIT_CONFIG_GLOBAL", self.git_config_path())
                 .env("GIT_CONFIG_NOSYSTEM", "1");
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -66,6 +66,8 @@ pub struct NodeOptions {
     /// Environment variables set (`Some`) or removed (`None`) last, after the defaults that keep
     /// the machine's proxies out (`NO_PROXY=*`).
     pub env: Vec<(String, Option<String>)>,
+    /// The CA of the node's HTTPS certificate: when set, the harness talks HTTPS to `--listen`.
+    pub https_ca: Option<PathBuf>,
 }
 
 impl NodeOptions {
@@ -79,7 +81,14 @@ impl NodeOptions {
             cluster_listen: "127.0.0.1:0".to_string(),
             extra_args: Vec::new(),
             env: Vec::new(),
+            https_ca: None,
         }
+    }
+
+    /// The node serves HTTPS on `--listen` with a certificate signed by `ca` (PEM file).
+    pub fn https(mut self, ca: &Path) -> Self {
+        self.https_ca = Some(ca.to_path_buf());
+        self
     }
 
     /// Sets (`Some`) or removes (`None`) an environment variable of the node.
@@ -159,11 +168,17 @@ impl CairnNode {
     pub async fn start(opts: NodeOptions) -> anyhow::Result<CairnNode> {
         let dir = tempfile::Builder::new().prefix("cairn-node-").tempdir()?;
         fs::create_dir_all(dir.path().join("data"))?;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .no_proxy()
             .timeout(patience(6.0))
-            .pool_max_idle_per_host(8)
-            .build()?;
+            .pool_max_idle_per_host(8);
+        if let Some(ca) = &opts.https_ca {
+            let pem = fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            client = client
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        let client = client.build()?;
         let placeholder: SocketAddr = "127.0.0.1:9".parse()?;
         let mut node = CairnNode {
             opts,
@@ -195,9 +210,10 @@ impl CairnNode {
         self.addrs
     }
 
-    /// `http://127.0.0.1:<port>` of the current run.
+    /// `http://127.0.0.1:<port>` (`https://` with [`NodeOptions::https`]) of the current run.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addrs.http)
+        let scheme = if self.opts.https_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addrs.http)
     }
 
     /// The options; change them before [`CairnNode::restart`] to restart differently.

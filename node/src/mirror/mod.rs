@@ -173,7 +173,25 @@ impl Mirror {
 
 use crate::store::now_ms;
 
+tokio::task_local! {
+    /// Whether the request being served was a cache hit (see [`observe_cache`]).
+    static CACHE_OUTCOME: std::cell::Cell<Option<bool>>;
+}
+
+/// Runs `f` (serving one request) and reports whether the mirror answered it from its cache
+/// (`Some(true)`), had to fill it (`Some(false)`), or did not say (`None`), for the audit trail.
+pub async fn observe_cache<F: std::future::Future>(f: F) -> (F::Output, Option<bool>) {
+    CACHE_OUTCOME
+        .scope(std::cell::Cell::new(None), async {
+            let out = f.await;
+            (out, CACHE_OUTCOME.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 fn count_cache(kind: &'static str, hit: bool) {
+    // Outside a request (a background refresh), there is no outcome to report.
+    let _ = CACHE_OUTCOME.try_with(|c| c.set(Some(hit)));
     let result = if hit { "hit" } else { "miss" };
     ::metrics::counter!(metrics::CACHE_REQUESTS_TOTAL, "kind" => kind, "result" => result)
         .increment(1);
