@@ -3,8 +3,10 @@
 //! Requests enter through [`http`] (the GOPROXY and `/sumdb/` routes, health and metrics), are
 //! answered by [`mirror`] from the replicated metadata in [`store::meta`] and the content-addressed
 //! blobs in [`store::blob`], and misses are filled from [`upstream`]. Metadata changes go through
-//! [`raft`] (openraft over sled). [`module`] and [`modzip`] hold the pure Go rules.
+//! [`raft`] (openraft over sled). [`module`] and [`modzip`] hold the pure Go rules. [`access`]
+//! decides who may read what through the GOPROXY port.
 
+pub mod access;
 pub mod admin;
 pub mod auditlog;
 pub mod cluster;
