@@ -119,6 +119,8 @@ pub struct RawConfig {
     pub tls: crate::tls::TlsSettings,
     /// The audit trail: one JSON line per module request and per administrative action.
     pub audit: crate::auditlog::AuditSettings,
+    /// Identities and per-path access on the GOPROXY port.
+    pub access: crate::access::AccessSettings,
 }
 
 /// Freshness of mutable answers.
@@ -446,6 +448,8 @@ pub struct Config {
     pub plain_listen: Option<SocketAddr>,
     /// See [`RawConfig::audit`].
     pub audit: crate::auditlog::AuditSettings,
+    /// See [`RawConfig::access`].
+    pub access: crate::access::AccessSettings,
 }
 
 /// One configuration problem.
@@ -709,6 +713,7 @@ impl RawConfig {
             tls: self.tls,
             plain_listen,
             audit: self.audit,
+            access: self.access,
         })
     }
 
@@ -742,6 +747,9 @@ impl RawConfig {
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
         if let Err(problems) = self.audit.validate() {
             errs.extend(problems.iter().map(|p| invalid("audit", &p.to_string())));
+        }
+        if let Err(problems) = self.access.validate() {
+            errs.extend(problems.iter().map(|p| invalid("access", &p.to_string())));
         }
         if self.cache.negative_max_entries == 0 {
             errs.push(invalid("cache.negative_max_entries", "must be at least 1"));

@@ -25,6 +25,7 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, Unit};
     crate::http::metrics::describe();
     crate::auditlog::metrics::describe();
+    crate::access::metrics::describe();
     crate::mirror::metrics::describe();
     crate::upstream::metrics::describe();
     crate::sumdb::metrics::describe();

@@ -61,6 +61,12 @@ pub enum NodeError {
     /// The cluster gRPC server failed.
     #[error("cluster server: {0}")]
     Grpc(String),
+    /// The `[access]` section could not be put to work.
+    #[error("access: {0}")]
+    Access(String),
+    /// The audit trail could not be opened.
+    #[error("audit: {0}")]
+    Audit(String),
     /// Certificates could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -186,6 +192,27 @@ impl Node {
             Some(Arc::new(link)),
             Some(checker.clone()),
         );
+        let access = crate::access::Access::new(
+            &config.access,
+            config
+                .egress
+                .client_builder(false)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| NodeError::Access(e.to_string()))?,
+        )
+        .await
+        .map_err(|problems| {
+            NodeError::Access(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let trail = crate::auditlog::AuditLog::open(&config.audit)
+            .map_err(|e| NodeError::Audit(e.to_string()))?;
         let started = Arc::new(AtomicBool::new(false));
         let state = Arc::new(HttpState {
             mirror,
@@ -197,6 +224,9 @@ impl Node {
             max_path_bytes: config.http.max_path_bytes,
             mutable_max_age: format!("public, max-age={}", config.cache.list_ttl_secs.min(300)),
             started: started.clone(),
+            access,
+            audit: trail.clone(),
+            node_id: config.node_id,
         });
         let admin = AdminService {
             node_id: config.node_id,
@@ -219,6 +249,7 @@ impl Node {
                 },
             ))),
             allow_insecure_membership: config.cluster.insecure,
+            trail,
         };
         write_addrs(dir, http_addr, plain.as_ref().map(local), cluster_addr)?;
         Ok(Node {
@@ -270,6 +301,7 @@ impl Node {
         if let Some(https) = &https {
             https.spawn_reloader(workers.clone());
         }
+        state.access.spawn_reloader(workers.clone());
         let handshake = Duration::from_secs(config.tls.handshake_timeout_secs);
         let incoming = tls.incoming(cluster, handshake, workers.clone());
         let grpc = tonic::transport::Server::builder()
@@ -311,6 +343,7 @@ impl Node {
             .shutdown()
             .await
             .map_err(|e| NodeError::Consensus(e.to_string()))?;
+        state.audit.flush().await;
         tracing::info!("node stopped");
         Ok(())
     }

@@ -212,7 +212,11 @@ impl CairnNode {
 
     /// `http://127.0.0.1:<port>` (`https://` with [`NodeOptions::https`]) of the current run.
     pub fn url(&self) -> String {
-        let scheme = if self.opts.https_ca.is_some() { "https" } else { "http" };
+        let scheme = if self.opts.https_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addrs.http)
     }
 

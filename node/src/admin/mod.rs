@@ -83,9 +83,57 @@ pub struct AdminService {
     pub audit: Option<Arc<crate::sumdb::Audit>>,
     /// Membership may change over a plain-text cluster port (`cluster.insecure`).
     pub allow_insecure_membership: bool,
+    /// The audit trail of administrative actions.
+    pub trail: crate::auditlog::AuditLog,
+}
+
+/// Who called an administrative RPC, for the audit trail.
+struct Caller {
+    operator: String,
+    client: Option<std::net::SocketAddr>,
+    /// Forwarded by a follower, which records the action itself.
+    forwarded: bool,
+}
+
+impl Caller {
+    fn of<T>(req: &tonic::Request<T>) -> Caller {
+        let peer = req.extensions().get::<crate::tls::cluster::ClusterPeer>();
+        Caller {
+            operator: membership::acting_operator(req)
+                .unwrap_or_else(|| "anonymous (insecure cluster port)".into()),
+            client: peer.and_then(|p| p.remote),
+            forwarded: req.metadata().contains_key(membership::FORWARDED_HEADER),
+        }
+    }
 }
 
 impl AdminService {
+    /// Records an administrative action in the audit trail (once: not on the leader a
+    /// follower forwarded it to).
+    fn record<T>(
+        &self,
+        who: &Caller,
+        action: &str,
+        target: &str,
+        result: &Result<T, tonic::Status>,
+    ) {
+        if who.forwarded {
+            return;
+        }
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(s) => format!("{:?}: {}", s.code(), s.message()),
+        };
+        self.trail.admin(crate::auditlog::AdminEvent {
+            identity: &who.operator,
+            client: who.client,
+            action,
+            target,
+            result: &outcome,
+            node: self.node_id,
+        });
+    }
+
     /// Wraps the service for tonic.
     pub fn into_server(self) -> AdminServer<AdminService> {
         AdminServer::new(self)
@@ -190,7 +238,11 @@ impl Admin for AdminService {
         &self,
         req: tonic::Request<AddMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        membership::add(&self.consensus, self.allow_insecure_membership, req).await
+        let who = Caller::of(&req);
+        let target = format!("node {} at {}", req.get_ref().id, req.get_ref().addr);
+        let result = membership::add(&self.consensus, self.allow_insecure_membership, req).await;
+        self.record(&who, "members.add", &target, &result);
+        result
     }
 
     /// Raft semantics: `change_membership(RemoveVoters{id}, retain = false)` for a voter (joint
@@ -201,7 +253,11 @@ impl Admin for AdminService {
         &self,
         req: tonic::Request<RemoveMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
-        membership::remove(&self.consensus, self.allow_insecure_membership, req).await
+        let who = Caller::of(&req);
+        let target = format!("node {}", req.get_ref().id);
+        let result = membership::remove(&self.consensus, self.allow_insecure_membership, req).await;
+        self.record(&who, "members.remove", &target, &result);
+        result
     }
 
     type VerifyStream = VerifyStream;
@@ -210,9 +266,12 @@ impl Admin for AdminService {
     /// progress and problems. Read-only: nothing is changed.
     async fn verify(
         &self,
-        _req: tonic::Request<VerifyRequest>,
+        req: tonic::Request<VerifyRequest>,
     ) -> Result<tonic::Response<Self::VerifyStream>, tonic::Status> {
-        verify::start(self.audit.clone()).map(tonic::Response::new)
+        let who = Caller::of(&req);
+        let result = verify::start(self.audit.clone()).map(tonic::Response::new);
+        self.record(&who, "verify", "every stored version", &result);
+        result
     }
 
     /// Which routing rule a module path matches; nothing is fetched.

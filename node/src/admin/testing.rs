@@ -100,6 +100,7 @@ impl TestNode {
             router: None,
             audit: None,
             allow_insecure_membership: true,
+            trail: crate::auditlog::AuditLog::off(),
         };
         let server = CancellationToken::new();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

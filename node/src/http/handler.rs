@@ -11,23 +11,25 @@ use super::body::{self, Body};
 use super::response::{self, Failure, IMMUTABLE};
 use super::route::{self, ProxyRequest, Route};
 use super::HttpState;
+use crate::access::{Authn, Decision};
+use crate::auditlog::RequestEvent;
 use crate::store::blob::FileStamp;
 
 /// Handles one request; never fails (every problem becomes a response).
 pub async fn handle<B>(
     state: Arc<HttpState>,
-    _conn: super::ConnInfo,
+    conn: super::ConnInfo,
     req: Request<B>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
     let (parts, _body) = req.into_parts();
     let rid = request_id(&parts);
     let path = parts.uri.path().to_string();
-    let span = tracing::info_span!("request", id = %rid, method = %parts.method, path = %truncate(&path, 200));
-    let (endpoint, mut resp) = async {
-        let (endpoint, result) = dispatch(&state, &parts, &path).await;
+    let span = tracing::info_span!("request", id = %rid, method = %parts.method, path = %truncate(&path, 200), client = %conn.peer);
+    let (endpoint, mut resp, trail) = async {
+        let (endpoint, result, trail) = dispatch(&state, &parts, &path).await;
         let resp = result.unwrap_or_else(|f| f.response(state.upstream_error_status));
-        (endpoint, resp)
+        (endpoint, resp, trail)
     }
     .instrument(span.clone())
     .await;
@@ -35,7 +37,45 @@ pub async fn handle<B>(
         resp.headers_mut().insert("x-request-id", v);
     }
     record(endpoint, &resp, start, &span);
+    if let Some(t) = trail {
+        audit(&state, conn, &rid, &t, &resp);
+    }
     Ok(resp)
+}
+
+/// What the audit trail records about a module request.
+struct Trail {
+    module: String,
+    version: Option<String>,
+    kind: &'static str,
+    who: Authn,
+    cache: Option<bool>,
+}
+
+fn audit(state: &HttpState, conn: super::ConnInfo, rid: &str, t: &Trail, resp: &Response<Body>) {
+    let identity = t.who.identity();
+    let bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    state.audit.request(RequestEvent {
+        identity: identity.map(|i| i.name.as_str()),
+        auth_method: identity.map(|i| i.method.as_str()),
+        client: conn.peer,
+        module: &t.module,
+        version: t.version.as_deref(),
+        kind: t.kind,
+        status: resp.status().as_u16(),
+        bytes,
+        cache: match t.cache {
+            Some(true) => "hit",
+            Some(false) => "fill",
+            None => "none",
+        },
+        node: state.node_id,
+        request_id: rid,
+    });
 }
 
 fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &tracing::Span) {
@@ -97,27 +137,102 @@ async fn dispatch(
     state: &HttpState,
     parts: &http::request::Parts,
     path: &str,
-) -> (&'static str, Answer) {
+) -> (&'static str, Answer, Option<Trail>) {
     if parts.method != Method::GET && parts.method != Method::HEAD {
-        return ("other", Err(Failure::Method));
+        return ("other", Err(Failure::Method), None);
     }
     if path.len() > state.max_path_bytes {
-        return ("other", Err(Failure::TooLong));
+        return ("other", Err(Failure::TooLong), None);
     }
     let route = match route::parse(path) {
         Ok(r) => r,
-        Err(e) => return ("other", Err(Failure::Route(e))),
+        Err(e) => return ("other", Err(Failure::Route(e)), None),
     };
     match route {
         Route::Healthz => (
             "health",
             Ok(text(StatusCode::OK, "ok\n".into(), "no-store")),
+            None,
         ),
-        Route::Readyz => ("health", Ok(super::health::readyz(state))),
-        Route::Metrics => ("metrics", Ok(metrics_page(state))),
-        Route::Sumdb(rest) => ("sumdb", sumdb(state, parts, &rest).await),
-        Route::Proxy(req) => (req.endpoint(), proxy(state, parts, req).await),
+        Route::Readyz => ("health", Ok(super::health::readyz(state)), None),
+        Route::Metrics => {
+            let answer = match state.access.metrics_allowed(&parts.headers) {
+                true => Ok(metrics_page(state)),
+                false => Err(Failure::Unauthenticated {
+                    reason: "/metrics needs the metrics token (Authorization: Bearer)".into(),
+                    challenge: HeaderValue::from_static("Bearer realm=\"metrics\""),
+                }),
+            };
+            ("metrics", answer, None)
+        }
+        Route::Whoami => ("whoami", super::whoami::answer(state, parts).await, None),
+        Route::Sumdb(rest) => {
+            let who = state.access.authenticate(&parts.headers).await;
+            let lookup = sumdb_lookup(&rest);
+            let decision = match &lookup {
+                Some((module, _)) => state.access.authorize(&who, module),
+                None => state.access.authorize_any(&who),
+            };
+            let (answer, cache) = match refusal(state, &who, decision) {
+                Some(f) => (Err(f), None),
+                None => crate::mirror::observe_cache(sumdb(state, parts, &rest)).await,
+            };
+            let trail = lookup.map(|(module, version)| Trail {
+                module,
+                version: Some(version),
+                kind: "sumdb-lookup",
+                who,
+                cache,
+            });
+            ("sumdb", answer, trail)
+        }
+        Route::Proxy(req) => {
+            let endpoint = req.endpoint();
+            let who = state.access.authenticate(&parts.headers).await;
+            let (module, version) = req.module_version();
+            let (module, version) = (module.to_string(), version.map(str::to_string));
+            let (answer, cache) = match refusal(state, &who, state.access.authorize(&who, &module))
+            {
+                Some(f) => (Err(f), None),
+                None => crate::mirror::observe_cache(proxy(state, parts, req)).await,
+            };
+            let trail = Trail {
+                module,
+                version,
+                kind: endpoint,
+                who,
+                cache,
+            };
+            (endpoint, answer, Some(trail))
+        }
     }
+}
+
+/// The failure for a refused request: 401 (with a challenge) when no valid identity was
+/// given, 403 when the identity may not read the path. Neither says whether the path exists.
+fn refusal(state: &HttpState, who: &Authn, decision: Decision) -> Option<Failure> {
+    match decision {
+        Decision::Allow => None,
+        Decision::Unauthenticated => Some(Failure::Unauthenticated {
+            reason: match who {
+                Authn::Failed(why) => format!("authentication failed: {why}"),
+                _ => "authentication required: add a .netrc entry for this host (login and token) or a GOAUTH helper".into(),
+            },
+            challenge: state.access.www_authenticate(),
+        }),
+        Decision::Forbidden => Some(Failure::Forbidden(format!(
+            "{} may not read this path",
+            who.identity().map_or("this identity", |i| i.name.as_str())
+        ))),
+    }
+}
+
+/// The module and version of a `<db>/lookup/<escaped path>@<version>` checksum-database path.
+fn sumdb_lookup(rest: &str) -> Option<(String, String)> {
+    let (_, lookup) = rest.split_once("/lookup/")?;
+    let (escaped, version) = lookup.rsplit_once('@')?;
+    let module = crate::module::unescape_path(escaped).ok()?;
+    Some((module, version.to_string()))
 }
 
 fn text(status: StatusCode, body: String, cache: &'static str) -> Response<Body> {

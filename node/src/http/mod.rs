@@ -11,6 +11,7 @@ pub mod limit;
 pub mod metrics;
 pub mod response;
 pub mod route;
+pub mod whoami;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,12 @@ pub struct HttpState {
     pub mutable_max_age: String,
     /// Set once startup finished (storage opened, state loaded).
     pub started: Arc<AtomicBool>,
+    /// Who a request is and what it may read.
+    pub access: crate::access::Access,
+    /// The audit trail of module requests.
+    pub audit: crate::auditlog::AuditLog,
+    /// This node's id (for the audit trail).
+    pub node_id: u64,
 }
 
 /// What the handler knows about the connection a request came on.

@@ -27,6 +27,15 @@ pub enum Failure {
     TooLong,
     /// Range not satisfiable for a body of this size.
     Range(u64),
+    /// No valid credentials: 401 with this challenge.
+    Unauthenticated {
+        /// What to fix (never a secret).
+        reason: String,
+        /// The `WWW-Authenticate` value.
+        challenge: HeaderValue,
+    },
+    /// The identity may not read the path: 403.
+    Forbidden(String),
 }
 
 impl Failure {
@@ -47,6 +56,8 @@ impl Failure {
             Failure::Method => StatusCode::METHOD_NOT_ALLOWED,
             Failure::TooLong => StatusCode::URI_TOO_LONG,
             Failure::Range(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            Failure::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Failure::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -58,6 +69,8 @@ impl Failure {
             Failure::Method => "method not allowed: only GET and HEAD are served".into(),
             Failure::TooLong => "request path too long".into(),
             Failure::Range(size) => format!("range not satisfiable: the file has {size} bytes"),
+            Failure::Unauthenticated { reason, .. } => reason.clone(),
+            Failure::Forbidden(why) => format!("forbidden: {why}"),
         }
     }
 
@@ -87,6 +100,9 @@ impl Failure {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     h.insert(header::CONTENT_RANGE, v);
                 }
+            }
+            Failure::Unauthenticated { challenge, .. } => {
+                h.insert(header::WWW_AUTHENTICATE, challenge.clone());
             }
             Failure::Mirror(MirrorError::Upstream(_))
                 if status == StatusCode::SERVICE_UNAVAILABLE =>

@@ -13,6 +13,8 @@ pub enum Route {
     Readyz,
     /// `/metrics`
     Metrics,
+    /// `/whoami`: the identity cairn sees for the request's credentials.
+    Whoami,
     /// `/sumdb/<rest>`
     Sumdb(String),
     /// A GOPROXY request.
@@ -56,6 +58,16 @@ pub enum ProxyRequest {
 }
 
 impl ProxyRequest {
+    /// The module path, and the version or query where the request names one.
+    pub fn module_version(&self) -> (&str, Option<&str>) {
+        match self {
+            ProxyRequest::List { module } | ProxyRequest::Latest { module } => (module, None),
+            ProxyRequest::Info { module, version }
+            | ProxyRequest::Mod { module, version }
+            | ProxyRequest::Zip { module, version } => (module, Some(version)),
+        }
+    }
+
     /// The endpoint label for metrics.
     pub fn endpoint(&self) -> &'static str {
         match self {
@@ -90,6 +102,7 @@ pub fn parse(raw_path: &str) -> Result<Route, RouteError> {
         "healthz" => return Ok(Route::Healthz),
         "readyz" => return Ok(Route::Readyz),
         "metrics" => return Ok(Route::Metrics),
+        "whoami" => return Ok(Route::Whoami),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("sumdb/") {
