@@ -27,7 +27,9 @@ pub async fn handle<B>(
     let path = parts.uri.path().to_string();
     let span = tracing::info_span!("request", id = %rid, method = %parts.method, path = %truncate(&path, 200), client = %conn.peer);
     let (endpoint, mut resp, trail) = async {
-        let (endpoint, result, trail) = dispatch(&state, &parts, &path).await;
+        // Boxed: the whole request future nests deep enough to trip the compiler's layout
+        // recursion limit otherwise, and one allocation per request is nothing next to it.
+        let (endpoint, result, trail) = Box::pin(dispatch(&state, &parts, &path)).await;
         let resp = result.unwrap_or_else(|f| f.response(state.upstream_error_status));
         (endpoint, resp, trail)
     }
