@@ -69,7 +69,9 @@ pub(crate) async fn add(
     let forwarded = req.metadata().contains_key(FORWARDED_HEADER);
     let operator = acting_operator(&req);
     let r = req.into_inner();
-    probe_new_node(consensus, r.id, &r.addr).await?;
+    if consensus.precheck_add(r.id, &r.addr).is_ok() {
+        probe_new_node(consensus, r.id, &r.addr).await?;
+    }
     match consensus.add_member(r.id, &r.addr, r.learner_only).await {
         Ok(members) => Ok(reply(consensus, &members)),
         Err(MembershipError::NotLeader {

@@ -92,6 +92,16 @@ impl Consensus {
         Ok(members)
     }
 
+    /// Whether [`Consensus::add_member`] would get past its checks here: valid arguments, this
+    /// node leads, no conflicting member. Lets the caller probe the new node first, only where
+    /// the change will actually be made.
+    pub fn precheck_add(&self, id: NodeId, addr: &str) -> Result<(), MembershipError> {
+        check_id(id)?;
+        check_addr(addr)?;
+        let st = self.leader_status()?;
+        check_no_conflict(&st, id, addr)
+    }
+
     /// This node's status if it leads, else [`MembershipError::NotLeader`].
     fn leader_status(&self) -> Result<RaftStatus, MembershipError> {
         let st = self.status();
