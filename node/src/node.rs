@@ -307,6 +307,8 @@ impl Node {
         let grpc = tonic::transport::Server::builder()
             .layer(crate::tls::authz::AuthzLayer {
                 secure: tls.is_secure(),
+                trail: state.audit.clone(),
+                node_id: config.node_id,
             })
             .add_service(admin.into_server())
             .add_service(consensus.raft_service())

@@ -112,10 +112,14 @@ pub fn decide(
 }
 
 /// The tower layer enforcing [`decide`] on the cluster server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct AuthzLayer {
     /// False on an insecure port: everything passes.
     pub secure: bool,
+    /// Refused administrative RPCs are recorded here too.
+    pub trail: crate::auditlog::AuditLog,
+    /// This node's id, for the trail.
+    pub node_id: u64,
 }
 
 impl<S> tower_layer::Layer<S> for AuthzLayer {
@@ -124,16 +128,26 @@ impl<S> tower_layer::Layer<S> for AuthzLayer {
     fn layer(&self, inner: S) -> Authz<S> {
         Authz {
             inner,
-            secure: self.secure,
+            layer: self.clone(),
         }
     }
 }
 
 /// See [`AuthzLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authz<S> {
     inner: S,
-    secure: bool,
+    layer: AuthzLayer,
+}
+
+/// The audit-trail action name of an administrative RPC (the admin service uses the same).
+pub fn admin_action(path: &str) -> Option<&'static str> {
+    match path.strip_prefix("/cairn.v1.Admin/")? {
+        "AddMember" => Some("members.add"),
+        "RemoveMember" => Some("members.remove"),
+        "Verify" => Some("verify"),
+        _ => None,
+    }
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -153,7 +167,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        if !self.secure {
+        if !self.layer.secure {
             req.extensions_mut().insert(Acting {
                 operator: None,
                 caller: None,
@@ -179,6 +193,19 @@ where
                     reason = refusal.reason,
                     "cluster: rpc refused"
                 );
+                if let Some(action) = admin_action(req.uri().path()) {
+                    let who = peer
+                        .and_then(|p| p.identity.as_ref())
+                        .map_or("anonymous".to_string(), ToString::to_string);
+                    self.layer.trail.admin(crate::auditlog::AdminEvent {
+                        identity: &who,
+                        client: peer.and_then(|p| p.remote),
+                        action,
+                        target: "",
+                        result: &format!("refused: {}", refusal.message),
+                        node: self.layer.node_id,
+                    });
+                }
                 let status = if refusal.unauthenticated {
                     tonic::Status::unauthenticated(refusal.message)
                 } else {

@@ -10,6 +10,7 @@ mod direct;
 mod failover;
 mod formation;
 mod membership;
+mod mtls;
 mod owner_routing;
 mod quorum_loss;
 mod snapshot;
