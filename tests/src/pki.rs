@@ -21,6 +21,16 @@ impl ClusterPki {
         Ok(pki)
     }
 
+    /// Another directory with the same CA (to issue a second certificate under a name the
+    /// first directory already uses).
+    pub fn same_ca(&self) -> anyhow::Result<ClusterPki> {
+        let dir = tempfile::Builder::new().prefix("cairn-pki-").tempdir()?;
+        for f in ["ca.pem", "ca-key.pem"] {
+            std::fs::copy(self.dir().join(f), dir.path().join(f))?;
+        }
+        Ok(ClusterPki { dir })
+    }
+
     /// Runs `cairn --tls-dir <dir> certs args…`.
     pub fn certs(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = std::process::Command::new(cli_bin())

@@ -26,6 +26,7 @@ mod fallthrough;
 mod garbage;
 mod hostile;
 mod http;
+mod https;
 mod list_ttl;
 mod protocol;
 mod routing;
