@@ -144,3 +144,17 @@ fn read_ca(dir: &Path) -> Result<pki::Issued> {
         )
     })
 }
+
+/// A new token for `name`: the secret (shown once) and the `[[token]]` entry holding its hash.
+pub fn token(name: &str, groups: &[String]) -> String {
+    let token = cairn_node::access::new_token();
+    let groups = groups
+        .iter()
+        .map(|g| format!("{g:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "token for {name} (give it to them once; cairn keeps only its hash):\n{token}\n\nadd to access.tokens_file:\n[[token]]\nname = {name:?}\nsha256 = \"{}\"\ngroups = [{groups}]\n\nin the user's ~/.netrc:\nmachine <cairn host> login {name} password {token}\n",
+        cairn_node::access::hash_token(&token)
+    )
+}

@@ -8,6 +8,7 @@
 //! - `cairn route <module path>`: which routing rule the path matches on the given node.
 //! - `cairn verify`: re-check every version the node stores against the checksum database.
 //! - `cairn certs init|node|operator|server`: make a cluster CA and certificates.
+//! - `cairn token NAME`: make an access token for the GOPROXY port.
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -90,6 +91,15 @@ enum Command {
     /// installations; larger ones use their own PKI, see the README).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Make an access token for the GOPROXY port: prints the token (give it to its user, once)
+    /// and the `[[token]]` entry with its hash for `access.tokens_file`.
+    Token {
+        /// The identity the token stands for (the `.netrc` login).
+        name: String,
+        /// Groups of the identity (repeatable), for `group:NAME` access rules.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +153,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let timeout = Duration::from_secs(cli.timeout_secs);
+    if let Command::Token { name, groups } = &cli.command {
+        print!("{}", certs::token(name, groups));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Certs(cmd) = &cli.command {
         let dir = cli
             .tls_dir
@@ -157,7 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         cli.key.as_deref(),
     )?;
     match &cli.command {
-        Command::Certs(_) => Ok(ExitCode::SUCCESS),
+        Command::Certs(_) | Command::Token { .. } => Ok(ExitCode::SUCCESS),
         Command::Status => status(&cli, timeout).await,
         Command::Route { module } => {
             let reply = route::route(&cli.node, timeout, module).await?;
