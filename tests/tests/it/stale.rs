@@ -59,7 +59,11 @@ async fn a_dead_upstream_changes_nothing_for_warmed_modules() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let cold = ask_everything(&GoEnv::new(&go, &node.url()).unwrap()).await;
-    assert_eq!(fixture.requests().len(), seen, "the killed fixture served requests");
+    assert_eq!(
+        fixture.requests().len(),
+        seen,
+        "the killed fixture served requests"
+    );
     assert_maps_eq("hashes with the upstream dead", &warm.0, &cold.0);
     assert_maps_eq(
         "go list -m -versions with the upstream dead",

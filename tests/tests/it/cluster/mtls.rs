@@ -353,3 +353,47 @@ async fn r10_the_cluster_port_refuses_every_rpc_without_the_right_certificate() 
         "{whos:?}"
     );
 }
+
+/// The first finding: a lone node's cluster port took `members add` from anyone and made
+/// an unreachable address a voter. Now a node without cluster TLS refuses membership changes
+/// (unless `cluster.insecure`), and a multi-node cluster without TLS refuses to start.
+#[tokio::test]
+async fn r10_without_cluster_tls_membership_is_closed_and_clusters_do_not_start() {
+    use cairn_tests::cluster::run_cli;
+    use cairn_tests::node::{CairnNode, NodeOptions};
+
+    let fx = fixture().await;
+    let node = CairnNode::start(NodeOptions::new(&fx.url())).await.unwrap();
+    let out = run_cli(
+        node.addrs().cluster,
+        &["members", "add", "9", "127.0.0.1:1"],
+    )
+    .await
+    .unwrap();
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("mutual TLS"),
+        "the refusal says what to do: {out}"
+    );
+    let out = run_cli(node.addrs().cluster, &["members", "list", "--json"])
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        out.json().unwrap()["members"].as_array().map(Vec::len),
+        Some(1),
+        "{out}"
+    );
+
+    let mut opts = NodeOptions::new(&fx.url());
+    opts.extra_args = vec!["--peers".into(), "1=127.0.0.1:1,2=127.0.0.1:2".into()];
+    let err = match CairnNode::start(opts).await {
+        Ok(_) => panic!("a two-node cluster without TLS started"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("cluster.insecure"),
+        "the startup error names the way out: {err}"
+    );
+}
