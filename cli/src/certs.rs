@@ -41,7 +41,8 @@ pub enum CertsCommand {
         days: u32,
     },
     /// Make https.pem and https-key.pem: a certificate for the GOPROXY port (tls.cert_file),
-    /// for these host names or IP addresses. Clients must trust ca.pem.
+    /// for these host names or IP addresses, signed by a separate HTTPS CA (https-ca.pem, made
+    /// on first use) that clients trust.
     Server {
         /// Host names or IP addresses clients use.
         #[arg(required = true)]
@@ -115,7 +116,9 @@ pub fn run(cmd: &CertsCommand, dir: &Path) -> Result<()> {
             );
         }
         CertsCommand::Server { hosts, days } => {
-            let ca = read_ca(dir)?;
+            // Its own CA: every developer machine trusts it, so it must not be the cluster CA
+            // (whose key would then be able to impersonate any site to the whole fleet).
+            let ca = https_ca(dir)?;
             let issued = pki::issue(&ca, &Leaf::Server(hosts.clone()), *days)?;
             let (cert, key) = pki::write(dir, &issued, "https.pem", "https-key.pem")?;
             println!(
@@ -128,11 +131,36 @@ pub fn run(cmd: &CertsCommand, dir: &Path) -> Result<()> {
             println!("key_file = {:?}", key.display().to_string());
             println!(
                 "clients trust {} (SSL_CERT_FILE, or your fleet's trust store)",
-                dir.join(files::CA).display()
+                dir.join(HTTPS_CA).display()
             );
         }
     }
     Ok(())
+}
+
+/// The CA of `certs server`, apart from the cluster CA.
+const HTTPS_CA: &str = "https-ca.pem";
+const HTTPS_CA_KEY: &str = "https-ca-key.pem";
+
+/// The HTTPS CA of `dir`, made on first use.
+fn https_ca(dir: &Path) -> Result<pki::Issued> {
+    let (cert, key) = (dir.join(HTTPS_CA), dir.join(HTTPS_CA_KEY));
+    if cert.exists() {
+        return Ok(pki::Issued {
+            cert_pem: std::fs::read_to_string(&cert)
+                .with_context(|| format!("reading {}", cert.display()))?,
+            key_pem: std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?,
+        });
+    }
+    let ca = pki::new_ca("cairn HTTPS CA", 3650)?;
+    pki::write(dir, &ca, HTTPS_CA, HTTPS_CA_KEY)?;
+    println!(
+        "wrote {} (the CA clients trust; keep {} offline)",
+        cert.display(),
+        key.display()
+    );
+    Ok(ca)
 }
 
 fn read_ca(dir: &Path) -> Result<pki::Issued> {

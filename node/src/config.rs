@@ -212,6 +212,9 @@ pub struct HttpSettings {
     /// Most connections open at once from one client IP address (0 = no limit); further ones
     /// are closed at once.
     pub max_connections_per_client: usize,
+    /// A connection on which no request started for this many seconds is closed gracefully
+    /// (in-flight responses finish), so idle connections cannot hold slots forever.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -221,6 +224,7 @@ impl Default for HttpSettings {
             max_path_bytes: 2048,
             header_read_timeout_secs: 10,
             max_connections_per_client: 512,
+            idle_timeout_secs: 120,
         }
     }
 }

@@ -304,11 +304,20 @@ impl Node {
         state.access.spawn_reloader(workers.clone());
         let handshake = Duration::from_secs(config.tls.handshake_timeout_secs);
         let incoming = tls.incoming(cluster, handshake, workers.clone());
+        // Keepalives find dead peers' connections; the stream cap bounds what one peer can ask
+        // at once (Raft, transfers and fills use a few streams each).
         let grpc = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .max_concurrent_streams(Some(1024))
             .layer(crate::tls::authz::AuthzLayer {
                 secure: tls.is_secure(),
                 trail: state.audit.clone(),
                 node_id: config.node_id,
+                is_member: {
+                    let consensus = consensus.clone();
+                    Arc::new(move |id| consensus.knows_node(id))
+                },
             })
             .add_service(admin.into_server())
             .add_service(consensus.raft_service())

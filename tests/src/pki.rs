@@ -25,8 +25,10 @@ impl ClusterPki {
     /// first directory already uses).
     pub fn same_ca(&self) -> anyhow::Result<ClusterPki> {
         let dir = tempfile::Builder::new().prefix("cairn-pki-").tempdir()?;
-        for f in ["ca.pem", "ca-key.pem"] {
-            std::fs::copy(self.dir().join(f), dir.path().join(f))?;
+        for f in ["ca.pem", "ca-key.pem", "https-ca.pem", "https-ca-key.pem"] {
+            if self.dir().join(f).exists() {
+                std::fs::copy(self.dir().join(f), dir.path().join(f))?;
+            }
         }
         Ok(ClusterPki { dir })
     }
@@ -58,6 +60,11 @@ impl ClusterPki {
     /// The CA certificate.
     pub fn ca(&self) -> PathBuf {
         self.dir().join("ca.pem")
+    }
+
+    /// The CA of `cairn certs server` certificates (what HTTPS clients trust).
+    pub fn https_ca(&self) -> PathBuf {
+        self.dir().join("https-ca.pem")
     }
 
     /// Node `id`'s certificate and key, made on first use.

@@ -43,11 +43,14 @@ pub enum AccessError {
     /// `[access.jwt]` has no `audience`.
     #[error("access.jwt.audience is required: set it to the `aud` value tokens for cairn carry")]
     JwtNoAudience,
+    /// `metrics_token_sha256` is set while access control is off (it would not be enforced).
+    #[error("access.metrics_token_sha256 is set but access.enabled is false: /metrics would stay open; set access.enabled = true (with a rule `*` = [\"anonymous\"] to keep modules open)")]
+    MetricsTokenDisabled,
     /// `[access.jwt]` has neither or both of `jwks_file` and `jwks_url`.
     #[error("access.jwt needs exactly one of jwks_file and jwks_url")]
     JwtKeySource,
-    /// `jwks_url` is not an http(s) URL.
-    #[error("access.jwt.jwks_url {0:?} must be an http:// or https:// URL")]
+    /// `jwks_url` is not an https URL (or http on loopback).
+    #[error("access.jwt.jwks_url {0:?} must be an https:// URL (http:// only on loopback): keys fetched in clear text can be replaced")]
     JwtBadUrl(String),
     /// A claim name setting is empty.
     #[error("access.jwt.{0} must not be empty")]

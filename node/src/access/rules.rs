@@ -77,7 +77,7 @@ impl Policy {
             .rules
             .iter()
             .map(|r| Rule {
-                pattern: r.pattern.clone(),
+                pattern: r.pattern.to_ascii_lowercase(),
                 allow: parse(&r.allow),
             })
             .collect();
@@ -85,10 +85,15 @@ impl Policy {
     }
 
     /// The principals for `module_path`: the first matching rule's, else the default.
+    ///
+    /// Matching ignores ASCII case: git hosts resolve repository paths case-insensitively, so
+    /// `corp.example.com/Payments` may well be served from the repository a rule for
+    /// `corp.example.com/payments` protects. Folding can only make a rule match more paths.
     pub(crate) fn allowed_for(&self, module_path: &str) -> &[Principal] {
+        let path = module_path.to_ascii_lowercase();
         self.rules
             .iter()
-            .find(|r| match_prefix_patterns(&r.pattern, module_path))
+            .find(|r| match_prefix_patterns(&r.pattern, &path))
             .map_or(&self.default, |r| &r.allow)
     }
 

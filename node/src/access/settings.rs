@@ -104,6 +104,9 @@ impl AccessSettings {
             errs.push(AccessError::BadRealm(self.realm().to_string()));
         }
         if let Some(h) = &self.metrics_token_sha256 {
+            if !self.enabled {
+                errs.push(AccessError::MetricsTokenDisabled);
+            }
             if super::tokens::parse_hash(h).is_none() {
                 errs.push(AccessError::BadHash {
                     at: "access.metrics_token_sha256",
@@ -142,9 +145,20 @@ impl JwtSettings {
         match (&self.jwks_file, &self.jwks_url) {
             (Some(_), None) => {}
             (None, Some(url)) => {
-                if !(url.starts_with("https://") || url.starts_with("http://"))
-                    || reqwest::Url::parse(url).is_err()
-                {
+                // Keys fetched over plain http could be replaced on the way, and whoever
+                // replaces them mints any identity: only loopback may use http.
+                let ok = reqwest::Url::parse(url).is_ok_and(|u| match u.scheme() {
+                    "https" => true,
+                    "http" => u.host_str().is_some_and(|h| {
+                        h == "localhost"
+                            || h.trim_start_matches('[')
+                                .trim_end_matches(']')
+                                .parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback())
+                    }),
+                    _ => false,
+                });
+                if !ok {
                     errs.push(AccessError::JwtBadUrl(url.clone()));
                 }
             }

@@ -102,7 +102,14 @@ impl Caller {
             operator: membership::acting_operator(req)
                 .unwrap_or_else(|| "anonymous (insecure cluster port)".into()),
             client: peer.and_then(|p| p.remote),
-            forwarded: req.metadata().contains_key(membership::FORWARDED_HEADER),
+            // Only a node forwards; from anyone else the header must not suppress the record.
+            forwarded: req.metadata().contains_key(membership::FORWARDED_HEADER)
+                && req
+                    .extensions()
+                    .get::<crate::tls::authz::Acting>()
+                    .is_some_and(|a| {
+                        matches!(a.caller, Some(crate::tls::Identity::Node(_)) | None)
+                    }),
         }
     }
 }

@@ -28,6 +28,8 @@ const MAX_STDERR: usize = 64 * 1024;
 pub(super) const MAX_LISTING: u64 = 64 << 20;
 /// Local (non-network) git commands running at once across all repositories.
 const LOCAL_CONCURRENCY: usize = 16;
+/// Network git commands (fetch, ls-remote) running at once across all hosts.
+const NETWORK_CONCURRENCY: usize = 32;
 /// ssh for anonymous remotes: no config file, no agent, no key.
 const ANONYMOUS_SSH: &str = "ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityFile=/dev/null \
                              -o IdentityAgent=none -o BatchMode=yes -o ControlMaster=no";
@@ -162,6 +164,9 @@ pub struct GitRunner {
     creds: Arc<Credentials>,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Network commands at once over all hosts: client-named hosts are unbounded in number, so
+    /// the per-host limit alone would not bound the git processes.
+    network: Semaphore,
     local: Semaphore,
     archives: Semaphore,
     anonymous_home: PathBuf,
@@ -183,6 +188,7 @@ impl GitRunner {
             creds,
             per_host: per_host.max(1),
             hosts: Mutex::new(HashMap::new()),
+            network: Semaphore::new(NETWORK_CONCURRENCY),
             local: Semaphore::new(LOCAL_CONCURRENCY),
             archives: Semaphore::new(ARCHIVE_CONCURRENCY),
             anonymous_home: PathBuf::from("/nonexistent"),
@@ -250,10 +256,15 @@ impl GitRunner {
             (None, Out::File(..)) => &self.archives,
             (None, Out::Memory(_)) => &self.local,
         };
-        let _permit = semaphore.acquire().await.map_err(|_| GitError::Io {
+        let closed = |_| GitError::Io {
             what: "git runner closed".to_owned(),
             source: std::io::Error::other("closed"),
-        })?;
+        };
+        let _network = match remote {
+            Some(_) => Some(self.network.acquire().await.map_err(closed)?),
+            None => None,
+        };
+        let _permit = semaphore.acquire().await.map_err(closed)?;
         let pin = match remote {
             Some(r) if r.guarded => self.pin(r.url).await?,
             _ => Vec::new(),

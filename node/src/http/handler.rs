@@ -175,10 +175,17 @@ async fn dispatch(
                 Some((module, _)) => state.access.authorize(&who, module),
                 None => state.access.authorize_any(&who),
             };
-            let (answer, cache) = match refusal(state, &who, decision) {
+            let open = match &lookup {
+                Some((module, _)) => state.access.authorize(&Authn::Anonymous, module),
+                None => state.access.authorize_any(&Authn::Anonymous),
+            } == Decision::Allow;
+            let (mut answer, cache) = match refusal(state, &who, decision) {
                 Some(f) => (Err(f), None),
                 None => crate::mirror::observe_cache(sumdb(state, parts, &rest)).await,
             };
+            if !open {
+                privatize(&mut answer);
+            }
             let trail = lookup.map(|(module, version)| Trail {
                 module,
                 version: Some(version),
@@ -210,6 +217,23 @@ async fn dispatch(
     }
 }
 
+/// Marks an answer that needed credentials as cacheable by the client only: a shared cache
+/// between the go command and cairn may store `public` responses to authorized requests and
+/// hand them to anyone (RFC 9111 §3.5).
+fn privatize(answer: &mut Answer) {
+    let Ok(resp) = answer else { return };
+    let h = resp.headers_mut();
+    let private = h
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.replacen("public", "private", 1))
+        .and_then(|v| HeaderValue::from_str(&v).ok());
+    if let Some(v) = private {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    h.append(header::VARY, HeaderValue::from_static("Authorization"));
+}
+
 /// The failure for a refused request: 401 (with a challenge) when no valid identity was
 /// given, 403 when the identity may not read the path. Neither says whether the path exists.
 fn refusal(state: &HttpState, who: &Authn, decision: Decision) -> Option<Failure> {
@@ -217,7 +241,7 @@ fn refusal(state: &HttpState, who: &Authn, decision: Decision) -> Option<Failure
         Decision::Allow => None,
         Decision::Unauthenticated => Some(Failure::Unauthenticated {
             reason: match who {
-                Authn::Failed(why) => format!("authentication failed: {why}"),
+                Authn::Failed(why) => response::auth_failed(why),
                 _ => "authentication required: add a .netrc entry for this host (login and token) or a GOAUTH helper".into(),
             },
             challenge: state.access.www_authenticate(),

@@ -28,8 +28,11 @@ impl PerClient {
         }
     }
 
-    /// A slot for a new connection from `ip`, or `None` if that address is at its limit.
+    /// A slot for a new connection from `ip`, or `None` if that client is at its limit. An
+    /// IPv6 client is its /64 (one host usually holds a whole /64), an IPv4-mapped address
+    /// its IPv4 address.
     pub fn admit(&self, ip: IpAddr) -> Option<Slot> {
+        let ip = client_key(ip);
         if self.max == 0 {
             return Some(Slot { ip, open: None });
         }
@@ -43,6 +46,19 @@ impl PerClient {
             ip,
             open: Some(self.open.clone()),
         })
+    }
+}
+
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(bits.into())
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -74,5 +90,12 @@ mod tests {
         drop(s1);
         assert!(limit.admit(a).is_some(), "a released slot is reusable");
         assert!(PerClient::new(0).admit(a).is_some());
+        // One IPv6 /64 is one client; a mapped IPv4 address is that IPv4 client.
+        let v6 = PerClient::new(1);
+        let _h = v6.admit("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(v6.admit("2001:db8::ffff:2".parse().unwrap()).is_none());
+        assert!(v6.admit("2001:db8:0:1::1".parse().unwrap()).is_some());
+        let _m = v6.admit("10.0.0.9".parse().unwrap()).unwrap();
+        assert!(v6.admit("::ffff:10.0.0.9".parse().unwrap()).is_none());
     }
 }

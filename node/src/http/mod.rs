@@ -14,7 +14,7 @@ pub mod route;
 pub mod whoami;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,13 +76,21 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) {
-    let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let timeouts = Timeouts {
+        header: Duration::from_secs(settings.header_read_timeout_secs),
+        idle: Duration::from_secs(settings.idle_timeout_secs),
+    };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        .header_read_timeout(timeouts.header);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conns = tokio_util::task::TaskTracker::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let per_client = Arc::new(limit::PerClient::new(settings.max_connections_per_client));
     loop {
@@ -108,45 +116,24 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            tls: tls.is_some(),
+        let conn = Conn {
+            info: ConnInfo {
+                peer,
+                tls: tls.is_some(),
+            },
+            state: state.clone(),
+            builder: builder.clone(),
+            timeouts,
+            shutdown: shutdown.clone(),
         };
-        let (state, builder, watcher, tls) = (
-            state.clone(),
-            builder.clone(),
-            graceful.watcher(),
-            tls.clone(),
-        );
-        tokio::spawn(async move {
+        let tls = tls.clone();
+        conns.spawn(async move {
             ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
             match tls {
-                None => {
-                    serve_conn(
-                        TokioIo::new(stream),
-                        info,
-                        state,
-                        builder,
-                        watcher,
-                        header_timeout,
-                    )
-                    .await
-                }
+                None => conn.serve(TokioIo::new(stream)).await,
                 Some(tls) => {
-                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream))
-                        .await
-                    {
-                        Ok(Ok(stream)) => {
-                            serve_conn(
-                                TokioIo::new(stream),
-                                info,
-                                state,
-                                builder,
-                                watcher,
-                                header_timeout,
-                            )
-                            .await
-                        }
+                    match tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await {
+                        Ok(Ok(stream)) => conn.serve(TokioIo::new(stream)).await,
                         outcome => {
                             ::metrics::counter!(crate::tls::metrics::HANDSHAKE_FAILURES_TOTAL, "listener" => "https").increment(1);
                             let error = match outcome {
@@ -163,51 +150,93 @@ pub async fn serve(
         });
     }
     drop(listener);
+    conns.close();
     tracing::info!(
         grace_secs = grace.as_secs(),
         "http: stopped accepting, draining connections"
     );
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("http: all connections drained"),
+        _ = conns.wait() => tracing::info!("http: all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("http: grace period over, closing remaining connections"),
     }
 }
 
-/// Serves one connection. A client that has not sent a complete first request head within
-/// `header_timeout` is dropped (hyper's own timeout covers later HTTP/1 requests, not the
-/// HTTP/2 preface or a silent connection).
-async fn serve_conn<I>(
-    io: I,
+/// How long a connection may wait for its first request head, and stay idle afterwards.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+}
+
+/// One accepted connection and what serving it needs.
+struct Conn {
     info: ConnInfo,
     state: Arc<HttpState>,
     builder: auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
-    header_timeout: Duration,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let seen = Arc::new(AtomicBool::new(false));
-    let svc = {
-        let seen = seen.clone();
-        hyper::service::service_fn(move |req| {
-            seen.store(true, Ordering::Relaxed);
-            handler::handle(state.clone(), info, req)
-        })
-    };
-    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, svc).into_owned());
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = &mut conn => r,
-        _ = tokio::time::sleep(header_timeout) => {
-            if !seen.load(Ordering::Relaxed) {
-                ::metrics::counter!(metrics::CONNECTIONS_REFUSED_TOTAL, "reason" => "header_timeout").increment(1);
-                tracing::debug!(peer = %info.peer, "connection closed: no request within the header timeout");
-                return;
+    timeouts: Timeouts,
+    shutdown: CancellationToken,
+}
+
+impl Conn {
+    /// Serves the connection. It is dropped if no complete first request head arrived within
+    /// the header timeout (hyper's own timeout covers later HTTP/1 requests, not the HTTP/2
+    /// preface or a silent connection), and closed gracefully (in-flight responses finish)
+    /// once no request started for the idle timeout, or at shutdown.
+    async fn serve<I>(self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Conn {
+            info,
+            state,
+            builder,
+            timeouts,
+            shutdown,
+        } = self;
+        let opened = tokio::time::Instant::now();
+        // Milliseconds after `opened` when the latest request started; 0 = none yet.
+        let last = Arc::new(AtomicU64::new(0));
+        let svc = {
+            let last = last.clone();
+            hyper::service::service_fn(move |req| {
+                let ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+                last.store(ms.max(1), Ordering::Relaxed);
+                handler::handle(state.clone(), info, req)
+            })
+        };
+        let conn = builder.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            let seen = last.load(Ordering::Relaxed);
+            let deadline = match seen {
+                0 => opened + timeouts.header,
+                ms => opened + Duration::from_millis(ms) + timeouts.idle,
+            };
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = shutdown.cancelled(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tokio::time::sleep_until(deadline), if !closing => {
+                    if last.load(Ordering::Relaxed) != seen {
+                        continue;
+                    }
+                    if seen == 0 {
+                        ::metrics::counter!(metrics::CONNECTIONS_REFUSED_TOTAL, "reason" => "header_timeout").increment(1);
+                        tracing::debug!(peer = %info.peer, "connection closed: no request within the header timeout");
+                        return;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
             }
-            conn.await
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }

@@ -115,6 +115,18 @@ impl Failure {
     }
 }
 
+/// What a client is told when its credentials were refused. Which of login or token was wrong
+/// is not said: that would tell a guesser which token names exist (metrics keep the detail).
+pub fn auth_failed(why: &crate::access::AuthFailure) -> String {
+    use crate::access::AuthFailure as F;
+    match why {
+        F::UnknownUser | F::BadPassword | F::UnknownToken => {
+            "authentication failed: wrong login or token".into()
+        }
+        other => format!("authentication failed: {other}"),
+    }
+}
+
 /// One line, printable ASCII/UTF-8 only, at most 500 bytes: what the go command will show.
 fn sanitize(msg: &str) -> String {
     let mut out: String = msg

@@ -24,7 +24,7 @@ pub async fn answer(
             }),
             Authn::Failed(why) => {
                 return Err(Failure::Unauthenticated {
-                    reason: format!("authentication failed: {why}"),
+                    reason: super::response::auth_failed(&why),
                     challenge,
                 })
             }

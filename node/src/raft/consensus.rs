@@ -478,6 +478,15 @@ impl Consensus {
         RaftStatus::from_metrics(&self.inner.raft.metrics().borrow())
     }
 
+    /// Whether node `id` belongs to the membership this node knows (a learner counts), or this
+    /// node knows no membership yet (pristine: it must accept the cluster that adds it).
+    pub fn knows_node(&self, id: NodeId) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&id).is_some()
+    }
+
     /// True once the state machine is loaded and has applied everything that was committed
     /// before this start (for a single-voter cluster: its whole log). A latch: it never flips
     /// back.

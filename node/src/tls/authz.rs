@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::cluster::ClusterPeer;
@@ -58,11 +59,14 @@ fn need(path: &str) -> Option<(&'static str, Need)> {
     }
 }
 
-/// Decides one RPC on a secure port (pure, for tests).
+/// Decides one RPC on a secure port (pure, for tests). `is_member` says whether a node id
+/// belongs to the cluster: a node certificate acts as a node only while its id is a member (a
+/// removed node's certificate stays valid until it expires, but is refused here).
 pub fn decide(
     path: &str,
     peer: Option<&ClusterPeer>,
     on_behalf: Option<&str>,
+    is_member: &dyn Fn(u64) -> bool,
 ) -> Result<Acting, Refusal> {
     let refuse = |reason, unauthenticated, message: String| Refusal {
         reason,
@@ -88,6 +92,15 @@ pub fn decide(
         operator,
         caller: Some(who.clone()),
     };
+    if let (Identity::Node(id), Need::Node | Need::Operator) = (&who, need) {
+        if !is_member(*id) {
+            return Err(refuse(
+                "not_member",
+                false,
+                format!("node {id} is not a member of this cluster"),
+            ));
+        }
+    }
     match (&who, need) {
         (Identity::Node(_), Need::Node | Need::NodeOrOperator) => Ok(acting(None)),
         (Identity::Operator(op), Need::Operator | Need::NodeOrOperator) => {
@@ -120,6 +133,8 @@ pub struct AuthzLayer {
     pub trail: crate::auditlog::AuditLog,
     /// This node's id, for the trail.
     pub node_id: u64,
+    /// Whether a node id belongs to the cluster (see [`decide`]).
+    pub is_member: Arc<dyn Fn(u64) -> bool + Send + Sync>,
 }
 
 impl<S> tower_layer::Layer<S> for AuthzLayer {
@@ -179,7 +194,12 @@ where
             .headers()
             .get(OPERATOR_HEADER)
             .and_then(|v| v.to_str().ok());
-        match decide(req.uri().path(), peer, on_behalf) {
+        match decide(
+            req.uri().path(),
+            peer,
+            on_behalf,
+            self.layer.is_member.as_ref(),
+        ) {
             Ok(acting) => {
                 req.extensions_mut().insert(acting);
                 Box::pin(self.inner.call(req))
@@ -235,7 +255,8 @@ mod tests {
         let op = peer(Some(Identity::Operator("alice".into())), true);
         let anon = peer(None, false);
         let odd = peer(None, true);
-        let ok = |path, p: &ClusterPeer, behalf| decide(path, Some(p), behalf).is_ok();
+        let all = |_: u64| true;
+        let ok = |path, p: &ClusterPeer, behalf| decide(path, Some(p), behalf, &all).is_ok();
         assert!(ok("/cairn.v1.Raft/AppendEntries", &node, None));
         assert!(!ok("/cairn.v1.Raft/AppendEntries", &op, None));
         assert!(ok("/cairn.v1.Blob/FetchBlob", &node, None));
@@ -248,16 +269,34 @@ mod tests {
         assert!(!ok("/cairn.v1.Admin/AddMember", &node, Some("not valid!")));
         assert!(!ok("/cairn.v1.Admin/Status", &odd, None));
         assert!(!ok("/other.Service/X", &node, None));
-        let e = decide("/cairn.v1.Admin/Status", Some(&anon), None).unwrap_err();
+        let e = decide("/cairn.v1.Admin/Status", Some(&anon), None, &all).unwrap_err();
         assert_eq!((e.reason, e.unauthenticated), ("no_certificate", true));
-        let e = decide("/cairn.v1.Admin/Verify", Some(&node), None).unwrap_err();
+        let e = decide("/cairn.v1.Admin/Verify", Some(&node), None, &all).unwrap_err();
         assert_eq!((e.reason, e.unauthenticated), ("not_operator", false));
         assert_eq!(
-            decide("/cairn.v1.Admin/RemoveMember", Some(&node), Some("bob"))
-                .unwrap()
-                .operator
-                .as_deref(),
+            decide(
+                "/cairn.v1.Admin/RemoveMember",
+                Some(&node),
+                Some("bob"),
+                &all
+            )
+            .unwrap()
+            .operator
+            .as_deref(),
             Some("bob")
         );
+        // A removed node's certificate no longer acts as a node (Status stays open to it).
+        let only_1 = |id: u64| id == 1;
+        let e = decide("/cairn.v1.Raft/AppendEntries", Some(&node), None, &only_1).unwrap_err();
+        assert_eq!(e.reason, "not_member");
+        let e = decide(
+            "/cairn.v1.Admin/AddMember",
+            Some(&node),
+            Some("bob"),
+            &only_1,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, "not_member");
+        assert!(decide("/cairn.v1.Admin/Status", Some(&node), None, &only_1).is_ok());
     }
 }

@@ -5,6 +5,7 @@
 //! [`ClusterTls::insecure`] (no files configured) serves and dials plain h2c, as before; the
 //! node refuses that for a multi-node cluster unless `cluster.insecure = true`.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -235,6 +236,7 @@ impl ClusterTls {
     ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<ClusterConn>> {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let tls = self.clone();
+        let uncertified = Arc::new(tokio::sync::Semaphore::new(MAX_UNCERTIFIED));
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -261,13 +263,19 @@ impl ClusterTls {
                     }
                     continue;
                 };
-                let tx = tx.clone();
+                let (tx, uncertified) = (tx.clone(), uncertified.clone());
                 tokio::spawn(async move {
                     let acceptor = tokio_rustls::TlsAcceptor::from(material.server.clone());
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(ClusterConn::tls(stream, remote))).await;
-                        }
+                        Ok(Ok(stream)) => match ClusterConn::tls(stream, remote, &uncertified) {
+                            Some(conn) => {
+                                let _ = tx.send(Ok(conn)).await;
+                            }
+                            None => {
+                                metrics::counter!(super::metrics::CLUSTER_REFUSED_TOTAL, "service" => "any", "reason" => "too_many_uncertified").increment(1);
+                                tracing::info!(peer = %remote, "cluster: too many connections without a certificate; closed");
+                            }
+                        },
                         outcome => {
                             metrics::counter!(super::metrics::HANDSHAKE_FAILURES_TOTAL, "listener" => "cluster").increment(1);
                             let error = match outcome {
@@ -467,11 +475,31 @@ pub enum ClusterConn {
     /// Plain h2c (insecure mode).
     Plain(TcpStream, Option<SocketAddr>),
     /// Mutual TLS, with what the handshake established.
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, ClusterPeer),
+    Tls(Box<TlsConn>),
 }
 
+/// A TLS cluster connection. One without a client certificate can only be told "refused":
+/// it is closed after [`UNCERTIFIED_LIFETIME`], and at most [`MAX_UNCERTIFIED`] are open at
+/// once, so nobody without a certificate can hold the port's resources.
+pub struct TlsConn {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: ClusterPeer,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// How long a connection without a client certificate stays open.
+pub const UNCERTIFIED_LIFETIME: Duration = Duration::from_secs(10);
+/// Connections without a client certificate open at once.
+pub const MAX_UNCERTIFIED: usize = 64;
+
 impl ClusterConn {
-    fn tls(stream: tokio_rustls::server::TlsStream<TcpStream>, remote: SocketAddr) -> ClusterConn {
+    /// Wraps an accepted TLS stream; `None` if it has no certificate and no slot is free.
+    fn tls(
+        stream: tokio_rustls::server::TlsStream<TcpStream>,
+        remote: SocketAddr,
+        uncertified: &Arc<tokio::sync::Semaphore>,
+    ) -> Option<ClusterConn> {
         let leaf = stream
             .get_ref()
             .1
@@ -482,7 +510,37 @@ impl ClusterConn {
             identity: leaf.and_then(Identity::of_cert),
             certified: leaf.is_some(),
         };
-        ClusterConn::Tls(Box::new(stream), peer)
+        let (deadline, slot) = match peer.certified {
+            true => (None, None),
+            false => (
+                Some(Box::pin(tokio::time::sleep(UNCERTIFIED_LIFETIME))),
+                Some(uncertified.clone().try_acquire_owned().ok()?),
+            ),
+        };
+        Some(ClusterConn::Tls(Box::new(TlsConn {
+            stream,
+            peer,
+            deadline,
+            _slot: slot,
+        })))
+    }
+}
+
+impl TlsConn {
+    /// The stream, or an error once an uncertified connection's time is up.
+    fn io(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> std::io::Result<Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>> {
+        if let Some(d) = self.deadline.as_mut() {
+            if d.as_mut().poll(cx).is_ready() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "a connection without a client certificate is closed",
+                ));
+            }
+        }
+        Ok(Pin::new(&mut self.stream))
     }
 }
 
@@ -496,7 +554,7 @@ impl tonic::transport::server::Connected for ClusterConn {
                 identity: None,
                 certified: false,
             },
-            ClusterConn::Tls(_, peer) => peer.clone(),
+            ClusterConn::Tls(t) => t.peer.clone(),
         }
     }
 }
@@ -509,7 +567,10 @@ impl AsyncRead for ClusterConn {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClusterConn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-            ClusterConn::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ClusterConn::Tls(t) => match t.io(cx) {
+                Ok(io) => io.poll_read(cx, buf),
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 }
@@ -522,7 +583,10 @@ impl AsyncWrite for ClusterConn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             ClusterConn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-            ClusterConn::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ClusterConn::Tls(t) => match t.io(cx) {
+                Ok(io) => io.poll_write(cx, buf),
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 
@@ -533,28 +597,37 @@ impl AsyncWrite for ClusterConn {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             ClusterConn::Plain(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClusterConn::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            ClusterConn::Tls(t) => match t.io(cx) {
+                Ok(io) => io.poll_write_vectored(cx, bufs),
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             ClusterConn::Plain(s, _) => s.is_write_vectored(),
-            ClusterConn::Tls(s, _) => s.is_write_vectored(),
+            ClusterConn::Tls(t) => t.stream.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClusterConn::Plain(s, _) => Pin::new(s).poll_flush(cx),
-            ClusterConn::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+            ClusterConn::Tls(t) => match t.io(cx) {
+                Ok(io) => io.poll_flush(cx),
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ClusterConn::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-            ClusterConn::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ClusterConn::Tls(t) => match t.io(cx) {
+                Ok(io) => io.poll_shutdown(cx),
+                Err(e) => Poll::Ready(Err(e)),
+            },
         }
     }
 }

@@ -95,15 +95,19 @@ async fn r10_go_downloads_over_https_while_the_certificate_is_replaced() {
         cert.display().to_string(),
         key.display().to_string()
     );
-    let node = CairnNode::start(NodeOptions::new(&fx.url()).config(&config).https(&pki.ca()))
-        .await
-        .unwrap_or_else(|e| panic!("starting cairn-node: {e:#}"));
+    let node = CairnNode::start(
+        NodeOptions::new(&fx.url())
+            .config(&config)
+            .https(&pki.https_ca()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("starting cairn-node: {e:#}"));
     let addr = node.addrs().http;
 
     // TLS 1.3 and 1.2 both work and h2 is offered by ALPN.
     let first = leaf_of(&pki.dir().join("https.pem"));
     for v in [&rustls::version::TLS13, &rustls::version::TLS12] {
-        let (leaf, alpn) = served(addr, &pki.ca(), v).await.unwrap();
+        let (leaf, alpn) = served(addr, &pki.https_ca(), v).await.unwrap();
         assert_eq!(leaf, first, "the configured certificate is served");
         assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "h2 is negotiated");
     }
@@ -136,7 +140,7 @@ async fn r10_go_downloads_over_https_while_the_certificate_is_replaced() {
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let ca = pki.ca().display().to_string();
+    let ca = pki.https_ca().display().to_string();
     let url = node.url();
     let worker = {
         let (stop, ok, failures, want) = (stop.clone(), ok.clone(), failures.clone(), want.clone());
@@ -180,7 +184,7 @@ async fn r10_go_downloads_over_https_while_the_certificate_is_replaced() {
     replace(&second.dir().join("https.pem"), &cert);
     let rotated_at = ok.load(Ordering::Relaxed);
     wait_until("the new certificate to be served", patience(6.0), || {
-        let (ca, next) = (pki.ca(), next.clone());
+        let (ca, next) = (pki.https_ca(), next.clone());
         async move {
             served(addr, &ca, &rustls::version::TLS13)
                 .await
@@ -208,7 +212,7 @@ async fn r10_go_downloads_over_https_while_the_certificate_is_replaced() {
     // And the go command's view of a download after the rotation.
     let env = GoEnv::new(&go_again(), &node.url())
         .unwrap()
-        .with_env("SSL_CERT_FILE", &pki.ca().display().to_string());
+        .with_env("SSL_CERT_FILE", &pki.https_ca().display().to_string());
     assert_maps_eq(
         "after the rotation",
         &want,

@@ -246,6 +246,11 @@ async fn first_matching_rule_wins() {
         (&alice, "corp.example.com/web", Decision::Forbidden),
         (&bob, "corp.example.com/web", Decision::Allow),
         (&bob, "golang.org/x/mod", Decision::Forbidden),
+        // Review finding: git hosts resolve paths case-insensitively, so case must not
+        // slip a path past its rule.
+        (&bob, "corp.example.com/Payments/core", Decision::Forbidden),
+        (&bob, "CORP.example.com/PAYMENTS", Decision::Forbidden),
+        (&alice, "corp.example.com/Payments", Decision::Allow),
     ];
     for (who, path, want) in cases {
         assert_eq!(a.authorize(who, path), want, "{path}");
