@@ -228,6 +228,11 @@ impl GoEnv {
         self.dir.path().join("gopath")
     }
 
+    /// The `HOME` of every command (where the go command looks for `.netrc`).
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
     /// The module cache directory.
     pub fn modcache(&self) -> PathBuf {
         self.dir.path().join("modcache")

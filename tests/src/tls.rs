@@ -40,6 +40,11 @@ impl TestCa {
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
         let dir = tempfile::Builder::new().prefix("cairn-ca-").tempdir()?;
         std::fs::write(dir.path().join("ca.pem"), ca.pem())?;
+        std::fs::write(
+            dir.path().join("server.pem"),
+            format!("{}{}", leaf.pem(), ca.pem()),
+        )?;
+        std::fs::write(dir.path().join("server-key.pem"), leaf_key.serialize_pem())?;
         let chain = vec![
             CertificateDer::from(leaf.der().to_vec()),
             CertificateDer::from(ca.der().to_vec()),
@@ -60,6 +65,17 @@ impl TestCa {
     /// The CA certificate as a PEM file (what `SSL_CERT_FILE` or `egress.extra_ca_file` names).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// The server certificate chain (leaf, then CA) as a PEM file, for a server configured by
+    /// file (`[tls] cert_file` of a node).
+    pub fn server_cert_file(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    /// The server certificate's private key (PKCS#8 PEM), for `[tls] key_file`.
+    pub fn server_key_file(&self) -> PathBuf {
+        self.dir.path().join("server-key.pem")
     }
 
     /// A PEM file with the machine's own roots and this CA (a corporate bundle).

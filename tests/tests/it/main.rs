@@ -16,6 +16,7 @@
 mod common;
 mod harness;
 
+mod access;
 mod bounded;
 mod cluster;
 mod crash;
