@@ -200,11 +200,15 @@ async fn dispatch(
             let who = state.access.authenticate(&parts.headers).await;
             let (module, version) = req.module_version();
             let (module, version) = (module.to_string(), version.map(str::to_string));
-            let (answer, cache) = match refusal(state, &who, state.access.authorize(&who, &module))
-            {
+            let open = state.access.authorize(&Authn::Anonymous, &module) == Decision::Allow;
+            let decision = state.access.authorize(&who, &module);
+            let (mut answer, cache) = match refusal(state, &who, decision) {
                 Some(f) => (Err(f), None),
                 None => crate::mirror::observe_cache(proxy(state, parts, req)).await,
             };
+            if !open {
+                privatize(&mut answer);
+            }
             let trail = Trail {
                 module,
                 version,
@@ -242,7 +246,7 @@ fn refusal(state: &HttpState, who: &Authn, decision: Decision) -> Option<Failure
         Decision::Unauthenticated => Some(Failure::Unauthenticated {
             reason: match who {
                 Authn::Failed(why) => response::auth_failed(why),
-                _ => "authentication required: add a .netrc entry for this host (login and token) or a GOAUTH helper".into(),
+                _ => "authentication required: add a .netrc entry for this host (machine HOST:PORT login NAME password TOKEN; the port only if not 443) or a GOAUTH helper".into(),
             },
             challenge: state.access.www_authenticate(),
         }),

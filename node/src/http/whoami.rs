@@ -36,7 +36,7 @@ pub async fn answer(
             }),
             Authn::Anonymous => return Err(Failure::Unauthenticated {
                 reason:
-                    "no credentials were sent: add a .netrc entry for this host or a GOAUTH helper"
+                    "no credentials were sent: add a .netrc entry for this host (machine HOST:PORT login NAME password TOKEN; the port only if not 443) or a GOAUTH helper"
                         .into(),
                 challenge,
             }),

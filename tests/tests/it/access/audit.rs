@@ -15,7 +15,7 @@ async fn metrics_need_their_token_and_health_probes_do_not() {
     assert_eq!(w.get(&list, Some(&w.pat.basic())).await.status, 200);
     assert_401(
         &w.get(&list, Some(&basic("pat", "nope"))).await,
-        "bad password",
+        "wrong login or token",
     );
     assert_401(&w.get(&list, None).await, "anonymous");
 

@@ -46,7 +46,7 @@ async fn netrc_tokens_let_go_download_and_wrong_ones_get_401() {
         .unwrap();
     assert!(!out.success, "a wrong password downloaded: {}", out.stdout);
     assert!(
-        out.stderr.contains("401 Unauthorized") && out.stderr.contains("bad password"),
+        out.stderr.contains("401 Unauthorized") && out.stderr.contains("wrong login or token"),
         "the go command should show the 401 and why:\n{}",
         out.stderr
     );
@@ -105,12 +105,20 @@ async fn group_rule_refuses_others_alike_and_never_asks_upstream() {
 
     // The group member reads it, and learns what exists; the upstream records the fill.
     let pat = w.pat.basic();
-    assert_zip_body(
-        &w.get(&existing[1], Some(&pat)).await,
-        corpus(),
-        m::UPPER,
-        rc,
+    let zip = w.get(&existing[1], Some(&pat)).await;
+    assert_zip_body(&zip, corpus(), m::UPPER, rc);
+    // What needed credentials must not be stored by a shared cache for others.
+    assert!(
+        zip.header("cache-control").starts_with("private"),
+        "{:?}",
+        zip.header("cache-control")
     );
+    assert_eq!(zip.header("vary"), "Authorization");
+    // Letter case does not get past the rule (git hosts resolve paths case-insensitively).
+    let shouted = existing[1].replacen("!upper", "!u!p!p!e!r", 1);
+    assert_ne!(shouted, existing[1], "{}", existing[1]);
+    let r = w.get(&shouted, Some(&w.olga.basic())).await;
+    assert_eq!(r.status, 403, "{shouted}: {}", r.text());
     assert_eq!(w.get(&missing[0], Some(&pat)).await.status, 404);
     assert!(
         w.upstream.count(&existing[1]) > 0,
