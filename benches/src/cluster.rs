@@ -4,9 +4,14 @@
 //! Ports are picked up front (bind `127.0.0.1:0`, read, drop — `--peers` must name every
 //! cluster address before any node starts) and kept across restarts, so a restarted node has the
 //! same URL. If a node cannot bind its port (taken in between), the whole start is retried with
-//! new ports. All nodes share one TOML config (a [`Profile`]'s Raft timings) and one upstream;
-//! their stderr (JSON logs, level warn) goes to `<work>/node-N.log`, appended across restarts.
-//! Dropping the cluster kills every node.
+//! new ports. Every node gets the same TOML config (a [`Profile`]'s Raft timings) apart from its
+//! own certificate, and all share one upstream; their stderr (JSON logs, level warn) goes to
+//! `<work>/node-N.log`, appended across restarts. Dropping the cluster kills every node.
+//!
+//! The cluster port runs with mutual TLS when the profile says so (a CA and one certificate per
+//! node, made in-process with `cairn_node::tls::pki` under `<work>/tls/`, what `cairn certs init`
+//! and `cairn certs node N --host 127.0.0.1` would make), else with `cluster.insecure = true`: a
+//! multi-node cluster refuses to start with neither.
 
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
@@ -38,6 +43,8 @@ pub struct Profile {
     pub raft: Option<(u64, u64, u64)>,
     /// What the timings are, for the report.
     pub describe: &'static str,
+    /// Mutual TLS on the cluster port (else `cluster.insecure = true`).
+    pub mtls: bool,
 }
 
 /// The node's own Raft defaults (no `[raft]` keys written).
@@ -45,6 +52,7 @@ pub const DEFAULT_PROFILE: Profile = Profile {
     name: "default",
     raft: None,
     describe: "node defaults (heartbeat 250 ms, election timeout 1500-3000 ms)",
+    mtls: false,
 };
 
 /// Faster failure detection.
@@ -52,18 +60,46 @@ pub const FAST_PROFILE: Profile = Profile {
     name: "fast",
     raft: Some((100, 500, 1000)),
     describe: "heartbeat_ms=100, election_min_ms=500, election_max_ms=1000",
+    mtls: false,
 };
 
+/// A node's cluster-port certificate files: (CA, certificate, key).
+type CertFiles = (PathBuf, PathBuf, PathBuf);
+
 impl Profile {
-    /// The node config file: the profile's Raft timings and `min_copies = 2`.
-    fn toml(&self) -> String {
+    /// This profile with mutual TLS on the cluster port on or off.
+    pub const fn with_mtls(self, mtls: bool) -> Profile {
+        Profile { mtls, ..self }
+    }
+
+    /// `mtls` or `insecure`, for the report.
+    pub fn security(&self) -> &'static str {
+        if self.mtls {
+            "mtls"
+        } else {
+            "insecure"
+        }
+    }
+
+    /// A node's config file: the profile's Raft timings, `min_copies = 2`, and its cluster-port
+    /// certificate files, or `insecure = true` without them.
+    fn toml(&self, certs: Option<&CertFiles>) -> String {
         let mut out = String::new();
         if let Some((hb, min, max)) = self.raft {
             out.push_str(&format!(
                 "[raft]\nheartbeat_ms = {hb}\nelection_min_ms = {min}\nelection_max_ms = {max}\n\n"
             ));
         }
-        out.push_str("[cluster]\nmin_copies = 2\n\n");
+        out.push_str("[cluster]\nmin_copies = 2\n");
+        match certs {
+            Some((ca, cert, key)) => out.push_str(&format!(
+                "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n\n",
+                ca.display().to_string(),
+                cert.display().to_string(),
+                key.display().to_string()
+            )),
+            None => out.push_str("insecure = true\n\n"),
+        }
         // The bench upstream is a local fixture whose modules no public checksum database
         // knows; verification has its own bench.
         out.push_str("[sumdb]\ndatabases = []\n");
@@ -83,6 +119,8 @@ pub struct ClusterNode {
     pub data: PathBuf,
     /// stderr log (appended across restarts).
     pub log: PathBuf,
+    /// Its config file.
+    config: PathBuf,
     child: Option<Child>,
 }
 
@@ -128,7 +166,6 @@ pub struct Cluster {
     bin: PathBuf,
     peers: String,
     upstream: String,
-    config: PathBuf,
     env: Vec<(String, String)>,
 }
 
@@ -152,6 +189,28 @@ impl RaftView {
             applied: m.sum("cairn_raft_applied_index", &[]) as u64,
         }
     }
+}
+
+/// A cluster CA and a certificate for each of nodes 1..=`n` (valid for their
+/// `<id>.node.cairn.internal` name and 127.0.0.1), written under `dir`; returns each node's files.
+fn cluster_certs(dir: &Path, n: u64) -> anyhow::Result<Vec<CertFiles>> {
+    use cairn_node::tls::pki;
+    let ca = pki::new_ca("cairn-bench cluster CA", 30)?;
+    std::fs::create_dir_all(dir)?;
+    let ca_file = dir.join(pki::files::CA);
+    std::fs::write(&ca_file, &ca.cert_pem)?;
+    (1..=n)
+        .map(|id| {
+            let leaf = pki::Leaf::Node {
+                id,
+                hosts: vec!["127.0.0.1".into()],
+            };
+            let issued = pki::issue(&ca, &leaf, 30)?;
+            let (cert, key) = pki::files::node(id);
+            let (cert, key) = pki::write(dir, &issued, &cert, &key)?;
+            Ok((ca_file.clone(), cert, key))
+        })
+        .collect()
 }
 
 /// Picks `n` distinct free loopback ports (all bound at once, then released).
@@ -200,23 +259,29 @@ impl Cluster {
         env: &[(String, String)],
     ) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(dir)?;
-        let config = dir.join("cairn.toml");
-        std::fs::write(&config, profile.toml())?;
+        let certs = if profile.mtls {
+            Some(cluster_certs(&dir.join("tls"), n)?)
+        } else {
+            None
+        };
         let ports = free_ports(2 * n as usize)?;
         let at = |i: usize| SocketAddr::from(([127, 0, 0, 1], ports[i]));
         let nodes: Vec<ClusterNode> = (1..=n)
             .map(|id| {
                 let i = (id - 1) as usize;
-                ClusterNode {
+                let config = dir.join(format!("node-{id}.toml"));
+                std::fs::write(&config, profile.toml(certs.as_ref().map(|c| &c[i])))?;
+                Ok(ClusterNode {
                     id,
                     http: at(2 * i),
                     grpc: at(2 * i + 1),
                     data: dir.join(format!("node-{id}")),
                     log: dir.join(format!("node-{id}.log")),
+                    config,
                     child: None,
-                }
+                })
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let peers = nodes
             .iter()
             .map(|m| format!("{}={}", m.id, m.grpc))
@@ -227,7 +292,6 @@ impl Cluster {
             bin: bin.to_path_buf(),
             peers,
             upstream: upstream.to_owned(),
-            config,
             env: env.to_vec(),
         };
         for id in 1..=n {
@@ -237,14 +301,14 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
-        let (bin, peers, upstream, config, env) = (
+        let (bin, peers, upstream, env) = (
             self.bin.clone(),
             self.peers.clone(),
             self.upstream.clone(),
-            self.config.clone(),
             self.env.clone(),
         );
         let node = self.node_mut(id);
+        let config = node.config.clone();
         std::fs::create_dir_all(&node.data)?;
         let log = OpenOptions::new()
             .create(true)

@@ -10,6 +10,10 @@
 //! baselines; the replication rounds; stop the single node; failover rounds on the cluster;
 //! then a fresh cluster with the fast profile for its failover rounds.
 //!
+//! The clusters' cluster ports run with `cluster.insecure = true` (a multi-node cluster refuses
+//! to start without mutual TLS otherwise), or with mutual TLS under `--mtls`; `cairn-bench
+//! security` compares the two side by side.
+//!
 //! Node logs (JSON, level warn) are copied to `target/bench-cluster-logs/` after every run,
 //! also a failed one; `--keep` keeps the whole work directory (data directories included).
 //!
@@ -76,6 +80,10 @@ pub struct ClusterArgs {
     /// Keep the work directory (data dirs, node logs) and print its path.
     #[arg(long)]
     keep: bool,
+    /// Mutual TLS on the clusters' cluster ports (certificates made per node); without it they
+    /// run with `cluster.insecure = true`.
+    #[arg(long)]
+    mtls: bool,
 }
 
 impl ClusterArgs {
@@ -106,8 +114,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         .profiles
         .iter()
         .map(|p| match p.as_str() {
-            "default" => Ok(DEFAULT_PROFILE),
-            "fast" => Ok(FAST_PROFILE),
+            "default" => Ok(DEFAULT_PROFILE.with_mtls(args.mtls)),
+            "fast" => Ok(FAST_PROFILE.with_mtls(args.mtls)),
             other => bail!("unknown profile {other:?} (known: default, fast)"),
         })
         .collect::<anyhow::Result<Vec<Profile>>>()?;
@@ -123,6 +131,14 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     println!("cairn-node: {}", bin.display());
     println!("work directory: {}", work.path().display());
     println!("upstream: file://{}", upstream_dir.display());
+    println!(
+        "cluster port: {}",
+        if args.mtls {
+            "mutual TLS"
+        } else {
+            "insecure (cluster.insecure = true)"
+        }
+    );
     let started = std::time::Instant::now();
     let logs = crate::workspace_root().join("target/bench-cluster-logs");
     let measured = measure(&args, &profiles, &bin, work.path(), &upstream_dir).await;
@@ -143,7 +159,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         "elapsed_secs": elapsed, "node_bin": bin.display().to_string(),
         "cairn_env": args.cairn_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         "probe_interval_ms": args.probe_interval_ms, "cold_zip_kib": args.cold_zip_kib,
-        "big_zip_mb": args.big_mb,
+        "big_zip_mb": args.big_mb, "cluster_port": if args.mtls { "mtls" } else { "insecure" },
     });
     write_json(&out, &res, meta)?;
     println!("results written to {}", out.display());
@@ -164,6 +180,7 @@ async fn measure(
 ) -> anyhow::Result<Results> {
     let mut res = Results::default();
     let upstream = format!("file://{}", upstream_dir.display());
+    let default = DEFAULT_PROFILE.with_mtls(args.mtls);
 
     let needs_default_cluster = args.wants("coldmiss")
         || args.wants("replication")
@@ -176,13 +193,17 @@ async fn measure(
         } else {
             None
         };
-        eprintln!("starting a 3-node cluster ({})", DEFAULT_PROFILE.describe);
+        eprintln!(
+            "starting a 3-node cluster ({}, cluster port {})",
+            default.describe,
+            default.security()
+        );
         let mut cluster = Cluster::start(
             bin,
             3,
             &upstream,
             &work.join("cluster-default"),
-            &DEFAULT_PROFILE,
+            &default,
             &args.cairn_env,
         )
         .await?;
@@ -195,12 +216,16 @@ async fn measure(
         }
         single.take();
         if args.wants("failover") && profiles.iter().any(|p| p.name == "default") {
-            run_failover(args, &mut cluster, upstream_dir, &DEFAULT_PROFILE, &mut res).await?;
+            run_failover(args, &mut cluster, upstream_dir, &default, &mut res).await?;
         }
     }
     if args.wants("failover") {
         for profile in profiles.iter().filter(|p| p.name != "default") {
-            eprintln!("starting a 3-node cluster ({})", profile.describe);
+            eprintln!(
+                "starting a 3-node cluster ({}, cluster port {})",
+                profile.describe,
+                profile.security()
+            );
             let dir = work.join(format!("cluster-{}", profile.name));
             let mut cluster =
                 Cluster::start(bin, 3, &upstream, &dir, profile, &args.cairn_env).await?;
@@ -212,7 +237,7 @@ async fn measure(
 }
 
 /// Copies every `*.log` under `work` to `dest`, keeping relative paths (best effort).
-fn copy_logs(work: &Path, dest: &Path) {
+pub(crate) fn copy_logs(work: &Path, dest: &Path) {
     let _ = std::fs::remove_dir_all(dest);
     let mut stack = vec![work.to_path_buf()];
     while let Some(dir) = stack.pop() {

@@ -190,8 +190,9 @@ pub async fn run(
         let r = one_round(cluster, probes, profile, round, probe_interval).await?;
         let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |ms| format!("{ms:.0} ms"));
         eprintln!(
-            "  failover {} round {round}: killed {} -> leader {:?} elected {}, known {}, first committed write {} (via {:?}), rejoin {}{}",
+            "  failover {} ({}) round {round}: killed {} -> leader {:?} elected {}, known {}, first committed write {} (via {:?}), rejoin {}{}",
             profile.name,
+            profile.security(),
             r.killed,
             r.new_leader,
             f(r.leader_elected_ms),

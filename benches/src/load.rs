@@ -7,18 +7,72 @@
 //! they arrive inside the window, so large responses spanning the window edges are credited for
 //! what actually moved. A response with a non-200 status, a transport error or a body of the wrong
 //! length is an error; the connection is then re-opened.
+//!
+//! A [`Client`] may add TLS (rustls, HTTP/1.1 by ALPN, kept alive like the plain connections: the
+//! handshake happens once when a connection opens, which the warm-up keeps out of the window) and
+//! one extra request header (`Authorization`). The plain path stays what it was: a `TcpStream`
+//! straight into hyper.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+/// How the load generator talks to the server, beyond plain HTTP/1.1.
+#[derive(Clone, Default)]
+pub struct Client {
+    /// TLS on every connection; `None` = plain TCP.
+    pub tls: Option<Tls>,
+    /// One extra header on every request (e.g. `Authorization`).
+    pub header: Option<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The header may hold a credential: name it, never print it.
+        f.debug_struct("Client")
+            .field("tls", &self.tls.is_some())
+            .field("header", &self.header.as_ref().map(|(n, _)| n))
+            .finish()
+    }
+}
+
+/// A TLS client: its configuration and the name the server's certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl Tls {
+    /// TLS 1.2/1.3 (the ring provider, like cairn's), trusting only `roots`, offering only
+    /// `http/1.1` by ALPN so the server never picks h2, and expecting `server_name`.
+    pub fn new(
+        roots: rustls::RootCertStore,
+        server_name: ServerName<'static>,
+    ) -> anyhow::Result<Tls> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,6 +89,8 @@ pub struct LoadSpec {
     pub measure_from: Instant,
     /// When it closes; the run stops here.
     pub measure_to: Instant,
+    /// TLS and an extra header, if any.
+    pub client: Client,
 }
 
 /// What one run measured.
@@ -110,7 +166,7 @@ impl Drop for AbortOnDrop {
 async fn connection_loop(spec: LoadSpec) -> LoadResult {
     let mut stats = LoadResult::default();
     while Instant::now() < spec.measure_to {
-        let (mut sender, _driver) = match connect(spec.addr).await {
+        let (mut sender, _driver) = match connect(spec.addr, &spec.client).await {
             Ok(c) => c,
             Err(e) => {
                 stats.error(Instant::now(), &spec, format!("connect: {e}"));
@@ -133,14 +189,56 @@ async fn connection_loop(spec: LoadSpec) -> LoadResult {
     stats
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<(SendRequest<Empty<Bytes>>, AbortOnDrop)> {
+async fn connect(
+    addr: SocketAddr,
+    client: &Client,
+) -> anyhow::Result<(SendRequest<Empty<Bytes>>, AbortOnDrop)> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let Some(tls) = &client.tls else {
+        return handshake(stream).await;
+    };
+    let stream = tls
+        .connector
+        .connect(tls.server_name.clone(), stream)
+        .await?;
+    handshake(stream).await
+}
+
+/// The HTTP/1.1 handshake over `io`, its connection driven by a task of its own.
+async fn handshake<IO>(io: IO) -> anyhow::Result<(SendRequest<Empty<Bytes>>, AbortOnDrop)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
     Ok((sender, AbortOnDrop(driver)))
+}
+
+/// One `GET path` through `client` on a fresh connection: the status and the whole body (for
+/// warming caches and checking a listener before it is loaded).
+pub async fn fetch(
+    addr: SocketAddr,
+    client: &Client,
+    path: &str,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let timeout = Duration::from_secs(30);
+    let (mut sender, _driver) = tokio::time::timeout(timeout, connect(addr, client)).await??;
+    let req = request(path, client)?;
+    let resp = tokio::time::timeout(timeout, sender.send_request(req)).await??;
+    let status = resp.status();
+    let body = tokio::time::timeout(timeout, resp.into_body().collect()).await??;
+    Ok((status, body.to_bytes()))
+}
+
+fn request(path: &str, client: &Client) -> Result<Request<Empty<Bytes>>, hyper::http::Error> {
+    let mut req = Request::get(path).header(hyper::header::HOST, "127.0.0.1");
+    if let Some((name, value)) = &client.header {
+        req = req.header(name, value);
+    }
+    req.body(Empty::<Bytes>::new())
 }
 
 /// Sends one GET and reads the whole body, crediting bytes and latency that fall in the window.
@@ -153,10 +251,7 @@ async fn one_request(
         .ready()
         .await
         .map_err(|e| format!("connection closed: {e}"))?;
-    let req = Request::get(spec.path.as_str())
-        .header(hyper::header::HOST, "127.0.0.1")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
+    let req = request(&spec.path, &spec.client).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let resp = sender
         .send_request(req)

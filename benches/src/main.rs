@@ -46,6 +46,21 @@
 //! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench direct
 //! target/release/cairn-bench direct --rounds 3 --files 2000 --mbytes 20 --commits 200
 //! ```
+//!
+//! `cairn-bench security` measures what the security features cost, each against the same work
+//! without them in the same run (see [`securitybench`]; writes target/bench-security.json; about
+//! 3 minutes with the defaults): HTTPS vs plain HTTP hits on one node serving both (zip100k and
+//! info at 64 connections, alternating, with a PASS/MISS against ≥ 0.8× for zip100k); info hits
+//! with access off vs a static token (Basic) vs an ES256 JWT (Bearer), as p50 and CPU-per-request
+//! deltas, plus `Access::authenticate` timed in-process; and replication and failover rounds on
+//! two 3-node clusters, one with mutual TLS on the cluster port and one with `cluster.insecure`,
+//! side by side. `cairn-bench cluster --mtls` runs the cluster benchmarks with mutual TLS too.
+//!
+//! ```text
+//! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench security
+//! target/release/cairn-bench security --only https --repeat 5 --duration-secs 10
+//! target/release/cairn-bench security --only cluster --failover-rounds 5 --profile default
+//! ```
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
@@ -58,10 +73,14 @@ mod directrepo;
 mod directreport;
 mod failover;
 mod load;
+mod measure;
 mod procstat;
 mod promtext;
 mod replication;
 mod report;
+mod securitybench;
+mod securityparts;
+mod securityreport;
 mod servers;
 mod static_server;
 mod stats;
@@ -70,12 +89,10 @@ mod verifybench;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::json;
-use tokio::time::Instant;
 
 use corpus::Target;
 use report::Row;
@@ -146,6 +163,10 @@ enum Cmd {
     /// a whole graph through a warm cluster vs the go command straight from the upstream
     /// (writes target/bench-verify.json).
     Verify(verifybench::VerifyArgs),
+    /// Security costs: HTTPS vs plain hits on one node, token and JWT checks vs access off
+    /// (over HTTP and in-process), failover and replication with cluster mTLS vs insecure
+    /// (writes target/bench-security.json).
+    Security(securitybench::SecurityArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -209,6 +230,10 @@ fn main() -> ExitCode {
         Some(Cmd::Verify(verify_args)) => (
             "cairn-bench verify: failed",
             runtime.block_on(verifybench::run(verify_args)),
+        ),
+        Some(Cmd::Security(security_args)) => (
+            "cairn-bench security: failed",
+            runtime.block_on(securitybench::run(security_args)),
         ),
         None => ("cairn-bench: setup failed", runtime.block_on(bench(args))),
     };
@@ -389,45 +414,17 @@ async fn run_one(
     target: &Target,
     conns: usize,
 ) -> anyhow::Result<Row> {
-    let pids = procstat::tree(server.pid);
-    let sampler = procstat::Sampler::start(pids.clone(), Duration::from_millis(100));
-    let start = Instant::now();
-    let measure_from = start + Duration::from_secs_f64(args.warmup_secs);
-    let measure_to = measure_from + Duration::from_secs_f64(args.duration_secs);
-    let spec = load::LoadSpec {
-        addr: server.addr,
-        path: target.path.clone(),
-        expected_bytes: target.bytes,
-        conns,
-        measure_from,
-        measure_to,
+    let timing = measure::Timing {
+        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration_secs,
+        pause_secs: args.pause_secs,
     };
-    let load = tokio::spawn(load::run(spec));
-    tokio::time::sleep_until(measure_from).await;
-    let (srv0, cli0) = (
-        procstat::tree_cpu_ticks(&pids),
-        procstat::tree_cpu_ticks(&[0]),
-    );
-    tokio::time::sleep_until(measure_to).await;
-    let (srv1, cli1) = (
-        procstat::tree_cpu_ticks(&pids),
-        procstat::tree_cpu_ticks(&[0]),
-    );
-    let load = load.await.context("the load generator panicked")?;
-    let mem = sampler.finish().await;
-    tokio::time::sleep(Duration::from_secs_f64(args.pause_secs)).await;
-    let pct = |ticks: u64| ticks as f64 / procstat::clock_ticks() / args.duration_secs * 100.0;
-    Ok(Row {
-        scenario: target.scenario,
-        body_bytes: target.bytes,
-        conns,
-        server: server.name.clone(),
-        load,
-        window_secs: args.duration_secs,
-        server_cpu_pct: pct(srv1.saturating_sub(srv0)),
-        client_cpu_pct: pct(cli1.saturating_sub(cli0)),
-        mem,
-    })
+    let subject = measure::Subject {
+        name: server.name.clone(),
+        pid: server.pid,
+        addr: server.addr,
+    };
+    measure::run(timing, &subject, target, conns, load::Client::default()).await
 }
 
 /// Single-core SHA-256 throughput of this machine (MB/s), with the `sha2` crate cairn uses: the

@@ -189,6 +189,32 @@ pub fn memory(rows: &[Row]) -> String {
     out
 }
 
+/// One row as JSON: counts, rates, latency percentiles, CPU and memory.
+pub fn row_json(r: &Row) -> serde_json::Value {
+    let l = &r.load;
+    json!({
+        "scenario": r.scenario,
+        "body_bytes": r.body_bytes,
+        "conns": r.conns,
+        "server": r.server,
+        "requests": l.requests,
+        "req_per_sec": r.rps(),
+        "mb_per_sec": r.mbps(),
+        "latency_ms": {
+            "p50": l.quantile_ms(0.5), "p90": l.quantile_ms(0.9),
+            "p99": l.quantile_ms(0.99), "max": l.quantile_ms(1.0),
+        },
+        "errors": l.errors,
+        "first_error": l.first_error,
+        "window_secs": r.window_secs,
+        "server_cpu_pct": r.server_cpu_pct,
+        "server_cpu_us_per_req": r.cpu_us_per_req(),
+        "client_cpu_pct": r.client_cpu_pct,
+        "server_peak_rss_kib": r.mem.peak_rss_kib,
+        "server_hwm_kib": r.mem.hwm_kib,
+    })
+}
+
 /// Writes all rows, with `meta` (machine, settings), as JSON to `path`.
 pub fn write_json(path: &Path, rows: &[Row], meta: serde_json::Value) -> anyhow::Result<()> {
     let rows: Vec<serde_json::Value> = rows
@@ -199,30 +225,10 @@ pub fn write_json(path: &Path, rows: &[Row], meta: serde_json::Value) -> anyhow:
             } else {
                 (None, String::new())
             };
-            let l = &r.load;
-            json!({
-                "scenario": r.scenario,
-                "body_bytes": r.body_bytes,
-                "conns": r.conns,
-                "server": r.server,
-                "requests": l.requests,
-                "req_per_sec": r.rps(),
-                "mb_per_sec": r.mbps(),
-                "latency_ms": {
-                    "p50": l.quantile_ms(0.5), "p90": l.quantile_ms(0.9),
-                    "p99": l.quantile_ms(0.99), "max": l.quantile_ms(1.0),
-                },
-                "errors": l.errors,
-                "first_error": l.first_error,
-                "window_secs": r.window_secs,
-                "server_cpu_pct": r.server_cpu_pct,
-                "server_cpu_us_per_req": r.cpu_us_per_req(),
-                "client_cpu_pct": r.client_cpu_pct,
-                "server_peak_rss_kib": r.mem.peak_rss_kib,
-                "server_hwm_kib": r.mem.hwm_kib,
-                "ratio_vs_static": ratio,
-                "verdict": verdict,
-            })
+            let mut row = row_json(r);
+            row["ratio_vs_static"] = json!(ratio);
+            row["verdict"] = json!(verdict);
+            row
         })
         .collect();
     let doc = json!({ "meta": meta, "targets": {

@@ -23,8 +23,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server {
     /// Short name for the report (`cairn`, `nginx`, `hyper-static`).
     pub name: String,
-    /// Its HTTP address.
+    /// Its HTTP address (cairn with `[tls]`: its plain-HTTP `tls.plain_listen` address).
     pub addr: SocketAddr,
+    /// cairn with `[tls]`: its HTTPS address.
+    pub https: Option<SocketAddr>,
     /// Its process id (nginx: the master; workers are found as its children).
     pub pid: u32,
     /// Where its stderr goes.
@@ -68,10 +70,27 @@ pub async fn start_cairn(
     work: &Path,
     env: &[(String, String)],
 ) -> anyhow::Result<Server> {
+    start_cairn_with(bin, corpus, work, env, None).await
+}
+
+/// [`start_cairn`] with a config file. With `[tls]` it must also set `tls.plain_listen`: the
+/// server's `addr` is then that plain address (readiness is probed there) and `https` the
+/// GOPROXY port.
+pub async fn start_cairn_with(
+    bin: &Path,
+    corpus: &Path,
+    work: &Path,
+    env: &[(String, String)],
+    config: Option<&Path>,
+) -> anyhow::Result<Server> {
     let data = work.join("cairn-data");
     std::fs::create_dir_all(&data)?;
     let log = work.join("cairn-node.log");
-    let child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let child = cmd
         .args(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(&data)
@@ -92,29 +111,43 @@ pub async fn start_cairn(
     let mut server = Server {
         name: "cairn".into(),
         addr: placeholder,
+        https: None,
         pid,
         log,
         child,
     };
-    server.addr = wait_listen_addrs(&mut server, &data.join("listen-addrs.json")).await?;
+    let (http, plain) = wait_listen_addrs(&mut server, &data.join("listen-addrs.json")).await?;
+    match plain {
+        Some(plain) => (server.addr, server.https) = (plain, Some(http)),
+        None => server.addr = http,
+    }
     wait_ready(&mut server, "/readyz").await?;
     Ok(server)
 }
 
-/// Polls `<data-dir>/listen-addrs.json` (`{"http":"127.0.0.1:P",…}`) for the HTTP address.
-async fn wait_listen_addrs(server: &mut Server, file: &Path) -> anyhow::Result<SocketAddr> {
+/// Polls `<data-dir>/listen-addrs.json` (`{"http":"127.0.0.1:P","plain_http":…}`) for the
+/// GOPROXY address and the extra plain-HTTP one, if any.
+async fn wait_listen_addrs(
+    server: &mut Server,
+    file: &Path,
+) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let parse = |json: &serde_json::Value, key: &str| -> anyhow::Result<Option<SocketAddr>> {
+        json[key]
+            .as_str()
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("bad {key} address {a:?}"))
+            })
+            .transpose()
+    };
     loop {
         server.check_alive()?;
         if let Ok(text) = std::fs::read_to_string(file) {
             let json: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", file.display()))?;
-            let http = json["http"]
-                .as_str()
-                .context("listen-addrs.json has no \"http\"")?;
-            return http
-                .parse()
-                .with_context(|| format!("bad http address {http:?}"));
+            let http = parse(&json, "http")?.context("listen-addrs.json has no \"http\"")?;
+            return Ok((http, parse(&json, "plain_http")?));
         }
         if Instant::now() > deadline {
             bail!(
@@ -220,6 +253,7 @@ fn start_nginx(bin: &Path, corpus: &Path, work: &Path) -> anyhow::Result<Server>
     Ok(Server {
         name: "nginx".into(),
         addr: ([127, 0, 0, 1], port).into(),
+        https: None,
         pid,
         log,
         child,
@@ -244,6 +278,7 @@ async fn start_hyper_static(corpus: &Path, work: &Path) -> anyhow::Result<Server
     let mut server = Server {
         name: "hyper-static".into(),
         addr: placeholder,
+        https: None,
         pid,
         log,
         child,
