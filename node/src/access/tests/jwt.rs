@@ -192,6 +192,15 @@ async fn rotated_jwks_file_is_picked_up() {
     write_atomically(&path, "{\"keys\": []}");
     a.poll_now().await;
     assert_eq!(name_of(&a.authenticate(&bearer(&token)).await), Some("bob"));
+
+    // Verified tokens are remembered, but not past their key: once k2 is gone, bob's token
+    // (verified, and cached, above) is refused.
+    write_atomically(&path, &jwks(&[&k1]));
+    a.poll_now().await;
+    assert_eq!(
+        a.authenticate(&bearer(&token)).await,
+        Authn::Failed(AuthFailure::UnknownKey)
+    );
 }
 
 #[tokio::test]
