@@ -227,6 +227,7 @@ impl Node {
             access,
             audit: trail.clone(),
             node_id: config.node_id,
+            data_dir: config.data_dir.clone(),
         });
         let admin = AdminService {
             node_id: config.node_id,

@@ -60,4 +60,56 @@ pub fn refresh_gauges(state: &HttpState) {
     metrics::gauge!("cairn_blob_objects").set(blobs.objects() as f64);
     metrics::gauge!("cairn_blob_bytes").set(blobs.bytes() as f64);
     metrics::gauge!("cairn_version_records").set(state.consensus.reader().version_count() as f64);
+    match disk_space(&state.data_dir) {
+        Ok(space) => {
+            metrics::gauge!(super::metrics::DATA_DIR_CAPACITY_BYTES).set(space.capacity as f64);
+            metrics::gauge!(super::metrics::DATA_DIR_FREE_BYTES).set(space.free as f64);
+        }
+        // Keep the last values: a gap would break `predict_linear`, and the error is logged.
+        Err(e) => {
+            tracing::warn!(path = %state.data_dir.display(), error = %e, "statvfs of the data directory failed")
+        }
+    }
+}
+
+/// Size and free space of a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    /// Total size of the filesystem.
+    pub capacity: u64,
+    /// Space available to unprivileged writers (`f_bavail`: excludes the root reserve, which
+    /// cairn, running as a service user, cannot use).
+    pub free: u64,
+}
+
+/// Reads the size and free space of the filesystem holding `path` (statvfs).
+// `c_ulong` and `fsblkcnt_t` are u64 here but u32 on 32-bit targets, hence the conversions.
+#[allow(clippy::useless_conversion)]
+pub fn disk_space(path: &std::path::Path) -> nix::Result<DiskSpace> {
+    let st = nix::sys::statvfs::statvfs(path)?;
+    // POSIX counts f_blocks and f_bavail in units of f_frsize, not f_bsize.
+    let unit = u64::from(st.fragment_size());
+    Ok(DiskSpace {
+        capacity: u64::from(st.blocks()).saturating_mul(unit),
+        free: u64::from(st.blocks_available()).saturating_mul(unit),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_space_of_a_temp_dir_is_plausible() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = disk_space(dir.path()).unwrap();
+        assert!(space.capacity > 0, "{space:?}");
+        assert!(space.free <= space.capacity, "{space:?}");
+    }
+
+    #[test]
+    fn disk_space_of_a_missing_dir_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(disk_space(&dir.path().join("absent")).is_err());
+    }
 }

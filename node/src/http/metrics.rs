@@ -10,6 +10,10 @@ pub const RESPONSE_BYTES_TOTAL: &str = "cairn_http_response_bytes_total";
 pub const CONNECTIONS: &str = "cairn_http_connections";
 /// Connections closed by a limit, by reason (`per_client_limit`, `header_timeout`).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "cairn_http_connections_refused_total";
+/// Size of the filesystem holding the data directory (read when `/metrics` renders).
+pub const DATA_DIR_CAPACITY_BYTES: &str = "cairn_data_dir_capacity_bytes";
+/// Bytes of that filesystem available to cairn (unprivileged free space).
+pub const DATA_DIR_FREE_BYTES: &str = "cairn_data_dir_free_bytes";
 
 /// Registers help text for the HTTP metrics.
 pub fn describe() {
@@ -29,5 +33,15 @@ pub fn describe() {
     describe_counter!(
         CONNECTIONS_REFUSED_TOTAL,
         "Client connections closed by a limit, by reason (per_client_limit, header_timeout)."
+    );
+    describe_gauge!(
+        DATA_DIR_CAPACITY_BYTES,
+        Unit::Bytes,
+        "Size of the filesystem holding the data directory, read when /metrics is rendered."
+    );
+    describe_gauge!(
+        DATA_DIR_FREE_BYTES,
+        Unit::Bytes,
+        "Bytes of the data directory's filesystem available to unprivileged writers (what cairn can still use), read when /metrics is rendered."
     );
 }

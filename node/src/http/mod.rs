@@ -55,6 +55,8 @@ pub struct HttpState {
     pub audit: crate::auditlog::AuditLog,
     /// This node's id (for the audit trail).
     pub node_id: u64,
+    /// The data directory, whose filesystem's size and free space `/metrics` reports.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What the handler knows about the connection a request came on.

@@ -149,6 +149,9 @@ impl Checker {
         });
         if let Some(c) = &checked {
             tracing::info!(db = %c.db.name, mode = ?c.mode, "verifying module versions against the checksum database");
+            // Exported from the start so `cairn_sumdb_forked == 1` has a 0 to flip from. A fork
+            // already recorded in the replicated state sets it to 1 at the next verification.
+            ::metrics::gauge!(metrics::FORKED, "db" => c.db.name.clone()).set(0.0);
         }
         Checker {
             proxy,

@@ -170,4 +170,8 @@ pub(super) fn record_expiry(
     if let Some(t) = chain.first().and_then(super::identity::not_after) {
         metrics::gauge!(super::metrics::CERT_EXPIRY, "listener" => listener).set(t as f64);
     }
+    // Exported at 0 from the start (only for listeners that do TLS) so dashboards show 0, not
+    // "no data", and `increase()` sees the first failure.
+    metrics::counter!(super::metrics::HANDSHAKE_FAILURES_TOTAL, "listener" => listener)
+        .increment(0);
 }
