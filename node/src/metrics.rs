@@ -13,12 +13,16 @@ const BUCKETS: &[f64] = &[
 
 /// Installs the global recorder (once per process) and describes every metric.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)?
-        .install_recorder()?;
+    let handle = builder()?.install_recorder()?;
     describe();
     register_zero();
     Ok(handle)
+}
+
+/// The exporter's configuration: explicit buckets for every `*_seconds` histogram.
+fn builder() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)
 }
 
 /// Registers help text for all metrics.
@@ -86,7 +90,7 @@ const VERSION_KINDS: &[&str] = &["info", "mod", "zip"];
 pub fn register_zero() {
     use crate::cluster::{repair, transfer};
     use crate::{direct, http, mirror, raft, sumdb, upstream};
-    use metrics::{counter, gauge};
+    use metrics::{counter, gauge, histogram};
 
     let zero = |name: &'static str, label: &'static str, values: &[&'static str]| {
         for &v in values {
@@ -103,6 +107,11 @@ pub fn register_zero() {
         }
     };
     // HTTP plane.
+    zero2(
+        http::metrics::REQUESTS_TOTAL,
+        ("endpoint", VERSION_KINDS),
+        ("status", &["200"]),
+    );
     zero(
         http::metrics::RESPONSE_BYTES_TOTAL,
         "endpoint",
@@ -207,6 +216,20 @@ pub fn register_zero() {
     );
     counter!(repair::metrics::SCRUB_RUNS_TOTAL).absolute(0);
     counter!(repair::metrics::SCRUB_CORRUPT_TOTAL).absolute(0);
+    // Histograms: registering one makes the exporter render its buckets at 0.
+    for &endpoint in VERSION_KINDS {
+        let _ = histogram!(http::metrics::REQUEST_DURATION, "endpoint" => endpoint);
+    }
+    for &kind in KINDS {
+        let _ = histogram!(upstream::metrics::REQUEST_DURATION_SECONDS, "kind" => kind);
+    }
+    let _ = histogram!(direct::metrics::GIT_COMMAND_SECONDS, "command" => "fetch");
+    let _ = histogram!(raft::metrics::PROPOSE_DURATION_SECONDS);
+    for direction in ["send", "receive"] {
+        let _ =
+            histogram!(transfer::metrics::BLOB_TRANSFER_DURATION_SECONDS, "direction" => direction);
+    }
+    let _ = histogram!(transfer::metrics::BLOB_REPLICATION_DURATION_SECONDS);
 }
 
 #[cfg(test)]
@@ -216,7 +239,7 @@ mod tests {
     /// Every series registered at zero renders as 0, and the alerts' counters are among them.
     #[test]
     fn register_zero_renders_zeros() {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = builder().unwrap().build_recorder();
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, register_zero);
         let text = handle.render();
@@ -228,6 +251,8 @@ mod tests {
             "cairn_scrub_corrupt_total 0",
             "cairn_raft_leader_changes_total 0",
             "cairn_upstream_breaker_open 0",
+            "cairn_upstream_request_duration_seconds_count{kind=\"zip\"} 0",
+            "cairn_http_request_duration_seconds_bucket{endpoint=\"zip\",le=\"0.1\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
