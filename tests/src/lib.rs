@@ -17,6 +17,8 @@
 //!   command should make of them.
 //! - [`githttp`]: a smart-HTTP git server (`git http-backend`) that logs, fails, dies, asks for
 //!   credentials and answers `?go-get=1` on demand.
+//! - [`prometheus`]: the real Prometheus server scraping a cluster with the shipped alert rules
+//!   (hold times shortened), and `promtool`.
 //! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
 //! - [`metrics`]: a small Prometheus text parser.
 //! - [`tls`]: a private CA that exists only in a file, for HTTPS test servers.
@@ -37,6 +39,7 @@ pub mod lb;
 pub mod metrics;
 pub mod node;
 pub mod pki;
+pub mod prometheus;
 pub mod raw;
 pub mod serve;
 pub mod stampede;

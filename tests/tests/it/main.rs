@@ -9,6 +9,9 @@
 //! and drives the `cairn` operator CLI, which `cargo build --bins` builds next to `cairn-node`.
 //! Only those: `cargo test -p cairn-tests --test it cluster -- --test-threads=1`.
 //!
+//! The `observability` module runs the real Prometheus server (and `promtool`) against a cluster
+//! with the chart's alert rules; it prints `SKIPPED: …` without them unless `CAIRN_REQUIRE_TOOLS=1`.
+//!
 //! Run: `cargo build --bins && CAIRN_REQUIRE_GO=1 cargo test -p cairn-tests -- --nocapture`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -29,6 +32,7 @@ mod hostile;
 mod http;
 mod https;
 mod list_ttl;
+mod observability;
 mod protocol;
 mod routing;
 mod shapes;
