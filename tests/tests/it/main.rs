@@ -18,6 +18,7 @@ mod harness;
 
 mod access;
 mod bounded;
+mod chart;
 mod cluster;
 mod crash;
 mod direct;
