@@ -21,6 +21,7 @@ mod harness;
 
 mod access;
 mod bounded;
+mod chart;
 mod cluster;
 mod crash;
 mod direct;
