@@ -413,16 +413,12 @@ impl Prometheus {
 
     /// The Prometheus log so far.
     pub fn log(&self) -> String {
-        fs::read(self.dir.path().join("prometheus.log"))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        crate::node::read_log(&self.dir.path().join("prometheus.log"))
     }
 
     /// The last `n` log lines.
     pub fn log_tail(&self, n: usize) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        crate::node::tail(&self.log(), n)
     }
 
     /// The rule file Prometheus evaluates (the shortened copy).

@@ -2,21 +2,14 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-/// What identifies one version of a file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
+use crate::store::blob::FileStamp as Fingerprint;
 
 /// What the last poll saw: a version of the file, or the kind of error that hid it (so a
 /// missing file is reported once, not on every poll).
 type Seen = Result<Fingerprint, io::ErrorKind>;
 
-/// A file that is re-read when its mtime, length or inode changes (so both in-place rewrites
+/// A file that is re-read when its mtime, ctime, length or inode changes (so both in-place rewrites
 /// and rename-into-place rotations are seen).
 #[derive(Debug)]
 pub(crate) struct WatchedFile {
@@ -61,15 +54,7 @@ impl WatchedFile {
     }
 }
 
+/// The blob store's stamp (inode, size, mtime, ctime): what identifies a file version here too.
 async fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
-    let meta = tokio::fs::metadata(path).await?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Ok(Fingerprint {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode,
-    })
+    Ok(Fingerprint::of(&tokio::fs::metadata(path).await?))
 }

@@ -5,20 +5,17 @@
 //! followed file's (mtime, size, inode) catches all of these and needs no extra crate.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// What identifies one version of a file.
-type Stamp = Option<(SystemTime, u64, u64)>;
+use crate::store::blob::FileStamp;
+
+/// What identifies one version of a file (`None`: unreadable).
+type Stamp = Option<FileStamp>;
 
 fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((meta.modified().ok()?, meta.len(), ino))
+    std::fs::metadata(path).ok().map(|m| FileStamp::of(&m))
 }
 
 /// A set of files and the stamps they had when last loaded.
