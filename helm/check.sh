@@ -32,6 +32,10 @@ fi
 
 step "$("$HELM" version --short 2>/dev/null || "$HELM" version)"
 
+step "the committed dashboard is what gen-dashboard.py generates"
+python3 "$chart/files/gen-dashboard.py" | diff -u "$chart/files/cairn-dashboard.json" - \
+  || die "cairn-dashboard.json is stale: run python3 helm/cairn/files/gen-dashboard.py > helm/cairn/files/cairn-dashboard.json"
+
 # name: values file under ci/ (chart-testing's convention)
 for values in "$chart"/ci/*-values.yaml; do
   name=$(basename "$values" -values.yaml)
