@@ -9,6 +9,8 @@
 //! - `cairn verify`: re-check every version the node stores against the checksum database.
 //! - `cairn certs init|node|operator|server`: make a cluster CA and certificates.
 //! - `cairn token NAME`: make an access token for the GOPROXY port.
+//! - `cairn prefetch`: warm the cluster from go.sum/go.mod files, lists or an index feed
+//!   (speaks HTTP to the GOPROXY port, not gRPC).
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -23,6 +25,7 @@ mod certs;
 mod client;
 mod cluster;
 mod members;
+mod prefetch;
 mod route;
 mod verify;
 
@@ -100,6 +103,10 @@ enum Command {
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
     },
+    /// Warm the cluster with what builds need: every version named by go.sum/go.mod files,
+    /// directories of them, module@version lists or an index feed, fetched once each through
+    /// the GOPROXY port with progress; exit 1 with a list when some failed.
+    Prefetch(prefetch::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +164,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         print!("{}", certs::token(name, groups));
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Prefetch(args) = &cli.command {
+        return prefetch::run(args, cli.json).await;
+    }
     if let Command::Certs(cmd) = &cli.command {
         let dir = cli
             .tls_dir
@@ -171,7 +181,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         cli.key.as_deref(),
     )?;
     match &cli.command {
-        Command::Certs(_) | Command::Token { .. } => Ok(ExitCode::SUCCESS),
+        Command::Certs(_) | Command::Token { .. } | Command::Prefetch(_) => Ok(ExitCode::SUCCESS),
         Command::Status => status(&cli, timeout).await,
         Command::Route { module } => {
             let reply = route::route(&cli.node, timeout, module).await?;

@@ -38,6 +38,10 @@ pub async fn handle<B>(
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    if let Some(hit) = trail.as_ref().and_then(|t| t.cache) {
+        resp.headers_mut()
+            .insert("cache-status", HeaderValue::from_static(cache_status(hit)));
+    }
     record(endpoint, &resp, start, &span);
     if let Some(t) = trail {
         audit(&state, conn, &rid, &t, &resp);
@@ -78,6 +82,16 @@ fn audit(state: &HttpState, conn: super::ConnInfo, rid: &str, t: &Trail, resp: &
         node: state.node_id,
         request_id: rid,
     });
+}
+
+/// The `Cache-Status` (RFC 9211) of a module answer: served from this cluster's state, or
+/// fetched from the upstream and stored (`cairn prefetch` counts fills with it).
+fn cache_status(hit: bool) -> &'static str {
+    if hit {
+        "cairn; hit"
+    } else {
+        "cairn; fwd=miss; stored"
+    }
 }
 
 fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &tracing::Span) {
