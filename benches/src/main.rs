@@ -139,6 +139,11 @@ struct Args {
     /// Extra environment for cairn-node, KEY=VALUE (repeatable).
     #[arg(long, value_parser = parse_key_value)]
     cairn_env: Vec<(String, String)>,
+    /// Compare against a second cairn-node with access-time tracking off
+    /// (`disk.track_access = false`) instead of a static server: the ratio column is then the
+    /// cost of recording last-served times on hits (issue 12).
+    #[arg(long)]
+    against_no_atime: bool,
     /// Where to write the JSON results (default: target/bench-results.json in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -293,13 +298,23 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let sha_mbps = sha256_mb_per_sec();
 
     let cairn = servers::start_cairn(&bin, &corpus_dir, work.path(), &args.cairn_env).await?;
-    let static_srv = servers::start_static(
-        args.static_server,
-        &corpus_dir,
-        work.path(),
-        &targets[0].path,
-    )
-    .await?;
+    let static_srv = if args.against_no_atime {
+        let dir = work.path().join("no-atime");
+        std::fs::create_dir_all(&dir)?;
+        let mut env = args.cairn_env.clone();
+        env.push(("CAIRN_DISK__TRACK_ACCESS".into(), "false".into()));
+        let mut srv = servers::start_cairn(&bin, &corpus_dir, &dir, &env).await?;
+        srv.name = "cairn-no-atime".into();
+        srv
+    } else {
+        servers::start_static(
+            args.static_server,
+            &corpus_dir,
+            work.path(),
+            &targets[0].path,
+        )
+        .await?
+    };
     warm_and_compare(&cairn, &static_srv, &targets).await?;
     print_header(&args, &bin, &cairn, &static_srv, &targets, &load_before);
     println!("sha256 on one core (sha2 crate): {sha_mbps:.0} MB/s");

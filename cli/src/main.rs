@@ -9,6 +9,7 @@
 //! - `cairn verify`: re-check every version the node stores against the checksum database.
 //! - `cairn certs init|node|operator|server`: make a cluster CA and certificates.
 //! - `cairn token NAME`: make an access token for the GOPROXY port.
+//! - `cairn pin PATTERN`, `cairn unpin PATTERN`, `cairn pin list`: keep versions on disk.
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -23,6 +24,7 @@ mod certs;
 mod client;
 mod cluster;
 mod members;
+mod pin;
 mod route;
 mod verify;
 
@@ -99,6 +101,16 @@ enum Command {
         /// Groups of the identity (repeatable), for `group:NAME` access rules.
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
+    },
+    /// Pin versions so no node evicts them from its disk (`cairn pin list` lists the pins).
+    Pin {
+        /// A module glob (corp.example.com/*), optionally @VERSION; or `list`.
+        pattern: String,
+    },
+    /// Remove a pin (exactly as it was pinned).
+    Unpin {
+        /// The pinned pattern.
+        pattern: String,
     },
 }
 
@@ -194,6 +206,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
             })
+        }
+        Command::Pin { pattern } if pattern == "list" => {
+            let reply = pin::list(&cli.node, timeout).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&pin::list_json(&reply))?);
+            } else {
+                print!("{}", pin::render_list(&reply));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pin { pattern } | Command::Unpin { pattern } => {
+            let add = matches!(cli.command, Command::Pin { .. });
+            let reply = pin::change(&cli.node, timeout, pattern, add).await?;
+            if cli.json {
+                let json = serde_json::json!({"pattern": pattern, "changed": reply.changed});
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", pin::render_change(pattern, add, &reply));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Members(MembersCommand::List) => {
             let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;
