@@ -38,11 +38,37 @@ impl Level {
     }
 }
 
+/// A filesystem as `df` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Volume {
+    /// Used plus available bytes (`df`'s size minus the root reserve).
+    pub capacity: u64,
+    /// Space available to unprivileged writers (`f_bavail`).
+    pub free: u64,
+}
+
+/// Measures the filesystem holding `path`: used = blocks − free blocks, capacity = used +
+/// available (so a percent means what `df`'s `Use%` says).
+// `c_ulong` and `fsblkcnt_t` are u64 here but u32 on 32-bit targets, hence the conversions.
+#[allow(clippy::useless_conversion)]
+pub fn volume(path: &std::path::Path) -> nix::Result<Volume> {
+    let st = nix::sys::statvfs::statvfs(path)?;
+    let unit = u64::from(st.fragment_size());
+    let used = u64::from(st.blocks())
+        .saturating_sub(u64::from(st.blocks_free()))
+        .saturating_mul(unit);
+    let free = u64::from(st.blocks_available()).saturating_mul(unit);
+    Ok(Volume {
+        capacity: used.saturating_add(free),
+        free,
+    })
+}
+
 /// One measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// The data volume's size and free space (`None` when statvfs failed).
-    pub fs: Option<crate::http::health::DiskSpace>,
+    /// The data volume (`None` when statvfs failed).
+    pub fs: Option<Volume>,
     /// Bytes in the blob store.
     pub blob_bytes: u64,
 }
@@ -76,10 +102,12 @@ fn level_of(p: &DiskPolicy, used: u64, total: u64) -> (Level, u64) {
 pub fn assess(policy: &DiskPolicy, usage: &Usage) -> Assessment {
     let mut out = Assessment::default();
     if let Some(fs) = usage.fs {
-        let used = fs.capacity.saturating_sub(fs.free);
-        let (level, excess) = level_of(policy, used, fs.capacity);
-        out.level = level;
-        out.excess = excess;
+        if policy.filesystem_watermarks {
+            let used = fs.capacity.saturating_sub(fs.free);
+            let (level, excess) = level_of(policy, used, fs.capacity);
+            out.level = level;
+            out.excess = excess;
+        }
         if fs.free < policy.reserved_bytes {
             out.level = Level::Flood;
             out.excess = out.excess.max(policy.reserved_bytes - fs.free);
@@ -97,10 +125,16 @@ pub fn assess(policy: &DiskPolicy, usage: &Usage) -> Assessment {
 mod tests {
     use super::*;
     use crate::disk::settings::DiskSettings;
-    use crate::http::health::DiskSpace;
 
-    fn fs(capacity: u64, free: u64) -> Option<DiskSpace> {
-        Some(DiskSpace { capacity, free })
+    fn fs(capacity: u64, free: u64) -> Option<Volume> {
+        Some(Volume { capacity, free })
+    }
+
+    #[test]
+    fn a_temp_dir_volume_is_plausible() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = volume(dir.path()).unwrap();
+        assert!(v.capacity > 0 && v.free <= v.capacity, "{v:?}");
     }
 
     #[test]

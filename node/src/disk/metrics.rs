@@ -2,7 +2,7 @@
 
 use metrics::{describe_counter, describe_gauge, Unit};
 
-/// Gauge: bytes used on the data directory's filesystem (capacity minus space available).
+/// Gauge: bytes used on the data directory's filesystem (as `df` counts them).
 pub const USED_BYTES: &str = "cairn_disk_used_bytes";
 /// Gauge: the watermark state, 0 normal, 1 low, 2 high, 3 flood.
 pub const WATERMARK_STATE: &str = "cairn_disk_watermark_state";
@@ -22,7 +22,7 @@ pub fn describe() {
     describe_gauge!(
         USED_BYTES,
         Unit::Bytes,
-        "Bytes used on the data directory's filesystem (capacity minus space available)."
+        "Bytes used on the data directory's filesystem, as df counts them."
     );
     describe_gauge!(
         WATERMARK_STATE,

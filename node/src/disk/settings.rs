@@ -30,6 +30,9 @@ pub struct DiskSettings {
     pub min_idle_secs: u64,
     /// Turn eviction off (watermark state and flood still apply).
     pub evict: bool,
+    /// Apply the watermarks to the data directory's filesystem (false: only to
+    /// `blob_budget_bytes`; `reserved_bytes` still protects the filesystem).
+    pub filesystem_watermarks: bool,
     /// Record when each blob is served (for LRU order). Only benchmarks turn it off, to
     /// measure what it costs; without it eviction order falls back to when blobs were stored.
     pub track_access: bool,
@@ -46,6 +49,7 @@ impl Default for DiskSettings {
             reserved_bytes: 256 << 20,
             min_idle_secs: 60,
             evict: true,
+            filesystem_watermarks: true,
             track_access: true,
         }
     }
@@ -141,6 +145,8 @@ pub struct DiskPolicy {
     pub min_idle_ms: u64,
     /// Whether eviction runs.
     pub evict: bool,
+    /// Whether the watermarks apply to the filesystem (else only to the budget).
+    pub filesystem_watermarks: bool,
     /// Whether hits record their time.
     pub track_access: bool,
 }
@@ -193,6 +199,7 @@ impl DiskSettings {
                 reserved_bytes: self.reserved_bytes,
                 min_idle_ms: self.min_idle_secs.saturating_mul(1000),
                 evict: self.evict,
+                filesystem_watermarks: self.filesystem_watermarks,
                 track_access: self.track_access,
             }),
             _ => Err(errs),

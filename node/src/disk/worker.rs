@@ -66,7 +66,7 @@ impl Shared {
     }
 
     fn usage(&self) -> Usage {
-        let fs = match crate::http::health::disk_space(&self.data_dir) {
+        let fs = match super::level::volume(&self.data_dir) {
             Ok(space) => Some(space),
             Err(e) => {
                 tracing::warn!(path = %self.data_dir.display(), error = %e, "statvfs of the data directory failed");
@@ -85,9 +85,6 @@ impl Shared {
         let a = assess(&self.policy, &usage);
         if let Some(fs) = usage.fs {
             ::metrics::gauge!(metrics::USED_BYTES).set(fs.capacity.saturating_sub(fs.free) as f64);
-            ::metrics::gauge!(crate::http::metrics::DATA_DIR_CAPACITY_BYTES)
-                .set(fs.capacity as f64);
-            ::metrics::gauge!(crate::http::metrics::DATA_DIR_FREE_BYTES).set(fs.free as f64);
         }
         ::metrics::gauge!(metrics::WATERMARK_STATE).set(a.level as u8 as f64);
         let before = Level::from_u8(self.level.swap(a.level as u8, Ordering::Relaxed));

@@ -184,6 +184,10 @@ impl Mirror {
         };
         match c.fetch_blob(&z.sha256, z.size).await {
             Ok(()) => self.inner.blobs.contains(&z.sha256),
+            Err(e) if self.inner.blobs.is_evicted(&z.sha256) => {
+                tracing::debug!(sha256 = %z.sha256, error = %e, "no peer holds an evicted blob; refilling from the upstream");
+                false
+            }
             Err(e) => {
                 tracing::warn!(sha256 = %z.sha256, error = %e, "no peer could send the blob");
                 false

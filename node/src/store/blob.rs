@@ -246,12 +246,16 @@ impl BlobStore {
         expected: Option<String>,
     ) -> Result<BlobInfo, BlobError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.commit_blocking(&tmp, expected.as_deref()))
-            .await
-            .map_err(|e| BlobError::Io {
-                path: PathBuf::from("<commit task>"),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        tokio::task::spawn_blocking(move || {
+            store
+                .commit_blocking(&tmp, expected.as_deref())
+                .inspect(|b| store.note_refill(&b.sha256, "upstream"))
+        })
+        .await
+        .map_err(|e| BlobError::Io {
+            path: PathBuf::from("<commit task>"),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     fn commit_blocking(&self, tmp: &Path, expected: Option<&str>) -> Result<BlobInfo, BlobError> {
@@ -586,6 +590,47 @@ mod tests {
         );
         assert_eq!(store.objects(), 1);
         assert_eq!(store.bytes(), 1);
+    }
+
+    #[tokio::test]
+    async fn evict_forgets_the_copy_and_a_refill_clears_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        let info = store.commit(tmp, None).await.unwrap();
+        assert!(store.access_times().get(&info.sha256).is_some());
+        assert_eq!(store.evict(&info.sha256).unwrap(), 5);
+        assert!(!store.contains(&info.sha256));
+        assert!(store.is_evicted(&info.sha256));
+        assert_eq!((store.objects(), store.bytes()), (0, 0));
+        assert_eq!(store.evict(&info.sha256).unwrap(), 0, "already gone");
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        store.commit(tmp, None).await.unwrap();
+        assert!(store.contains(&info.sha256));
+        assert!(!store.is_evicted(&info.sha256), "refilled");
+    }
+
+    #[tokio::test]
+    async fn nothing_new_is_stored_at_flood() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.set_flooded(true);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"x").unwrap();
+        let err = store.commit(tmp.clone(), None).await.unwrap_err();
+        assert!(matches!(err, BlobError::DiskFull(_)), "{err}");
+        assert!(!tmp.exists());
+        store.set_flooded(false);
+        store.set_marks(1, 3);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"abc").unwrap();
+        store.commit(tmp, None).await.unwrap();
+        assert!(
+            store.is_flooded(),
+            "crossing the budget's flood mark floods at once"
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ async fn metric(node: &CairnNode, name: &str, filter: &[(&str, &str)]) -> f64 {
 /// `[disk]` with a budget and fast checks (no reserve: the test filesystem decides nothing).
 fn disk_config(budget: u64, low: &str, high: &str, flood: &str) -> String {
     format!(
-        "{FAST_UPSTREAM}[disk]\nblob_budget_bytes = {budget}\nlow_watermark = \"{low}\"\nhigh_watermark = \"{high}\"\nflood_watermark = \"{flood}\"\ncheck_interval_secs = 1\nmin_idle_secs = 0\nreserved_bytes = 0\n"
+        "{FAST_UPSTREAM}[disk]\nblob_budget_bytes = {budget}\nlow_watermark = \"{low}\"\nhigh_watermark = \"{high}\"\nflood_watermark = \"{flood}\"\ncheck_interval_secs = 1\nmin_idle_secs = 0\nreserved_bytes = 0\nfilesystem_watermarks = false\n"
     )
 }
 
@@ -130,7 +130,12 @@ async fn budget_evicts_lru_keeps_pins_and_refills_identically() {
         fixture.count(&zip_path) > before,
         "the evicted zip of {gm}@{gv} was not refilled from the upstream"
     );
-    assert!(metric(&node, "cairn_disk_refills_total", &[("from", "upstream")]).await > 0.0);
+    let m = node.metrics().await.unwrap();
+    assert!(
+        m.sum("cairn_disk_refills_total", &[("from", "upstream")]) > 0.0,
+        "{}",
+        m.dump("cairn_disk")
+    );
     // A direct GET of an evicted zip answers its exact bytes too.
     let r = get(&node, &zip_path).await;
     assert_eq!(r.status, 200);
@@ -262,7 +267,8 @@ async fn cluster_evicts_under_budget_and_refills_from_peers_or_upstream() {
         .set("disk", "high_watermark", "\"60%\"")
         .set("disk", "check_interval_secs", 1)
         .set("disk", "min_idle_secs", 0)
-        .set("disk", "reserved_bytes", 0);
+        .set("disk", "reserved_bytes", 0)
+        .set("disk", "filesystem_watermarks", false);
     let cl = crate::cluster::start(3, &fixture.url(), &config).await;
     let env = GoEnv::new(&go, &cl.url(1)).unwrap();
     let mut got = Vec::new();
