@@ -139,8 +139,10 @@ mod tests {
 
     #[test]
     fn filesystem_levels_and_excess() {
-        let mut s = DiskSettings::default();
-        s.reserved_bytes = 0;
+        let s = DiskSettings {
+            reserved_bytes: 0,
+            ..DiskSettings::default()
+        };
         let p = s.policy().unwrap();
         let a = |free| {
             assess(
@@ -165,9 +167,11 @@ mod tests {
 
     #[test]
     fn the_budget_and_the_reserve_count_too() {
-        let mut s = DiskSettings::default();
-        s.blob_budget_bytes = 1000;
-        s.reserved_bytes = 100;
+        let mut s = DiskSettings {
+            blob_budget_bytes: 1000,
+            reserved_bytes: 100,
+            ..DiskSettings::default()
+        };
         let p = s.policy().unwrap();
         let roomy = fs(1 << 40, 1 << 39);
         let a = assess(
@@ -203,5 +207,16 @@ mod tests {
             },
         );
         assert_eq!(a.level, Level::Flood);
+        s.filesystem_watermarks = false;
+        let p = s.policy().unwrap();
+        let full = Usage {
+            fs: fs(1000, 200),
+            blob_bytes: 10,
+        };
+        assert_eq!(
+            assess(&p, &full).level,
+            Level::Normal,
+            "only the budget counts"
+        );
     }
 }

@@ -239,9 +239,9 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1000,
-        "mb" | "m" => 1000_000,
-        "gb" | "g" => 1000_000_000,
-        "tb" | "t" => 1000_000_000_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "tb" | "t" => 1_000_000_000_000,
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
@@ -340,8 +340,10 @@ mod tests {
         assert!(matches!(errs[..], [DiskConfigError::MixedUnits { .. }]));
         let errs = settings("x", "y", "95%").policy().unwrap_err();
         assert_eq!(errs.len(), 2);
-        let mut s = DiskSettings::default();
-        s.check_interval_secs = 0;
+        let s = DiskSettings {
+            check_interval_secs: 0,
+            ..DiskSettings::default()
+        };
         assert_eq!(s.policy().unwrap_err(), vec![DiskConfigError::Interval]);
         let msg = settings("90%", "80%", "95%").policy().unwrap_err()[0].to_string();
         assert!(msg.contains("must rise strictly"), "{msg}");
