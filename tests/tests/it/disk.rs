@@ -315,3 +315,95 @@ async fn cluster_evicts_under_budget_and_refills_from_peers_or_upstream() {
     }
     assert!(refills > 0.0, "no evicted blob was refilled");
 }
+
+/// Versions from `direct` (git) cannot be fetched again once the repository is gone: with a
+/// budget that evicts everything else, each blob stays on at least `min_copies` nodes (its
+/// keepers), the other node drops its copy, and with the git server dead every node still
+/// serves every version (from its keepers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_copies_stay_on_min_copies_nodes_under_pressure() {
+    use cairn_tests::gitcorpus::{module_path, GitCorpus, HOST, PRIVATE_PATTERN, TEAM};
+    use cairn_tests::githttp::GitServer;
+    let Some(go) = go("direct_copies_stay_on_min_copies_nodes_under_pressure") else {
+        return;
+    };
+    let corpus = GitCorpus::build().unwrap();
+    crate::direct_cairn::link_dot_git(&corpus.root());
+    let server = GitServer::start(&corpus.root()).await.unwrap();
+    let hosts = format!(
+        "[{{ prefix = \"{HOST}/{TEAM}\", url = \"{}/{TEAM}\" }}]",
+        server.url()
+    );
+    // Byte watermarks on a large budget: anything stored is "above high", nothing floods.
+    let config = ClusterConfig::fast()
+        .set("direct", "refresh_min_secs", 0)
+        .set("direct", "hosts", hosts)
+        .set("disk", "blob_budget_bytes", 1u64 << 30)
+        .set("disk", "low_watermark", "\"1\"")
+        .set("disk", "high_watermark", "\"2\"")
+        .set("disk", "flood_watermark", "\"3GiB\"")
+        .set("disk", "check_interval_secs", 1)
+        .set("disk", "min_idle_secs", 0)
+        .set("disk", "reserved_bytes", 0)
+        .set("disk", "filesystem_watermarks", false);
+    let cl = crate::cluster::start(3, "direct", &config).await;
+    cl.wait_liveness_agrees().await.unwrap();
+    let args: Vec<String> = [
+        ("plain", "", "v1.0.0"),
+        ("plain", "", "v1.1.0"),
+        ("mono", "sub", "v1.2.3"),
+        ("legacy", "", "v0.2.0"),
+    ]
+    .iter()
+    .map(|(repo, sub, v)| format!("{}@{v}", module_path(repo, sub)))
+    .collect();
+    let via = |id: u64| {
+        GoEnv::new(&go, &cl.url(id))
+            .unwrap()
+            .with_nosumdb(PRIVATE_PATTERN)
+    };
+    let reference = sums(&via(1).mod_download_ok(&args).await.unwrap());
+    // Every node gets every blob (repair), then the non-keeper drops it: exactly 2 copies each.
+    let copies = || {
+        let mut by_blob: BTreeMap<String, usize> = BTreeMap::new();
+        for id in cl.ids() {
+            for sha in cl.blob_set(id) {
+                *by_blob.entry(sha).or_default() += 1;
+            }
+        }
+        by_blob
+    };
+    wait_until(
+        "every direct blob on exactly min_copies = 2 nodes",
+        patience(4.0),
+        || async {
+            let c = copies();
+            c.len() == args.len() && c.values().all(|&n| n == 2)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}", copies()));
+    let mut evicted = 0.0;
+    for id in cl.ids() {
+        evicted += cl
+            .metrics(id)
+            .await
+            .unwrap()
+            .sum("cairn_disk_evictions_total", &[]);
+    }
+    // Each blob has one non-keeper, which drops it at most once (if repair copied it there).
+    assert!(
+        (1.0..=args.len() as f64).contains(&evicted),
+        "{evicted} evictions"
+    );
+    // The repair worker does not pull them back (several repair intervals later, still 2).
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(copies().values().all(|&n| n == 2), "{:?}", copies());
+    }
+    server.kill().await;
+    for id in cl.ids() {
+        let got = sums(&via(id).mod_download_ok(&args).await.unwrap());
+        assert_eq!(got, reference, "through node {id} with the git server dead");
+    }
+}
