@@ -37,8 +37,15 @@ pub struct DiskLocal {
 impl Consensus {
     /// The disk worker's local bookkeeping, stored next to the state machine.
     pub fn disk_local(&self) -> DiskLocal {
+        DiskLocal::from_trees(self.reader().trees())
+    }
+}
+
+impl DiskLocal {
+    /// The bookkeeping stored in the state-machine database's local `repair_state` tree.
+    pub(crate) fn from_trees(trees: &super::db::SmTrees) -> DiskLocal {
         DiskLocal {
-            tree: self.reader().trees().repair_state.clone(),
+            tree: trees.repair_state.clone(),
         }
     }
 }
