@@ -22,6 +22,10 @@
 //! target/release/cairn-bench --cairn-env CAIRN_CACHE__VERIFY_ON_READ=false
 //! ```
 //!
+//! `--against-no-atime` replaces the static server by a second cairn-node with
+//! `disk.track_access = false`: the ratio column is then the cost of recording each hit's time
+//! for LRU eviction (issue 12), measured in the same run.
+//!
 //! `cairn-node` is `$CAIRN_NODE_BIN`, else `target/release/cairn-node` in the workspace.
 //! `CAIRN_*` variables in the environment reach `cairn-node` too.
 //!
