@@ -67,6 +67,7 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
+mod atimebench;
 mod cluster;
 mod clusterbench;
 mod coldmiss;
@@ -321,6 +322,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     };
     warm_and_compare(&cairn, &static_srv, &targets).await?;
     print_header(&args, &bin, &cairn, &static_srv, &targets, &load_before);
+    if args.against_no_atime {
+        atimebench::report();
+    }
     println!("sha256 on one core (sha2 crate): {sha_mbps:.0} MB/s");
 
     let mut rows = Vec::new();
