@@ -22,6 +22,10 @@
 //! target/release/cairn-bench --cairn-env CAIRN_CACHE__VERIFY_ON_READ=false
 //! ```
 //!
+//! `--against-no-atime` replaces the static server by a second cairn-node with
+//! `disk.track_access = false`: the ratio column is then the cost of recording each hit's time
+//! for LRU eviction (issue 12), measured in the same run.
+//!
 //! `cairn-node` is `$CAIRN_NODE_BIN`, else `target/release/cairn-node` in the workspace.
 //! `CAIRN_*` variables in the environment reach `cairn-node` too.
 //!
@@ -63,6 +67,7 @@
 //! ```
 #![allow(clippy::unwrap_used)]
 
+mod atimebench;
 mod cluster;
 mod clusterbench;
 mod coldmiss;
@@ -139,6 +144,11 @@ struct Args {
     /// Extra environment for cairn-node, KEY=VALUE (repeatable).
     #[arg(long, value_parser = parse_key_value)]
     cairn_env: Vec<(String, String)>,
+    /// Compare against a second cairn-node with access-time tracking off
+    /// (`disk.track_access = false`) instead of a static server: the ratio column is then the
+    /// cost of recording last-served times on hits (issue 12).
+    #[arg(long)]
+    against_no_atime: bool,
     /// Where to write the JSON results (default: target/bench-results.json in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -293,15 +303,28 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let sha_mbps = sha256_mb_per_sec();
 
     let cairn = servers::start_cairn(&bin, &corpus_dir, work.path(), &args.cairn_env).await?;
-    let static_srv = servers::start_static(
-        args.static_server,
-        &corpus_dir,
-        work.path(),
-        &targets[0].path,
-    )
-    .await?;
+    let static_srv = if args.against_no_atime {
+        let dir = work.path().join("no-atime");
+        std::fs::create_dir_all(&dir)?;
+        let mut env = args.cairn_env.clone();
+        env.push(("CAIRN_DISK__TRACK_ACCESS".into(), "false".into()));
+        let mut srv = servers::start_cairn(&bin, &corpus_dir, &dir, &env).await?;
+        srv.name = "cairn-no-atime".into();
+        srv
+    } else {
+        servers::start_static(
+            args.static_server,
+            &corpus_dir,
+            work.path(),
+            &targets[0].path,
+        )
+        .await?
+    };
     warm_and_compare(&cairn, &static_srv, &targets).await?;
     print_header(&args, &bin, &cairn, &static_srv, &targets, &load_before);
+    if args.against_no_atime {
+        atimebench::report();
+    }
     println!("sha256 on one core (sha2 crate): {sha_mbps:.0} MB/s");
 
     let mut rows = Vec::new();

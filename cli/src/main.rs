@@ -11,6 +11,7 @@
 //! - `cairn token NAME`: make an access token for the GOPROXY port.
 //! - `cairn prefetch`: warm the cluster from go.sum/go.mod files, lists or an index feed
 //!   (speaks HTTP to the GOPROXY port, not gRPC).
+//! - `cairn pin PATTERN`, `cairn unpin PATTERN`, `cairn pin list`: keep versions on disk.
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -25,6 +26,7 @@ mod certs;
 mod client;
 mod cluster;
 mod members;
+mod pin;
 mod prefetch;
 mod route;
 mod verify;
@@ -107,6 +109,16 @@ enum Command {
     /// directories of them, module@version lists or an index feed, fetched once each through
     /// the GOPROXY port with progress; exit 1 with a list when some failed.
     Prefetch(prefetch::Args),
+    /// Pin versions so no node evicts them from its disk (`cairn pin list` lists the pins).
+    Pin {
+        /// A module glob (corp.example.com/*), optionally @VERSION; or `list`.
+        pattern: String,
+    },
+    /// Remove a pin (exactly as it was pinned).
+    Unpin {
+        /// The pinned pattern.
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +216,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 true => ExitCode::SUCCESS,
                 false => ExitCode::FAILURE,
             })
+        }
+        Command::Pin { pattern } if pattern == "list" => {
+            let reply = pin::list(&cli.node, timeout).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&pin::list_json(&reply))?);
+            } else {
+                print!("{}", pin::render_list(&reply));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pin { pattern } | Command::Unpin { pattern } => {
+            let add = matches!(cli.command, Command::Pin { .. });
+            let reply = pin::change(&cli.node, timeout, pattern, add).await?;
+            if cli.json {
+                let json = serde_json::json!({"pattern": pattern, "changed": reply.changed});
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", pin::render_change(pattern, add, &reply));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Members(MembersCommand::List) => {
             let view = cluster::gather(&cli.node, timeout, MEMBER_TIMEOUT.min(timeout)).await?;

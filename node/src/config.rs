@@ -121,6 +121,8 @@ pub struct RawConfig {
     pub audit: crate::auditlog::AuditSettings,
     /// Identities and per-path access on the GOPROXY port.
     pub access: crate::access::AccessSettings,
+    /// Disk watermarks, the blob budget and eviction (issue 12).
+    pub disk: crate::disk::DiskSettings,
 }
 
 /// Freshness of mutable answers.
@@ -454,6 +456,8 @@ pub struct Config {
     pub audit: crate::auditlog::AuditSettings,
     /// See [`RawConfig::access`].
     pub access: crate::access::AccessSettings,
+    /// See [`RawConfig::disk`].
+    pub disk: crate::disk::DiskPolicy,
 }
 
 /// One configuration problem.
@@ -686,9 +690,16 @@ impl RawConfig {
             errs.push(invalid("data_dir", "must not be empty"));
         }
         self.check_sections(&mut errs);
-        if !errs.is_empty() {
+        let disk = match self.disk.policy() {
+            Ok(p) => Some(p),
+            Err(problems) => {
+                errs.extend(problems.iter().map(|p| invalid("disk", &p.to_string())));
+                None
+            }
+        };
+        let (Some(disk), true) = (disk, errs.is_empty()) else {
             return Err(ConfigErrors(errs));
-        }
+        };
         Ok(Config {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             data_dir,
@@ -718,6 +729,7 @@ impl RawConfig {
             plain_listen,
             audit: self.audit,
             access: self.access,
+            disk,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod auditlog;
 pub mod cluster;
 pub mod config;
 pub mod direct;
+pub mod disk;
 pub mod egress;
 pub mod http;
 pub mod metrics;

@@ -41,6 +41,7 @@ pub fn describe() {
     crate::cluster::peers::describe();
     crate::cluster::transfer::metrics::describe();
     crate::cluster::repair::metrics::describe();
+    crate::disk::metrics::describe();
     describe_counter!("cairn_owner_fills_total", "Misses filled by the owning node on this node's behalf, by result (ok, not_found, upstream_error, unreachable).");
     describe_gauge!(
         "cairn_blob_objects",
@@ -91,6 +92,7 @@ pub fn register_zero() {
     use crate::cluster::{repair, transfer};
     use crate::{direct, http, mirror, raft, sumdb, upstream};
     use metrics::{counter, gauge, histogram};
+    crate::disk::metrics::register_zero();
 
     let zero = |name: &'static str, label: &'static str, values: &[&'static str]| {
         for &v in values {

@@ -173,6 +173,19 @@ impl Node {
             &config.cluster,
             workers.clone(),
         );
+        crate::disk::Disk::spawn(
+            crate::disk::DiskParts {
+                policy: config.disk.clone(),
+                data_dir: config.data_dir.clone(),
+                blobs: blobs.clone(),
+                consensus: consensus.clone(),
+                transfer: transfer.clone(),
+                self_id: config.node_id,
+                min_copies: config.cluster.min_copies,
+            },
+            workers.clone(),
+        )
+        .await;
         let fill_timeout = Duration::from_secs(
             config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
         );

@@ -12,6 +12,7 @@
 //! gRPC status codes for membership errors are decided in one place: [`membership`].
 
 pub mod membership;
+mod pins;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use cairn_proto::v1::{
     AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, RouteReply, RouteRequest,
     StatusReply, StatusRequest, VerifyRequest,
 };
+use cairn_proto::v1::{PinListReply, PinListRequest, PinReply, PinRequest};
 
 use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
 use crate::routing::Router;
@@ -159,11 +161,14 @@ impl AdminService {
         StatusReply {
             node_id: self.node_id,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            health: health(
-                ready,
-                &st,
-                self.consensus.bootstrap_state(),
-                self.quorum_limit_ms(),
+            health: disk_health(
+                health(
+                    ready,
+                    &st,
+                    self.consensus.bootstrap_state(),
+                    self.quorum_limit_ms(),
+                ),
+                self.blobs.is_flooded(),
             ),
             ready,
             raft_state: st.state.to_string(),
@@ -210,6 +215,15 @@ fn health(ready: bool, st: &RaftStatus, bootstrap: BootstrapState, quorum_limit_
         None => "degraded: no leader (election running or quorum lost)".to_string(),
         Some(_) if quorum_lost => "degraded: leader without a quorum of voters".to_string(),
         Some(_) => "healthy".to_string(),
+    }
+}
+
+/// A healthy node at its flood watermark reports `degraded: disk full` (issue 12).
+fn disk_health(health: String, flooded: bool) -> String {
+    if flooded && health == "healthy" {
+        "degraded: disk full".to_string()
+    } else {
+        health
     }
 }
 
@@ -294,6 +308,40 @@ impl Admin for AdminService {
             router,
             &req.get_ref().module,
         )?))
+    }
+
+    // === disk: pins (issue 12) ===
+
+    /// Pins a pattern (replicated; audited as `pin.add`).
+    async fn pin_add(
+        &self,
+        req: tonic::Request<PinRequest>,
+    ) -> Result<tonic::Response<PinReply>, tonic::Status> {
+        let who = Caller::of(&req);
+        let pattern = req.into_inner().pattern;
+        let result = pins::add(&self.consensus, &pattern, &who.operator).await;
+        self.record(&who, "pin.add", &pattern, &result);
+        result.map(tonic::Response::new)
+    }
+
+    /// Removes a pin (replicated; audited as `pin.remove`).
+    async fn pin_remove(
+        &self,
+        req: tonic::Request<PinRequest>,
+    ) -> Result<tonic::Response<PinReply>, tonic::Status> {
+        let who = Caller::of(&req);
+        let pattern = req.into_inner().pattern;
+        let result = pins::remove(&self.consensus, &pattern).await;
+        self.record(&who, "pin.remove", &pattern, &result);
+        result.map(tonic::Response::new)
+    }
+
+    /// Lists the pins this node has applied.
+    async fn pin_list(
+        &self,
+        _req: tonic::Request<PinListRequest>,
+    ) -> Result<tonic::Response<PinListReply>, tonic::Status> {
+        pins::list(&self.consensus).map(tonic::Response::new)
     }
 }
 

@@ -69,7 +69,8 @@ impl Shared {
                 continue;
             };
             c.referenced += 1;
-            if self.blobs.contains(&zip.sha256) {
+            // Evicted on purpose (issue 12): not missing; the next request refills it.
+            if self.blobs.contains(&zip.sha256) || self.blobs.is_evicted(&zip.sha256) {
                 continue;
             }
             c.missing += 1;

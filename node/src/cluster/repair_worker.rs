@@ -92,6 +92,10 @@ async fn scrub_loop(shared: Arc<Shared>, every: Duration, shutdown: Cancellation
 impl Shared {
     /// Processes every due entry, [`PARALLEL`] at a time, in batches of [`BATCH`].
     pub(super) async fn drain_due(&self) {
+        if self.blobs.is_flooded() {
+            // Disk at its flood watermark (issue 12): nothing can be stored; the queue waits.
+            return;
+        }
         for _ in 0..MAX_BATCHES {
             let due = match self.due_batch().await {
                 Ok(due) => due,
@@ -122,6 +126,10 @@ impl Shared {
     async fn repair_one(&self, sha256: String, entry: QueueEntry) {
         if self.blobs.contains(&sha256) {
             return self.forget(&sha256, "present");
+        }
+        if self.blobs.is_evicted(&sha256) {
+            // Dropped on purpose by the disk worker: refilled on demand, not by repair.
+            return self.forget(&sha256, "evicted");
         }
         let mut peers = (self.peers)();
         peers.shuffle(&mut rand::rng());

@@ -28,6 +28,8 @@ use crate::store::blob::{is_sha256_hex, BlobError, BlobInfo, BlobStore};
 
 #[path = "transfer_client.rs"]
 mod client;
+#[path = "transfer_has.rs"]
+mod has;
 #[path = "transfer_metrics.rs"]
 pub mod metrics;
 #[path = "transfer_server.rs"]

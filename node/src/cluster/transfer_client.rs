@@ -170,7 +170,7 @@ impl BlobTransfer {
         }
     }
 
-    fn client(&self, peer: &str) -> Result<BlobClient<Channel>, TransferError> {
+    pub(super) fn client(&self, peer: &str) -> Result<BlobClient<Channel>, TransferError> {
         let limit = self.message_limit();
         Ok(BlobClient::new(self.channel(peer)?)
             .max_decoding_message_size(limit)

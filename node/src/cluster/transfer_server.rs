@@ -9,7 +9,9 @@ use std::io::SeekFrom;
 
 use bytes::Bytes;
 use cairn_proto::v1::blob_server::Blob;
-use cairn_proto::v1::{BlobChunk, FetchBlobRequest, PullBlobReply, PullBlobRequest};
+use cairn_proto::v1::{
+    BlobChunk, FetchBlobRequest, HasBlobsReply, HasBlobsRequest, PullBlobReply, PullBlobRequest,
+};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -115,6 +117,22 @@ impl Blob for BlobGrpc {
             Ok(Err(e)) => Err(e.to_status()),
             Err(e) => Err(Status::internal(format!("pull task failed: {e}"))),
         }
+    }
+
+    async fn has_blobs(
+        &self,
+        request: Request<HasBlobsRequest>,
+    ) -> Result<Response<HasBlobsReply>, Status> {
+        let shas = request.into_inner().sha256;
+        if shas.len() > super::has::MAX_HAS_BLOBS {
+            return Err(Status::invalid_argument(format!(
+                "at most {} blobs per HasBlobs call",
+                super::has::MAX_HAS_BLOBS
+            )));
+        }
+        let blobs = self.transfer.blobs();
+        let present = shas.iter().map(|s| blobs.contains(s)).collect();
+        Ok(Response::new(HasBlobsReply { present }))
     }
 }
 

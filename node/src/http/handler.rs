@@ -381,11 +381,19 @@ async fn zip(
     module: &str,
     version: &str,
 ) -> Answer {
-    let a = state
+    let mut a = state
         .mirror
         .zip(module, version)
         .await
         .map_err(Failure::Mirror)?;
+    if a.body.is_none() && !state.mirror.blobs().contains(&a.sha256) {
+        // Evicted between the lookup and now (issue 12): this refills it.
+        a = state
+            .mirror
+            .zip(module, version)
+            .await
+            .map_err(Failure::Mirror)?;
+    }
     let etag = format!("\"{}\"", a.sha256);
     if response::not_modified(parts, &etag) {
         let mut r = Response::new(body::empty());
@@ -397,6 +405,9 @@ async fn zip(
     let (start, end) = range.map(|r| (r.start, r.end)).unwrap_or((0, a.size));
     let mut resp = if parts.method == Method::HEAD {
         Response::new(body::empty())
+    } else if let Some(bytes) = &a.body {
+        // Passed through uncached (disk at flood): validated in memory, never stored.
+        Response::new(body::full(bytes.slice(start as usize..end as usize)))
     } else {
         Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
     };

@@ -34,6 +34,13 @@ pub fn readyz(state: &HttpState) -> Response<Body> {
                 .into(),
         ),
     }
+    if state.mirror.blobs().is_flooded() {
+        // Still ready (issue 12): hits are served, misses pass through uncached.
+        lines.push(
+            "[-]disk at flood watermark (degraded: disk full; serving cached modules, misses pass through uncached)"
+                .into(),
+        );
+    }
     lines.push(if ok {
         "ready".into()
     } else {

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod flight;
+mod flood;
 pub mod lists;
 pub mod metrics;
 pub mod negative;

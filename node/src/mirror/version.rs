@@ -210,6 +210,13 @@ impl Mirror {
         evidence: Option<(String, Vec<crate::store::meta::SumdbItem>)>,
     ) -> MirrorResult<Arc<VersionRecord>> {
         let inner = &self.inner;
+        if inner.blobs.is_flooded() {
+            // Disk at its flood watermark (issue 12): this node stores nothing new.
+            ::metrics::counter!(crate::disk::metrics::FLOOD_PASSTHROUGH_TOTAL, "kind" => kind)
+                .increment(1);
+            tracing::debug!(module = %rec.module, version = %rec.version, "disk full: serving uncached");
+            return Ok(Arc::new(rec));
+        }
         let cmd = match evidence {
             Some((db, answers)) => MetaCmd::PutVerifiedVersion {
                 record: rec.clone(),

@@ -19,6 +19,9 @@ pub struct ZipAnswer {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// The zip itself when it was passed through without storing (disk at flood): serve
+    /// these bytes instead of the blob.
+    pub body: Option<bytes::Bytes>,
 }
 
 /// Removes a temp file when dropped unless it was moved into the store.
@@ -44,10 +47,14 @@ impl Mirror {
         if let Some(rec) = local.map_err(MirrorError::storage)? {
             if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
                 count_cache("zip", true);
+                inner.blobs.touch(&z.sha256);
                 return Ok(answer(z));
             }
         }
         count_cache("zip", false);
+        if inner.blobs.is_flooded() {
+            return self.zip_passthrough(module, version).await;
+        }
         let rec = self.zip_flight(module, version, true).await?;
         rec.zip
             .as_ref()
@@ -177,6 +184,10 @@ impl Mirror {
         };
         match c.fetch_blob(&z.sha256, z.size).await {
             Ok(()) => self.inner.blobs.contains(&z.sha256),
+            Err(e) if self.inner.blobs.is_evicted(&z.sha256) => {
+                tracing::debug!(sha256 = %z.sha256, error = %e, "no peer holds an evicted blob; refilling from the upstream");
+                false
+            }
             Err(e) => {
                 tracing::warn!(sha256 = %z.sha256, error = %e, "no peer could send the blob");
                 false
@@ -240,6 +251,7 @@ fn answer(z: &ZipRef) -> ZipAnswer {
     ZipAnswer {
         sha256: z.sha256.clone(),
         size: z.size,
+        body: None,
     }
 }
 

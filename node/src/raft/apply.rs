@@ -18,6 +18,7 @@ use sled::Transactional;
 use super::db::{decode_u64, sm_key, version_key, SmTrees};
 use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
+use crate::store::meta::PinRecord;
 use crate::store::meta::{
     LatestRecord, ListRecord, MetaCmd, MetaResp, QuarantineRecord, SumdbItem, TreeHeadRecord,
     VersionRecord,
@@ -153,6 +154,9 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
             version,
             reason,
         } => quarantine(tx, module, version, reason, count),
+        // === disk: pins (issue 12) ===
+        MetaCmd::Pin(pin) => put_pin(tx, pin),
+        MetaCmd::Unpin { pattern } => remove_pin(tx, pattern),
     }
 }
 
@@ -347,6 +351,26 @@ where
     }
     tree.insert(module.as_bytes(), json(rec)?)?;
     Ok(MetaResp::Applied)
+}
+
+// === disk: pins (issue 12) ===
+
+/// Stores a pin unless the pattern is pinned already (the first record, with its author, stays).
+fn put_pin(tx: &Tx<'_>, pin: &PinRecord) -> TxResult<MetaResp> {
+    let key = sm_key::pin(&pin.pattern);
+    if tx.meta.get(&key)?.is_some() {
+        return Ok(MetaResp::Unchanged);
+    }
+    tx.meta.insert(key, json(pin)?)?;
+    Ok(MetaResp::Applied)
+}
+
+/// Removes a pin if present.
+fn remove_pin(tx: &Tx<'_>, pattern: &str) -> TxResult<MetaResp> {
+    Ok(match tx.meta.remove(sm_key::pin(pattern))? {
+        Some(_) => MetaResp::Applied,
+        None => MetaResp::Unchanged,
+    })
 }
 
 fn conflict(reason: String) -> MetaResp {

@@ -309,6 +309,28 @@ mod tests {
         ) -> Result<tonic::Response<RouteReply>, tonic::Status> {
             Err(tonic::Status::unimplemented("stub"))
         }
+
+        // === disk: pins (issue 12) ===
+        async fn pin_add(
+            &self,
+            _: tonic::Request<cairn_proto::v1::PinRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::PinReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        async fn pin_remove(
+            &self,
+            _: tonic::Request<cairn_proto::v1::PinRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::PinReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        async fn pin_list(
+            &self,
+            _: tonic::Request<cairn_proto::v1::PinListRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::PinListReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
     }
 
     fn serve_stub(listener: TcpListener, id: u64, initialized: bool) -> Arc<AtomicBool> {

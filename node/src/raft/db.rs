@@ -14,6 +14,8 @@
 //! | `sm_latest`     | `module`                     | JSON `LatestRecord`                    |
 //! | `blob_queue`    | blob sha256 (hex)            | JSON `QueueEntry` (local, not replicated) |
 //! | `repair_state`  | `last_scrub_ms`              | BE u64 (local, not replicated)         |
+//! | `repair_state`  | `disk_atime/<sha256>`, `disk_evicted/<sha256>` | BE u64 last-served ms / evicted ms (local, see `disk_local.rs`) |
+//! | `sm_meta`       | `pin/<pattern>`              | JSON `PinRecord` (replicated)          |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +80,15 @@ pub(crate) mod sm_key {
     /// The key of answer `path` of database `db` (database names hold no NUL).
     pub fn sumdb_item(db: &str, path: &str) -> Vec<u8> {
         [SUMDB_ITEM_PREFIX, db.as_bytes(), b"\0", path.as_bytes()].concat()
+    }
+
+    // === disk: pins (issue 12) ===
+    /// Prefix of pins (`pin/<pattern>` → JSON `PinRecord`).
+    pub const PIN_PREFIX: &[u8] = b"pin/";
+
+    /// The key of a pin.
+    pub fn pin(pattern: &str) -> Vec<u8> {
+        [PIN_PREFIX, pattern.as_bytes()].concat()
     }
 }
 

@@ -21,6 +21,7 @@ mod apply;
 mod bootstrap;
 mod consensus;
 mod db;
+mod disk_local;
 mod error;
 mod flusher;
 mod log_store;
@@ -41,6 +42,7 @@ use std::io::Cursor;
 
 pub use bootstrap::BootstrapState;
 pub use consensus::Consensus;
+pub use disk_local::DiskLocal;
 pub use error::{ConsensusError, MembershipError, ProposeError};
 pub use membership::LEARNER_CATCH_UP;
 pub use network::{describe_forwarding, Network, NetworkConnection, FORWARDED_TOTAL};

@@ -43,6 +43,9 @@ struct SnapshotBody {
     /// Every quarantined version.
     #[serde(default)]
     quarantine: Vec<QuarantineRecord>,
+    /// Every pin (issue 12, disk).
+    #[serde(default)]
+    pins: Vec<crate::store::meta::PinRecord>,
 }
 
 /// Building or installing a snapshot failed.
@@ -100,6 +103,10 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
     for item in trees.meta.scan_prefix(sm_key::QUARANTINE_PREFIX) {
         let (_, v) = item?;
         body.quarantine.push(serde_json::from_slice(&v)?);
+    }
+    for item in trees.meta.scan_prefix(sm_key::PIN_PREFIX) {
+        let (_, v) = item?;
+        body.pins.push(serde_json::from_slice(&v)?);
     }
     for item in trees.meta.scan_prefix(sm_key::SUMDB_ITEM_PREFIX) {
         let (k, v) = item?;
@@ -170,6 +177,9 @@ pub(crate) fn install(
     }
     for (db, item) in &body.sumdb_items {
         meta.insert(sm_key::sumdb_item(db, &item.path), item.body.as_slice());
+    }
+    for pin in &body.pins {
+        meta.insert(sm_key::pin(&pin.pattern), serde_json::to_vec(pin)?);
     }
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {

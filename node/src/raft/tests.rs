@@ -765,3 +765,86 @@ fn kill9_loses_no_ack() {
         c.shutdown().await.unwrap();
     });
 }
+
+// === disk: pins (issue 12) ===
+
+#[tokio::test]
+async fn pins_are_idempotent_and_travel_in_snapshots() {
+    use crate::store::meta::PinRecord;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, _, mut sm_a) = open_store(dir_a.path()).await;
+    let (db_b, _, mut sm_b) = open_store(dir_b.path()).await;
+    let pin = |pattern: &str, by: &str| {
+        MetaCmd::Pin(PinRecord {
+            pattern: pattern.to_string(),
+            by: by.to_string(),
+            at_ms: 7,
+        })
+    };
+    let unpin = |pattern: &str| MetaCmd::Unpin {
+        pattern: pattern.to_string(),
+    };
+    let resps = apply_cmds(
+        &db_a,
+        1,
+        vec![
+            pin("corp.example.com/*", "alice"),
+            pin("corp.example.com/*", "bob"),
+            pin("example.com/m@v1.0.0", "alice"),
+            unpin("example.com/m@v1.0.0"),
+            unpin("example.com/m@v1.0.0"),
+            pin("x.org/*", "carol"),
+        ],
+    );
+    use MetaResp::{Applied, Unchanged};
+    assert_eq!(
+        resps,
+        [Applied, Unchanged, Applied, Applied, Unchanged, Applied]
+    );
+    let pins = MetaReader::new(db_a.sm.clone()).pins().unwrap();
+    let names: Vec<_> = pins
+        .iter()
+        .map(|p| (p.pattern.as_str(), p.by.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [("corp.example.com/*", "alice"), ("x.org/*", "carol")]
+    );
+
+    let snap = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    sm_b.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(MetaReader::new(db_b.sm.clone()).pins().unwrap(), pins);
+}
+
+#[tokio::test]
+async fn disk_bookkeeping_survives_reopen() {
+    use super::DiskLocal;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+    {
+        let (db, _, _) = open_store(dir.path()).await;
+        let local = DiskLocal::from_trees(&db.sm);
+        local
+            .save_atimes(&[(a.clone(), 10), (b.clone(), 20)])
+            .unwrap();
+        local.mark_evicted(std::slice::from_ref(&b), 30).unwrap();
+        db.db.flush_async().await.unwrap();
+    }
+    let (db, _, _) = open_store(dir.path()).await;
+    let local = DiskLocal::from_trees(&db.sm);
+    assert_eq!(
+        local.atimes().unwrap(),
+        vec![(a, 10)],
+        "an eviction forgets the time"
+    );
+    assert_eq!(local.evicted().unwrap(), vec![b.clone()]);
+    local.unmark_evicted(&[b]).unwrap();
+    assert!(local.evicted().unwrap().is_empty());
+}

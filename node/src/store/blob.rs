@@ -37,6 +37,9 @@ pub enum BlobError {
     /// A string is not a lowercase hex sha256.
     #[error("invalid blob address {0:?}")]
     BadAddress(String),
+    /// The disk is at its flood watermark: no new blob is stored on this node.
+    #[error("disk full (flood watermark reached): blob {0} not stored on this node")]
+    DiskFull(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
@@ -70,6 +73,18 @@ struct Inner {
     bytes: AtomicU64,
     /// Blobs whose content was hashed and matched, with the file identity at that time.
     verified: Mutex<HashMap<String, FileStamp>>,
+    /// When each blob was last served (for least-recently-served eviction).
+    atimes: super::atime::AccessTimes,
+    /// Blobs dropped on purpose by eviction (the repair worker leaves them alone); loaded and
+    /// persisted by the disk worker.
+    evicted: Mutex<std::collections::HashSet<String>>,
+    /// The disk reached its flood watermark: store no new blob.
+    flooded: std::sync::atomic::AtomicBool,
+    /// Store sizes at which the disk worker is woken at once (high) and storing stops at once
+    /// (flood), from the blob budget; `u64::MAX` when there is none.
+    marks: (AtomicU64, AtomicU64),
+    /// Wakes the disk worker (a permit is kept, so no wake-up is lost).
+    wake: tokio::sync::Notify,
 }
 
 /// Most entries remembered in the verified set (it is cleared when full: a bound, not an LRU).
@@ -126,6 +141,11 @@ impl BlobStore {
                 objects: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 verified: Mutex::new(HashMap::new()),
+                atimes: super::atime::AccessTimes::default(),
+                evicted: Mutex::new(std::collections::HashSet::new()),
+                flooded: std::sync::atomic::AtomicBool::new(false),
+                marks: (AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)),
+                wake: tokio::sync::Notify::new(),
             }),
         };
         store.recount()?;
@@ -226,12 +246,16 @@ impl BlobStore {
         expected: Option<String>,
     ) -> Result<BlobInfo, BlobError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.commit_blocking(&tmp, expected.as_deref()))
-            .await
-            .map_err(|e| BlobError::Io {
-                path: PathBuf::from("<commit task>"),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        tokio::task::spawn_blocking(move || {
+            store
+                .commit_blocking(&tmp, expected.as_deref())
+                .inspect(|b| store.note_refill(&b.sha256, "upstream"))
+        })
+        .await
+        .map_err(|e| BlobError::Io {
+            path: PathBuf::from("<commit task>"),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     fn commit_blocking(&self, tmp: &Path, expected: Option<&str>) -> Result<BlobInfo, BlobError> {
@@ -269,7 +293,7 @@ impl BlobStore {
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
-            result
+            result.inspect(|b| store.note_refill(&b.sha256, "peer"))
         })
         .await
         .map_err(|e| BlobError::Io {
@@ -285,6 +309,9 @@ impl BlobStore {
             std::fs::remove_file(tmp).map_err(io_err(tmp))?;
             return Ok(BlobInfo { sha256, size });
         }
+        if self.is_flooded() {
+            return Err(BlobError::DiskFull(sha256));
+        }
         std::fs::File::open(tmp)
             .and_then(|f| f.sync_all())
             .map_err(io_err(tmp))?;
@@ -298,8 +325,10 @@ impl BlobStore {
         }
         self.mark_file_verified(&sha256, &dest);
         self.inner.objects.fetch_add(1, Ordering::Relaxed);
-        self.inner.bytes.fetch_add(size, Ordering::Relaxed);
+        let total = self.inner.bytes.fetch_add(size, Ordering::Relaxed) + size;
         self.publish_gauges();
+        self.inner.atimes.touch(&sha256);
+        self.check_marks(total);
         Ok(BlobInfo { sha256, size })
     }
 
@@ -357,6 +386,97 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(BlobError::Io { path, source: e }),
         }
+    }
+
+    /// The last-served times of blobs.
+    pub fn access_times(&self) -> &super::atime::AccessTimes {
+        &self.inner.atimes
+    }
+
+    /// Records that `sha256` was served now (a hit): memory only, see [`super::atime`].
+    pub fn touch(&self, sha256: &str) {
+        self.inner.atimes.touch(sha256);
+    }
+
+    fn evicted_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner.evicted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `sha256` was evicted on purpose and not stored again since.
+    pub fn is_evicted(&self, sha256: &str) -> bool {
+        self.evicted_set().contains(sha256)
+    }
+
+    /// Remembers blobs evicted before a restart (from the disk worker's local tree).
+    pub fn restore_evicted(&self, shas: impl IntoIterator<Item = String>) {
+        self.evicted_set().extend(shas);
+    }
+
+    /// Counts a blob stored again after it was evicted, by where it came from.
+    fn note_refill(&self, sha256: &str, from: &'static str) {
+        if self.evicted_set().remove(sha256) {
+            metrics::counter!(super::DISK_REFILLS_TOTAL, "from" => from).increment(1);
+            tracing::info!(sha256, from, "evicted blob refilled");
+        }
+    }
+
+    /// Removes a blob's local copy on purpose (eviction): the file, its verified entry, its
+    /// access time, the counters; it is remembered as evicted. Returns the bytes freed (0 if it
+    /// was not here). A reader that opened the file before keeps reading it (unlink semantics).
+    pub fn evict(&self, sha256: &str) -> Result<u64, BlobError> {
+        let path = self.path_of(sha256)?;
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(BlobError::Io { path, source: e }),
+        };
+        self.evicted_set().insert(sha256.to_string());
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => {
+                self.evicted_set().remove(sha256);
+                return Err(BlobError::Io { path, source: e });
+            }
+        }
+        self.verified().remove(sha256);
+        self.inner.atimes.remove(sha256);
+        self.inner.objects.fetch_sub(1, Ordering::Relaxed);
+        self.inner.bytes.fetch_sub(size, Ordering::Relaxed);
+        self.publish_gauges();
+        Ok(size)
+    }
+
+    /// Sets the store sizes at which the disk worker is woken at once and storing stops at
+    /// once (the blob budget's high and flood watermarks; `u64::MAX`: none).
+    pub fn set_marks(&self, high: u64, flood: u64) {
+        self.inner.marks.0.store(high, Ordering::Relaxed);
+        self.inner.marks.1.store(flood, Ordering::Relaxed);
+    }
+
+    fn check_marks(&self, total: u64) {
+        if total >= self.inner.marks.1.load(Ordering::Relaxed) {
+            self.set_flooded(true);
+        }
+        if total >= self.inner.marks.0.load(Ordering::Relaxed) {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Resolves when a store crossed the high mark since the last call (the disk worker waits
+    /// on it between its periodic checks).
+    pub async fn over_high(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    /// Whether the disk reached its flood watermark (no new blob is stored here).
+    pub fn is_flooded(&self) -> bool {
+        self.inner.flooded.load(Ordering::Relaxed)
+    }
+
+    /// Sets the flood state (the disk worker, after each measurement).
+    pub fn set_flooded(&self, on: bool) {
+        self.inner.flooded.store(on, Ordering::Relaxed);
     }
 
     /// Checks that the store's directory accepts writes (for `/readyz`).
@@ -470,6 +590,47 @@ mod tests {
         );
         assert_eq!(store.objects(), 1);
         assert_eq!(store.bytes(), 1);
+    }
+
+    #[tokio::test]
+    async fn evict_forgets_the_copy_and_a_refill_clears_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        let info = store.commit(tmp, None).await.unwrap();
+        assert!(store.access_times().get(&info.sha256).is_some());
+        assert_eq!(store.evict(&info.sha256).unwrap(), 5);
+        assert!(!store.contains(&info.sha256));
+        assert!(store.is_evicted(&info.sha256));
+        assert_eq!((store.objects(), store.bytes()), (0, 0));
+        assert_eq!(store.evict(&info.sha256).unwrap(), 0, "already gone");
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"hello").unwrap();
+        store.commit(tmp, None).await.unwrap();
+        assert!(store.contains(&info.sha256));
+        assert!(!store.is_evicted(&info.sha256), "refilled");
+    }
+
+    #[tokio::test]
+    async fn nothing_new_is_stored_at_flood() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.set_flooded(true);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"x").unwrap();
+        let err = store.commit(tmp.clone(), None).await.unwrap_err();
+        assert!(matches!(err, BlobError::DiskFull(_)), "{err}");
+        assert!(!tmp.exists());
+        store.set_flooded(false);
+        store.set_marks(1, 3);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"abc").unwrap();
+        store.commit(tmp, None).await.unwrap();
+        assert!(
+            store.is_flooded(),
+            "crossing the budget's flood mark floods at once"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Storage: the replicated metadata ([`meta`]) and the content-addressed blob store ([`blob`]).
 
+pub mod atime;
 pub mod blob;
 pub mod meta;
 
@@ -11,3 +12,6 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Counter of blobs stored again after they were evicted, by `from` (`peer`, `upstream`).
+pub const DISK_REFILLS_TOTAL: &str = "cairn_disk_refills_total";

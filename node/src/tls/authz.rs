@@ -5,6 +5,7 @@
 //! | `Raft/*`, `Blob/*`, `Mirror/*`         | nodes                                            |
 //! | `Admin/Status`, `Admin/Route`          | nodes and operators                              |
 //! | every other `Admin/*` (changes state)  | operators; a node only when forwarding an operator's request (`x-cairn-operator`) |
+//! | `Admin/PinAdd`, `Admin/PinRemove`, `Admin/PinList` (issue 12) | operators (as every other `Admin/*`) |
 //!
 //! A caller without a certificate gets `UNAUTHENTICATED`, one with the wrong kind of identity
 //! `PERMISSION_DENIED`; both are counted. With an insecure cluster port everything is allowed.
@@ -298,5 +299,20 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.reason, "not_member");
         assert!(decide("/cairn.v1.Admin/Status", Some(&node), None, &only_1).is_ok());
+    }
+
+    #[test]
+    fn pins_are_operator_only_and_has_blobs_is_for_nodes() {
+        let node = peer(Some(Identity::Node(2)), true);
+        let op = peer(Some(Identity::Operator("alice".into())), true);
+        let all = |_: u64| true;
+        let ok = |path: &str, p: &ClusterPeer| decide(path, Some(p), None, &all).is_ok();
+        for rpc in ["PinAdd", "PinRemove", "PinList"] {
+            let path = format!("/cairn.v1.Admin/{rpc}");
+            assert!(ok(&path, &op), "{rpc}");
+            assert!(!ok(&path, &node), "{rpc}");
+        }
+        assert!(ok("/cairn.v1.Blob/HasBlobs", &node));
+        assert!(!ok("/cairn.v1.Blob/HasBlobs", &op));
     }
 }

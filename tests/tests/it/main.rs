@@ -26,6 +26,7 @@ mod cluster;
 mod crash;
 mod direct;
 mod direct_cairn;
+mod disk;
 mod egress;
 mod fallthrough;
 mod garbage;

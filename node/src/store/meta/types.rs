@@ -170,6 +170,28 @@ pub enum MetaCmd {
         /// Both tree heads, for the operator.
         evidence: String,
     },
+    // === disk: pins (issue 12) ===
+    /// Pins the versions a pattern matches: no node evicts their blobs. Pinning a pattern
+    /// that is already pinned changes nothing.
+    Pin(PinRecord),
+    /// Removes a pin (absent: nothing changes).
+    Unpin {
+        /// The pattern exactly as pinned.
+        pattern: String,
+    },
+}
+
+/// A pin: versions matching `pattern` (`corp.example.com/*`, `example.com/m@v1.2.3`) are never
+/// evicted from any node's disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinRecord {
+    /// A module glob (Go's `path.Match` over leading path elements, as in `GOPRIVATE`),
+    /// optionally followed by `@` and a version glob.
+    pub pattern: String,
+    /// Who pinned it (the operator's name).
+    pub by: String,
+    /// When (unix ms, stamped by the proposer).
+    pub at_ms: i64,
 }
 
 /// The result of applying a [`MetaCmd`].
