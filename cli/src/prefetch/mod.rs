@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, env = "CAIRN_PROXY", value_name = "URL")]
     pub proxy: String,
     /// Also fetch every version listed by a module index feed (cairn's /index, or
-    /// https://index.golang.org/index).
+    /// `https://index.golang.org/index`).
     #[arg(long, value_name = "URL")]
     pub from_index: Option<String>,
     /// Start the feed at this RFC 3339 timestamp (the `next since` a previous run printed).
