@@ -79,6 +79,7 @@ mod directreport;
 mod failover;
 mod load;
 mod measure;
+mod prefetchbench;
 mod procstat;
 mod promtext;
 mod replication;
@@ -177,6 +178,10 @@ enum Cmd {
     /// (over HTTP and in-process), failover and replication with cluster mTLS vs insecure
     /// (writes target/bench-security.json).
     Security(securitybench::SecurityArgs),
+    /// Warm-up: `cairn prefetch` of a 300-line go.sum into a cold 3-node cluster (and again,
+    /// warm) vs `go mod download` of the same versions straight from a slow upstream (writes
+    /// target/bench-prefetch.json).
+    Prefetch(prefetchbench::PrefetchArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -209,6 +214,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Some(Cmd::Prefetch(prefetch_args)) => {
+            match directbench::export_bin(prefetch_args.node_bin.clone()) {
+                Ok(bin) => bin,
+                Err(e) => {
+                    eprintln!("cairn-bench prefetch: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Some(Cmd::Verify(verify_args)) => {
             match directbench::export_bin(verify_args.node_bin.clone()) {
                 Ok(bin) => bin,
@@ -240,6 +254,10 @@ fn main() -> ExitCode {
         Some(Cmd::Verify(verify_args)) => (
             "cairn-bench verify: failed",
             runtime.block_on(verifybench::run(verify_args)),
+        ),
+        Some(Cmd::Prefetch(prefetch_args)) => (
+            "cairn-bench prefetch: failed",
+            runtime.block_on(prefetchbench::run(prefetch_args)),
         ),
         Some(Cmd::Security(security_args)) => (
             "cairn-bench security: failed",
