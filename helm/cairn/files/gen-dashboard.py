@@ -210,6 +210,17 @@ def panels():
             (f"sum by (instance) (increase(cairn_blob_quarantined_total{{{NODE}}}[1h]))", "{{instance}} quarantined (1h)"),
             (f"sum by (instance) (increase(cairn_blob_verify_failures_total{{{NODE}}}[1h]))", "{{instance}} aborted responses (1h)"),
         ]),
+        panel("Disk watermark state", [(f"max by (instance) (cairn_disk_watermark_state{{{NODE}}})", "{{instance}}")], minimum=0,
+              desc="0 under low, 1 above low, 2 above high (evicting), 3 flood (storing nothing: misses pass through). CairnDiskFlood pages at 3."),
+        panel("Evictions and refills", [
+            (rate("cairn_disk_evictions_total", NODE, "instance"), "{{instance}} evicted"),
+            (rate("cairn_disk_refills_total", NODE, "instance, from"), "{{instance}} refilled from {{from}}"),
+            (rate("cairn_disk_evictions_deferred_total", NODE, "instance"), "{{instance}} deferred (min_copies)"),
+        ], unit="ops"),
+        panel("Evicted bytes and flood pass-throughs", [
+            (rate("cairn_disk_evicted_bytes_total", NODE, "instance"), "{{instance}} evicted B/s"),
+            (rate("cairn_disk_flood_passthrough_total", NODE, "instance, kind"), "{{instance}} pass-through {{kind}} /s"),
+        ]),
         panel("Scrubs and negative cache", [
             (f"sum by (instance) (increase(cairn_scrub_runs_total{{{NODE}}}[1h]))", "{{instance}} scrubs (1h)"),
             (f"max by (instance) (cairn_negative_cache_entries{{{NODE}}})", "{{instance}} not-found entries"),
