@@ -51,7 +51,7 @@ pub struct Profile {
 pub const DEFAULT_PROFILE: Profile = Profile {
     name: "default",
     raft: None,
-    describe: "node defaults (heartbeat 250 ms, election timeout 1500-3000 ms)",
+    describe: "node defaults (heartbeat 200 ms, election timeout 450-900 ms)",
     mtls: false,
 };
 

@@ -609,7 +609,7 @@ fn report(args: &ClusterArgs, res: &Results) -> String {
             let s = ProfileSummary::of(p.name, rounds);
             let timing = match p.raft {
                 Some((hb, a, b)) => format!("{hb} ms / {a}-{b} ms"),
-                None => "defaults (250 / 1500-3000)".into(),
+                None => "defaults (200 / 450-900)".into(),
             };
             let _ = writeln!(
                 out,

@@ -37,8 +37,10 @@ pub const REPLICATION_LAG_ENTRIES: &str = "cairn_raft_replication_lag_entries";
 /// Gauge (leader only): seconds the peer has been behind (label `peer`).
 pub const REPLICATION_LAG_SECONDS: &str = "cairn_raft_replication_lag_seconds";
 
-/// Connect timeout of a cached peer channel.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connect timeout of a cached peer channel. Short: a peer whose address stopped answering
+/// (a vanished pod IP drops SYNs) must not hold an owner-routed fill longer than a failover
+/// takes; the caller falls back to filling locally.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Describes the peer metrics (call once at startup).
 pub fn describe() {

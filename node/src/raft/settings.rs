@@ -8,9 +8,13 @@ use super::error::ConsensusError;
 
 /// Raft timing, log compaction and storage settings.
 ///
-/// The defaults are chosen for pods on shared, loaded machines (2 cores, slow fsyncs): a
-/// heartbeat of 250 ms and an election timeout of 6–12 heartbeats, so CPU throttling or a slow
-/// fsync does not start needless elections; snapshot transfers get 30 s per chunk.
+/// Timing: openraft 0.9 draws the election timeout `e` once per process from
+/// `[election_min_ms, election_max_ms)`, and a follower that knew a leader campaigns only after
+/// `election_max_ms` (the leader lease, fixed in openraft 0.9) plus `e` of silence, with the
+/// timer ticking every 1.5 heartbeats. The defaults (200 ms heartbeats, 450–900 ms) put that at
+/// 1.35–1.8 s: a kill -9 of the leader costs about 1.6 s to the next committed write, while a
+/// stall (CPU throttling, a slow fsync) must last over a second to start a needless election.
+/// Snapshot transfers get 30 s per chunk.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RaftSettings {
@@ -53,9 +57,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 250,
-            election_min_ms: 1500,
-            election_max_ms: 3000,
+            heartbeat_ms: 200,
+            election_min_ms: 450,
+            election_max_ms: 900,
             install_snapshot_timeout_ms: 30_000,
             snapshot_chunk_bytes: 1024 * 1024,
             snapshot_every_logs: 10_000,
@@ -123,9 +127,11 @@ impl RaftSettings {
     }
 
     /// How long this node may know no leader before proposals fail at once instead of waiting:
-    /// twice the longest election timeout (an election that long means the quorum is lost).
+    /// four times the longest election timeout. A split vote costs another `e`, and a candidate
+    /// whose log is behind waits `2 × election_max_ms` more before retrying (openraft 0.9), so
+    /// an election that lasts longer than this means the quorum is lost.
     pub fn degraded_after(&self) -> Duration {
-        Duration::from_millis(self.election_max_ms.saturating_mul(2))
+        Duration::from_millis(self.election_max_ms.saturating_mul(4))
     }
 
     /// [`RaftSettings::max_message_bytes`] as a `usize` (saturating on 32-bit targets).
@@ -139,17 +145,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_conservative() {
+    fn defaults_are_valid_and_fail_over_fast_without_flapping() {
         let s = RaftSettings::default();
         let c = s.to_openraft_config().unwrap();
-        assert!(c.election_timeout_min >= 5 * c.heartbeat_interval);
+        // A follower campaigns after the lease (election_max) plus e ≥ election_min of silence:
+        // at least six heartbeats lost, and a leader kill detected within two seconds.
+        let silence = c.election_timeout_max + c.election_timeout_min;
+        assert!(silence >= 6 * c.heartbeat_interval);
+        assert!(c.election_timeout_max + c.election_timeout_max < 2000);
+        assert!(c.election_timeout_min >= 2 * c.heartbeat_interval);
         assert!(c.replication_lag_threshold > s.snapshot_every_logs);
     }
 
     #[test]
     fn rejects_bad_timeouts() {
         let s = RaftSettings {
-            election_min_ms: 100,
+            election_min_ms: 150,
             ..RaftSettings::default()
         };
         assert!(s.to_openraft_config().is_err());
@@ -164,7 +175,7 @@ mod tests {
     fn parses_partial_toml_like_json() {
         let s: RaftSettings = serde_json::from_str(r#"{"heartbeat_ms": 100}"#).unwrap();
         assert_eq!(s.heartbeat_ms, 100);
-        assert_eq!(s.election_min_ms, 1500);
+        assert_eq!(s.election_min_ms, 450);
         assert_eq!(s.forward_hops, 3, "not a config key, but defaulted");
         assert!(serde_json::from_str::<RaftSettings>(r#"{"forward_hops": 1}"#).is_err());
         assert!(serde_json::from_str::<RaftSettings>(r#"{"nope": 1}"#).is_err());
