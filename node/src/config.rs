@@ -121,6 +121,8 @@ pub struct RawConfig {
     pub audit: crate::auditlog::AuditSettings,
     /// Identities and per-path access on the GOPROXY port.
     pub access: crate::access::AccessSettings,
+    /// How denied and purged versions are answered (issue 12).
+    pub policy: crate::policy::PolicySettings,
 }
 
 /// Freshness of mutable answers.
@@ -454,6 +456,8 @@ pub struct Config {
     pub audit: crate::auditlog::AuditSettings,
     /// See [`RawConfig::access`].
     pub access: crate::access::AccessSettings,
+    /// See [`RawConfig::policy`].
+    pub policy: crate::policy::PolicySettings,
 }
 
 /// One configuration problem.
@@ -718,6 +722,7 @@ impl RawConfig {
             plain_listen,
             audit: self.audit,
             access: self.access,
+            policy: self.policy,
         })
     }
 
@@ -749,6 +754,9 @@ impl RawConfig {
     }
 
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
+        if let Some(problem) = self.policy.problem() {
+            errs.push(invalid("policy.deny_status", &problem));
+        }
         if let Err(problems) = self.audit.validate() {
             errs.extend(problems.iter().map(|p| invalid("audit", &p.to_string())));
         }

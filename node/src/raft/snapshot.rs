@@ -43,6 +43,9 @@ struct SnapshotBody {
     /// Every quarantined version.
     #[serde(default)]
     quarantine: Vec<QuarantineRecord>,
+    /// Deny rules, tombstones and the `/index` feed (issue 12).
+    #[serde(default)]
+    policy: super::policy::PolicySnapshot,
 }
 
 /// Building or installing a snapshot failed.
@@ -57,6 +60,15 @@ pub(crate) enum SnapshotError {
     /// The snapshot was written in an unknown format.
     #[error("unsupported snapshot format {0}")]
     Format(u32),
+}
+
+impl From<super::policy::SnapshotReadError> for SnapshotError {
+    fn from(e: super::policy::SnapshotReadError) -> Self {
+        match e {
+            super::policy::SnapshotReadError::Sled(e) => SnapshotError::Sled(e),
+            super::policy::SnapshotReadError::Json(e) => SnapshotError::Json(e),
+        }
+    }
 }
 
 impl From<JsonReadError> for SnapshotError {
@@ -112,6 +124,7 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
             body.sumdb_items.push((db.to_owned(), item));
         }
     }
+    body.policy = super::policy::snapshot_build(&trees.meta)?;
     Ok(Built {
         data: serde_json::to_vec(&body)?,
         last_applied: last_applied.flatten(),
@@ -171,6 +184,7 @@ pub(crate) fn install(
     for (db, item) in &body.sumdb_items {
         meta.insert(sm_key::sumdb_item(db, &item.path), item.body.as_slice());
     }
+    super::policy::snapshot_install(&mut meta, &body.policy)?;
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {
             m.apply_batch(&meta)?;

@@ -34,6 +34,7 @@ mod http;
 mod https;
 mod list_ttl;
 mod observability;
+mod operator;
 mod protocol;
 mod routing;
 mod shapes;
