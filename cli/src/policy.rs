@@ -142,8 +142,14 @@ mod tests {
 
     #[test]
     fn targets_split_at_the_last_at() {
-        assert_eq!(split_target("example.com/m@v1.0.0"), ("example.com/m", "v1.0.0"));
-        assert_eq!(split_target("corp.example.com/*"), ("corp.example.com/*", ""));
+        assert_eq!(
+            split_target("example.com/m@v1.0.0"),
+            ("example.com/m", "v1.0.0")
+        );
+        assert_eq!(
+            split_target("corp.example.com/*"),
+            ("corp.example.com/*", "")
+        );
     }
 
     #[test]

@@ -355,5 +355,6 @@ fn route_reply(router: &Router, module: &str) -> Result<RouteReply, tonic::Statu
         sumdb: m.sumdb,
         denied: m.denied,
         default_rule: m.default,
+        deny_rules: Vec::new(),
     })
 }

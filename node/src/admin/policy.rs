@@ -4,9 +4,7 @@
 //! comes back as `INVALID_ARGUMENT`/`NOT_FOUND` and the state is untouched; apply checks the
 //! same things again (a command is deterministic whatever its proposer did).
 
-use cairn_proto::v1::{
-    DenyRequest, ListPolicyReply, PolicyEntry, PolicyReply, PurgeRequest,
-};
+use cairn_proto::v1::{DenyRequest, ListPolicyReply, PolicyEntry, PolicyReply, PurgeRequest};
 
 use crate::raft::policy::{deny_rule_problem, version_problem};
 use crate::raft::Consensus;

@@ -60,11 +60,7 @@ pub(super) fn before(state: &HttpState, req: &ProxyRequest) -> Option<Response<B
 }
 
 /// An `@v/list` body without denied and purged versions.
-pub(super) fn list(
-    state: &HttpState,
-    module: &str,
-    body: Bytes,
-) -> Result<Bytes, Response<Body>> {
+pub(super) fn list(state: &HttpState, module: &str, body: Bytes) -> Result<Bytes, Response<Body>> {
     gate::filter_list(&state.consensus.reader(), module, body).map_err(|e| storage(&e))
 }
 

@@ -52,7 +52,10 @@ fn index_query_defaults_caps_and_refusals() {
 
 #[test]
 fn index_lines_look_like_index_golang_org() {
-    assert_eq!(format_us(1_554_923_332_997_264), "2019-04-10T19:08:52.997264Z");
+    assert_eq!(
+        format_us(1_554_923_332_997_264),
+        "2019-04-10T19:08:52.997264Z"
+    );
     assert_eq!(format_us(1_554_923_332_000_000), "2019-04-10T19:08:52Z");
     let body = render(&[IndexEntry {
         module: "golang.org/x/text".into(),
@@ -73,8 +76,14 @@ fn rules_match_paths_globs_and_versions() {
     let exact = rule("example.com/m", Some("v1.0.0"));
     assert!(rule_matches(&exact, "example.com/m", Some("v1.0.0")));
     assert!(!rule_matches(&exact, "example.com/m", Some("v1.0.1")));
-    assert!(!rule_matches(&exact, "example.com/m", None), "lists: module-wide rules only");
-    assert!(rule_matches(&exact, "example.com/m/sub", Some("v1.0.0")), "GOPRIVATE prefix semantics");
+    assert!(
+        !rule_matches(&exact, "example.com/m", None),
+        "lists: module-wide rules only"
+    );
+    assert!(
+        rule_matches(&exact, "example.com/m/sub", Some("v1.0.0")),
+        "GOPRIVATE prefix semantics"
+    );
     assert!(!rule_matches(&exact, "example.com/mm", Some("v1.0.0")));
     let glob = rule("corp.example.com/*", None);
     assert!(rule_matches(&glob, "corp.example.com/x", Some("v1.2.3")));
@@ -99,7 +108,13 @@ fn bad_rules_are_explained() {
     assert!(deny_rule_problem("example.com/m", Some("v1.0.0")).is_none());
     assert!(deny_rule_problem("example.com/m", Some("v2.0.0+incompatible")).is_none());
     assert!(deny_rule_problem("corp.example.com/*", None).is_none());
-    for (p, v) in [("", None), ("a,b", None), ("bad[", None), ("m@v1", None), ("example.com/m", Some("latest"))] {
+    for (p, v) in [
+        ("", None),
+        ("a,b", None),
+        ("bad[", None),
+        ("m@v1", None),
+        ("example.com/m", Some("latest")),
+    ] {
         let why = deny_rule_problem(p, v);
         assert!(why.is_some(), "{p:?} {v:?}");
     }

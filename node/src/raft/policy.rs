@@ -121,7 +121,10 @@ pub(super) fn apply_deny(meta: &TransactionalTree, rule: &DenyRule) -> TxResult<
     }
     let k = key::deny(&rule.pattern, rule.version.as_deref());
     let value = json(rule)?;
-    if meta.get(&k)?.is_some_and(|old| old == value.as_slice()) {
+    if meta
+        .get(&k)?
+        .is_some_and(|old| old.as_ref() == value.as_slice())
+    {
         return Ok(MetaResp::Unchanged);
     }
     meta.insert(k, value)?;
@@ -190,7 +193,10 @@ pub(super) fn apply_lift_purge(
 }
 
 /// The refusal of a `PutVersion` for a tombstoned version (`None`: not tombstoned).
-pub(super) fn tombstoned(meta: &TransactionalTree, rec: &VersionRecord) -> TxResult<Option<MetaResp>> {
+pub(super) fn tombstoned(
+    meta: &TransactionalTree,
+    rec: &VersionRecord,
+) -> TxResult<Option<MetaResp>> {
     let Some(bytes) = meta.get(key::tombstone(&rec.module, &rec.version))? else {
         return Ok(None);
     };
@@ -280,7 +286,10 @@ pub(crate) fn snapshot_install(
         batch.insert(k, serde_json::to_vec(rule)?);
     }
     for t in &snap.tombstones {
-        batch.insert(key::tombstone(&t.module, &t.version), serde_json::to_vec(t)?);
+        batch.insert(
+            key::tombstone(&t.module, &t.version),
+            serde_json::to_vec(t)?,
+        );
         if let Some(sha) = &t.sha256 {
             batch.insert(key::purge_pending(sha), &[][..]);
         }
@@ -294,7 +303,10 @@ pub(crate) fn snapshot_install(
         };
     }
     for (mv, seq) in &snap.index_of {
-        batch.insert([key::INDEX_OF, mv.as_bytes()].concat(), &seq.to_be_bytes()[..]);
+        batch.insert(
+            [key::INDEX_OF, mv.as_bytes()].concat(),
+            &seq.to_be_bytes()[..],
+        );
     }
     batch.insert(key::INDEX_TAIL, serde_json::to_vec(&tail)?);
     Ok(())
@@ -329,13 +341,13 @@ impl MetaReader {
         let k = key::tombstone(module, version);
         match self.trees().meta.get(&k)? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|source| {
-                MetaError::Corrupt {
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|source| MetaError::Corrupt {
                     kind: "tombstone",
                     key: format!("{module}@{version}"),
                     source,
-                }
-            }),
+                }),
         }
     }
 

@@ -157,10 +157,16 @@ async fn purge_tombstones_refuse_fills_until_lifted() {
     assert!(conflict(&r[3]), "tombstoned fill: {:?}", r[3]);
     assert_eq!(reader.get_version("example.com/m", "v1.0.0").unwrap(), None);
     assert_eq!(reader.version_count(), 0);
-    let t = reader.tombstone("example.com/m", "v1.0.0").unwrap().unwrap();
+    let t = reader
+        .tombstone("example.com/m", "v1.0.0")
+        .unwrap()
+        .unwrap();
     assert_eq!(t.sha256.as_deref(), Some("a".repeat(64).as_str()));
     assert_eq!(reader.purge_pending().unwrap(), vec!["a".repeat(64)]);
-    assert!(reader.index_page(i64::MIN, 10, |_| true).unwrap().is_empty());
+    assert!(reader
+        .index_page(i64::MIN, 10, |_| true)
+        .unwrap()
+        .is_empty());
     let lift = MetaCmd::LiftPurge {
         module: "example.com/m".into(),
         version: "v1.0.0".into(),
@@ -169,7 +175,11 @@ async fn purge_tombstones_refuse_fills_until_lifted() {
     assert_eq!(r, vec![MetaResp::Applied, MetaResp::Applied]);
     assert_eq!(reader.version_count(), 1);
     let feed = reader.index_page(i64::MIN, 10, |_| true).unwrap();
-    assert_eq!(feed.len(), 1, "the refilled version is listed once: {feed:?}");
+    assert_eq!(
+        feed.len(),
+        1,
+        "the refilled version is listed once: {feed:?}"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +199,10 @@ async fn index_pages_in_commit_order_with_monotone_timestamps() {
     apply(&db, 1, cmds);
     let reader = MetaReader::new(db.sm.clone());
     let all = reader.index_page(i64::MIN, 100, |_| true).unwrap();
-    let order: Vec<_> = all.iter().map(|e| format!("{}@{}", e.module, e.version)).collect();
+    let order: Vec<_> = all
+        .iter()
+        .map(|e| format!("{}@{}", e.module, e.version))
+        .collect();
     assert_eq!(
         order,
         [
@@ -214,8 +227,13 @@ async fn index_pages_in_commit_order_with_monotone_timestamps() {
         .unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].module, "a.example/x");
-    let page = reader.index_page(100_003, 1, |m| m == "a.example/x").unwrap();
-    assert_eq!(page[0].version, "v1.1.0", "filtered entries do not end a page early");
+    let page = reader
+        .index_page(100_003, 1, |m| m == "a.example/x")
+        .unwrap();
+    assert_eq!(
+        page[0].version, "v1.1.0",
+        "filtered entries do not end a page early"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +249,10 @@ async fn policy_and_index_travel_in_snapshots_and_apply_is_deterministic() {
     ];
     apply(&db_a, 1, cmds.clone());
     apply(&db_b, 1, cmds);
-    let (ra, rb) = (MetaReader::new(db_a.sm.clone()), MetaReader::new(db_b.sm.clone()));
+    let (ra, rb) = (
+        MetaReader::new(db_a.sm.clone()),
+        MetaReader::new(db_b.sm.clone()),
+    );
     assert_eq!(ra.deny_rules().unwrap(), rb.deny_rules().unwrap());
     assert_eq!(ra.tombstones().unwrap(), rb.tombstones().unwrap());
     assert_eq!(
@@ -242,8 +263,15 @@ async fn policy_and_index_travel_in_snapshots_and_apply_is_deterministic() {
     let dc = tempfile::tempdir().unwrap();
     let (db_c, mut sm_c) = open(dc.path()).await;
     apply(&db_c, 1, vec![deny("stale.example/m", None)]);
-    let snap = sm_a.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    sm_c.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    let snap = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    sm_c.install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
     let rc = MetaReader::new(db_c.sm.clone());
     assert_eq!(rc.deny_rules().unwrap(), ra.deny_rules().unwrap());
     assert_eq!(rc.tombstones().unwrap(), ra.tombstones().unwrap());

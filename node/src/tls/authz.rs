@@ -276,8 +276,8 @@ mod tests {
         // Operator policy (issue 12): operators only, never a node on its own.
         for rpc in ["Deny", "Purge", "ListPolicy"] {
             let path = format!("/cairn.v1.Admin/{rpc}");
-            assert!(ok(path.as_str(), &op, None), "{rpc}");
-            assert!(!ok(path.as_str(), &node, None), "{rpc}");
+            assert!(decide(&path, Some(&op), None, &all).is_ok(), "{rpc}");
+            assert!(decide(&path, Some(&node), None, &all).is_err(), "{rpc}");
             assert!(admin_action(&path).is_some(), "{rpc}");
         }
         assert!(!ok("/other.Service/X", &node, None));

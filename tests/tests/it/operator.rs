@@ -49,7 +49,9 @@ async fn cli_ok(cl: &TestCluster, args: &[&str]) -> cairn_tests::cluster::CliOut
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
-    let Some(go) = go("operator_deny") else { return };
+    let Some(go) = go("operator_deny") else {
+        return;
+    };
     let fx = fixture().await;
     let cl = start(3, &fx.url(), &ClusterConfig::fast()).await;
     let module = gen_module(0);
@@ -84,11 +86,22 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
         assert_eq!(latest.version, "v1.1.0", "@latest through node {id}");
     }
     // Other versions are untouched.
-    assert_eq!(status(&cl, 3, &version_path(&module, "v1.1.0", "zip")).await.0, 200);
-    let listed = cli_ok(&cl, &["--json", "deny", "list"]).await.json().unwrap();
+    assert_eq!(
+        status(&cl, 3, &version_path(&module, "v1.1.0", "zip"))
+            .await
+            .0,
+        200
+    );
+    let listed = cli_ok(&cl, &["--json", "deny", "list"])
+        .await
+        .json()
+        .unwrap();
     assert_eq!(listed[0]["target"], target.as_str(), "{listed:#}");
     assert_eq!(listed[0]["reason"], "CVE-2099-1");
-    assert!(!listed[0]["by"].as_str().unwrap_or("").is_empty(), "{listed:#}");
+    assert!(
+        !listed[0]["by"].as_str().unwrap_or("").is_empty(),
+        "{listed:#}"
+    );
     let route = cli_ok(&cl, &["route", &module]).await;
     assert!(route.stdout.contains("CVE-2099-1"), "{}", route.stdout);
 
@@ -96,9 +109,15 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
     let bad = cl.cli(&["deny", "bad[", "--reason", "x"]).await.unwrap();
     assert_ne!(bad.code, Some(0));
     assert!(bad.stderr.contains("bad pattern"), "{bad}");
-    let bad = cl.cli(&["deny", &mv(&module, "latest"), "--reason", "x"]).await.unwrap();
+    let bad = cl
+        .cli(&["deny", &mv(&module, "latest"), "--reason", "x"])
+        .await
+        .unwrap();
     assert!(bad.stderr.contains("bad version"), "{bad}");
-    let listed = cli_ok(&cl, &["--json", "deny", "list"]).await.json().unwrap();
+    let listed = cli_ok(&cl, &["--json", "deny", "list"])
+        .await
+        .json()
+        .unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
 
     // Lifting restores it.
@@ -111,7 +130,11 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
     );
 
     // A module-wide rule (a glob) takes the list and @latest too.
-    cli_ok(&cl, &["deny", "example.com/gen/*", "--reason", "vendor breach"]).await;
+    cli_ok(
+        &cl,
+        &["deny", "example.com/gen/*", "--reason", "vendor breach"],
+    )
+    .await;
     for id in cl.ids() {
         let list = format!("/{module}/@v/list");
         let what = format!("node {id} to refuse {list}");
@@ -140,7 +163,9 @@ async fn operator_deny_status_403_is_configurable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
-    let Some(go) = go("operator_purge") else { return };
+    let Some(go) = go("operator_purge") else {
+        return;
+    };
     let fx = fixture().await;
     let cl = start(3, &fx.url(), &ClusterConfig::fast()).await;
     let module = gen_module(1);
@@ -158,10 +183,14 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
     assert!(out.stdout.contains("purged"), "{out}");
     for id in cl.ids() {
         let path = cl.blob_path(id, &sha);
-        wait_until(format!("node {id} to delete {}", path.display()), patience(4.0), || {
-            let gone = !path.exists();
-            async move { gone }
-        })
+        wait_until(
+            format!("node {id} to delete {}", path.display()),
+            patience(4.0),
+            || {
+                let gone = !path.exists();
+                async move { gone }
+            },
+        )
         .await
         .unwrap();
     }
@@ -171,7 +200,12 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
     // Asking again, through every node, never reaches the upstream.
     for id in cl.ids() {
         for ext in EXTS {
-            assert_eq!(status(&cl, id, &version_path(&module, version, ext)).await.0, 410);
+            assert_eq!(
+                status(&cl, id, &version_path(&module, version, ext))
+                    .await
+                    .0,
+                410
+            );
         }
     }
     let fetched: Vec<_> = fx
@@ -179,8 +213,14 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
         .into_iter()
         .filter(|r| r.path.contains(&format!("@v/{version}.")))
         .collect();
-    assert!(fetched.is_empty(), "tombstoned version fetched: {fetched:?}");
-    let listed = cli_ok(&cl, &["--json", "purge", "list"]).await.json().unwrap();
+    assert!(
+        fetched.is_empty(),
+        "tombstoned version fetched: {fetched:?}"
+    );
+    let listed = cli_ok(&cl, &["--json", "purge", "list"])
+        .await
+        .json()
+        .unwrap();
     assert_eq!(listed[0]["target"], target.as_str(), "{listed:#}");
 
     // Unknown versions and malformed input are refused; the state is untouched.
@@ -191,18 +231,29 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
     assert!(bad.stderr.contains("not held"), "{bad}");
     let bad = cl.cli(&["purge", &module, "--reason", "x"]).await.unwrap();
     assert_ne!(bad.code, Some(0), "{bad}");
-    let listed = cli_ok(&cl, &["--json", "purge", "list"]).await.json().unwrap();
+    let listed = cli_ok(&cl, &["--json", "purge", "list"])
+        .await
+        .json()
+        .unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
 
     // Lifted: the next request refills it from the upstream, once, with the same hashes.
     cli_ok(&cl, &["purge", "--lift", &target]).await;
-    wait_status_everywhere(&cl, &module, version, 200).await;
+    let info = version_path(&module, version, "info");
+    wait_until("node 2 to serve the lifted version", patience(4.0), || {
+        let (cl, info) = (&cl, info.clone());
+        async move { status(cl, 2, &info).await.0 == 200 }
+    })
+    .await
+    .unwrap();
     let env = GoEnv::new(&go, &cl.url(2)).unwrap();
-    let got = env.mod_download_ok(&[target.clone()]).await.unwrap();
+    let got = env.mod_download_ok(std::slice::from_ref(&target)).await.unwrap();
     assert_eq!(got[0].sum, entry.zip_h1);
     assert_eq!(got[0].go_mod_sum, entry.mod_h1);
     let zip_path = version_path(&module, version, "zip");
     assert_eq!(fx.count(&zip_path), 1, "{}", fx.log_tail(20));
+    wait_status_everywhere(&cl, &module, version, 200).await;
+    cl.wait_blobs_everywhere(&BTreeSet::from([sha])).await.unwrap();
 }
 
 /// Every line of `/index` on node `id`, paged `limit` at a time like an index.golang.org
@@ -249,19 +300,34 @@ async fn operator_index_pages_in_commit_order_on_every_node_and_across_restarts(
     let want: BTreeSet<String> = versions.iter().map(|(m, v)| mv(m, v)).collect();
     assert_eq!(held, want, "every version exactly once");
     assert_eq!(first.len(), want.len(), "no duplicates: {first:#?}");
-    let stamps: Vec<&str> = first.iter().map(|l| l["Timestamp"].as_str().unwrap()).collect();
+    let stamps: Vec<&str> = first
+        .iter()
+        .map(|l| l["Timestamp"].as_str().unwrap())
+        .collect();
     let mut sorted = stamps.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(stamps, sorted, "timestamps strictly increase in commit order");
+    assert_eq!(
+        stamps, sorted,
+        "timestamps strictly increase in commit order"
+    );
     for id in [2, 3] {
-        assert_eq!(feed(&cl, id, 3).await, first, "node {id} serves the same feed");
+        assert_eq!(
+            feed(&cl, id, 3).await,
+            first,
+            "node {id} serves the same feed"
+        );
     }
     assert_eq!(feed(&cl, 1, 2000).await, first, "one big page is the same");
     cl.restart(2).await.unwrap();
     cl.wait_caught_up(2).await.unwrap();
     assert_eq!(feed(&cl, 2, 4).await, first, "the same after a restart");
-    for bad in ["/index?since=yesterday", "/index?limit=0", "/index?limit=x", "/index?page=2"] {
+    for bad in [
+        "/index?since=yesterday",
+        "/index?limit=0",
+        "/index?limit=x",
+        "/index?page=2",
+    ] {
         let (code, body) = status(&cl, 1, bad).await;
         assert_eq!(code, 400, "{bad}: {body}");
     }
