@@ -281,6 +281,16 @@ async fn feed(cl: &TestCluster, id: u64, limit: usize) -> Vec<serde_json::Value>
     }
 }
 
+/// An RFC 3339 UTC timestamp (`…:52Z`, `…:52.5Z`, `…:52.997264Z`: Go's `RFC3339Nano`
+/// trims the fraction, so the strings themselves do not sort) as a sortable key.
+fn stamp(ts: &str) -> (String, u64) {
+    let t = ts.strip_suffix('Z').unwrap_or_else(|| panic!("not UTC: {ts}"));
+    let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+    assert!(frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()), "{ts}");
+    let nanos = format!("{frac:0<9}").parse().unwrap();
+    (secs.to_string(), nanos)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_index_pages_in_commit_order_on_every_node_and_across_restarts() {
     let fx = fixture().await;
@@ -300,9 +310,9 @@ async fn operator_index_pages_in_commit_order_on_every_node_and_across_restarts(
     let want: BTreeSet<String> = versions.iter().map(|(m, v)| mv(m, v)).collect();
     assert_eq!(held, want, "every version exactly once");
     assert_eq!(first.len(), want.len(), "no duplicates: {first:#?}");
-    let stamps: Vec<&str> = first
+    let stamps: Vec<(String, u64)> = first
         .iter()
-        .map(|l| l["Timestamp"].as_str().unwrap())
+        .map(|l| stamp(l["Timestamp"].as_str().unwrap()))
         .collect();
     let mut sorted = stamps.clone();
     sorted.sort();
@@ -319,9 +329,36 @@ async fn operator_index_pages_in_commit_order_on_every_node_and_across_restarts(
         );
     }
     assert_eq!(feed(&cl, 1, 2000).await, first, "one big page is the same");
+    cl.kill9(2).await;
     cl.restart(2).await.unwrap();
     cl.wait_caught_up(2).await.unwrap();
     assert_eq!(feed(&cl, 2, 4).await, first, "the same after a restart");
+
+    // Versions committed after the restart continue the feed where a follower left off.
+    let later: Vec<(String, String)> = (9..11)
+        .map(|i| (gen_module(i), "v1.0.0".to_string()))
+        .collect();
+    warm(&cl.url(2), &later).await;
+    cl.wait_converged().await.unwrap();
+    let last = first.last().unwrap()["Timestamp"].as_str().unwrap();
+    let (code, body) = status(&cl, 3, &format!("/index?since={last}")).await;
+    assert_eq!(code, 200, "{body}");
+    let next: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(next.first(), first.last(), "since is inclusive: {body}");
+    let new: BTreeSet<String> = next[1..]
+        .iter()
+        .map(|l| mv(l["Path"].as_str().unwrap(), l["Version"].as_str().unwrap()))
+        .collect();
+    let want_new: BTreeSet<String> = later.iter().map(|(m, v)| mv(m, v)).collect();
+    assert_eq!(new, want_new, "exactly the later versions: {body}");
+    let mut all = first.clone();
+    all.extend(next[1..].iter().cloned());
+    for id in cl.ids() {
+        assert_eq!(feed(&cl, id, 5).await, all, "node {id}: the whole feed");
+    }
     for bad in [
         "/index?since=yesterday",
         "/index?limit=0",
