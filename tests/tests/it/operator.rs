@@ -208,6 +208,19 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
             );
         }
     }
+    // The go command sees neither the version in lists nor a way to download it.
+    for id in cl.ids() {
+        let env = GoEnv::new(&go, &cl.url(id)).unwrap();
+        assert_eq!(
+            env.list_versions(&module).await.unwrap(),
+            ["v1.1.0", "v1.2.0"],
+            "go list -m -versions through node {id}"
+        );
+        let (got, out) = env.mod_download(std::slice::from_ref(&target)).await.unwrap();
+        assert!(!out.success, "go mod download of a purged version: {out:?}");
+        let said = format!("{got:?} {}", out.stderr);
+        assert!(said.contains("410"), "node {id}: {said}");
+    }
     let fetched: Vec<_> = fx
         .requests()
         .into_iter()
@@ -309,6 +322,19 @@ async fn operator_index_pages_in_commit_order_on_every_node_and_across_restarts(
         .collect();
     let want: BTreeSet<String> = versions.iter().map(|(m, v)| mv(m, v)).collect();
     assert_eq!(held, want, "every version exactly once");
+    // The chunks were committed one after the other: the feed keeps that order.
+    let chunk_of = |l: &serde_json::Value| {
+        let key = (
+            l["Path"].as_str().unwrap().to_string(),
+            l["Version"].as_str().unwrap().to_string(),
+        );
+        versions.iter().position(|x| *x == key).unwrap() / 4
+    };
+    let chunks: Vec<usize> = first.iter().map(chunk_of).collect();
+    assert!(
+        chunks.windows(2).all(|w| w[0] <= w[1]),
+        "commit order: {chunks:?}"
+    );
     assert_eq!(first.len(), want.len(), "no duplicates: {first:#?}");
     let stamps: Vec<(String, u64)> = first
         .iter()
