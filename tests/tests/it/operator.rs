@@ -53,7 +53,8 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
         return;
     };
     let fx = fixture().await;
-    let cl = start(3, &fx.url(), &ClusterConfig::fast()).await;
+    let config = ClusterConfig::fast().set("audit", "target", "\"stdout\"");
+    let cl = start(3, &fx.url(), &config).await;
     let module = gen_module(0);
     let versions: Vec<(String, String)> = ["v1.0.0", "v1.1.0", "v1.2.0"]
         .iter()
@@ -68,7 +69,11 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
 
     // Deny one version through node 3 (a follower or the leader: either proposes).
     let target = mv(&module, "v1.2.0");
-    cli_ok(&cl, &["deny", &target, "--reason", "CVE-2099-1"]).await;
+    cl.cli_at(3, &["deny", &target, "--reason", "CVE-2099-1"])
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
     wait_status_everywhere(&cl, &module, "v1.2.0", 410).await;
     let (_, body) = status(&cl, 2, &version_path(&module, "v1.2.0", "zip")).await;
     assert!(
@@ -101,6 +106,24 @@ async fn operator_deny_refuses_everywhere_and_hides_from_lists_until_lifted() {
     assert!(
         !listed[0]["by"].as_str().unwrap_or("").is_empty(),
         "{listed:#}"
+    );
+    // The operator action is in the audit trail of the node that took it, once.
+    let log = std::fs::read_to_string(cl.node(3).log_path()).unwrap();
+    let denies: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "admin" && v["action"] == "deny")
+        .collect();
+    assert_eq!(denies.len(), 1, "{denies:#?}");
+    assert_eq!(denies[0]["result"], "ok", "{denies:#?}");
+    let line = denies[0].to_string();
+    assert!(
+        line.contains(&target) && line.contains("CVE-2099-1"),
+        "{line}"
+    );
+    assert!(
+        !denies[0]["identity"].as_str().unwrap_or("").is_empty(),
+        "{line}"
     );
     let route = cli_ok(&cl, &["route", &module]).await;
     assert!(route.stdout.contains("CVE-2099-1"), "{}", route.stdout);
@@ -216,7 +239,10 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
             ["v1.1.0", "v1.2.0"],
             "go list -m -versions through node {id}"
         );
-        let (got, out) = env.mod_download(std::slice::from_ref(&target)).await.unwrap();
+        let (got, out) = env
+            .mod_download(std::slice::from_ref(&target))
+            .await
+            .unwrap();
         assert!(!out.success, "go mod download of a purged version: {out:?}");
         let said = format!("{got:?} {}", out.stderr);
         assert!(said.contains("410"), "node {id}: {said}");
@@ -260,13 +286,18 @@ async fn operator_purge_removes_blobs_and_is_not_refilled_until_lifted() {
     .await
     .unwrap();
     let env = GoEnv::new(&go, &cl.url(2)).unwrap();
-    let got = env.mod_download_ok(std::slice::from_ref(&target)).await.unwrap();
+    let got = env
+        .mod_download_ok(std::slice::from_ref(&target))
+        .await
+        .unwrap();
     assert_eq!(got[0].sum, entry.zip_h1);
     assert_eq!(got[0].go_mod_sum, entry.mod_h1);
     let zip_path = version_path(&module, version, "zip");
     assert_eq!(fx.count(&zip_path), 1, "{}", fx.log_tail(20));
     wait_status_everywhere(&cl, &module, version, 200).await;
-    cl.wait_blobs_everywhere(&BTreeSet::from([sha])).await.unwrap();
+    cl.wait_blobs_everywhere(&BTreeSet::from([sha]))
+        .await
+        .unwrap();
 }
 
 /// Every line of `/index` on node `id`, paged `limit` at a time like an index.golang.org
@@ -297,9 +328,14 @@ async fn feed(cl: &TestCluster, id: u64, limit: usize) -> Vec<serde_json::Value>
 /// An RFC 3339 UTC timestamp (`…:52Z`, `…:52.5Z`, `…:52.997264Z`: Go's `RFC3339Nano`
 /// trims the fraction, so the strings themselves do not sort) as a sortable key.
 fn stamp(ts: &str) -> (String, u64) {
-    let t = ts.strip_suffix('Z').unwrap_or_else(|| panic!("not UTC: {ts}"));
+    let t = ts
+        .strip_suffix('Z')
+        .unwrap_or_else(|| panic!("not UTC: {ts}"));
     let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
-    assert!(frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()), "{ts}");
+    assert!(
+        frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()),
+        "{ts}"
+    );
     let nanos = format!("{frac:0<9}").parse().unwrap();
     (secs.to_string(), nanos)
 }
