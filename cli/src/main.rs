@@ -103,7 +103,7 @@ enum Command {
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
     },
-    /// Refuse PATTERN[@VERSION] on every node (410 or `policy.deny_status`) and leave it out
+    /// Refuse PATTERN or PATTERN@VERSION on every node (410 or `policy.deny_status`) and leave it out
     /// of lists and @latest; `--lift` removes the rule; `cairn deny list` shows the rules.
     Deny {
         /// A module path or glob, optionally @VERSION (one exact version); or `list`.

@@ -299,7 +299,7 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
             let body = m.list(&module).await.map_err(Failure::Mirror)?;
             let body = match super::policy::list(state, &module, body) {
                 Ok(b) => b,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok(*refused),
             };
             Ok(bytes_response(
                 parts,
@@ -312,7 +312,7 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
             let body = m.latest(&module).await.map_err(Failure::Mirror)?;
             let body = match super::policy::latest(state, &module, body) {
                 Ok(b) => b,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok(*refused),
             };
             Ok(bytes_response(parts, body, "application/json", short))
         }

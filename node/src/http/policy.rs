@@ -59,9 +59,13 @@ pub(super) fn before(state: &HttpState, req: &ProxyRequest) -> Option<Response<B
     }
 }
 
-/// An `@v/list` body without denied and purged versions.
-pub(super) fn list(state: &HttpState, module: &str, body: Bytes) -> Result<Bytes, Response<Body>> {
-    gate::filter_list(&state.consensus.reader(), module, body).map_err(|e| storage(&e))
+/// An `@v/list` body without denied and purged versions (or the answer to send instead).
+pub(super) fn list(
+    state: &HttpState,
+    module: &str,
+    body: Bytes,
+) -> Result<Bytes, Box<Response<Body>>> {
+    gate::filter_list(&state.consensus.reader(), module, body).map_err(|e| Box::new(storage(&e)))
 }
 
 /// An `@latest` body that offers no denied or purged version (or the deny status when every
@@ -70,15 +74,15 @@ pub(super) fn latest(
     state: &HttpState,
     module: &str,
     body: Bytes,
-) -> Result<Bytes, Response<Body>> {
+) -> Result<Bytes, Box<Response<Body>>> {
     match gate::replace_latest(&state.consensus.reader(), module, body) {
         Ok(Some(b)) => Ok(b),
-        Ok(None) => Err(refused(Refusal {
+        Ok(None) => Err(Box::new(refused(Refusal {
             status: state.deny_status,
             body: format!("every known version of {module} is denied or purged\n"),
             denied: true,
-        })),
-        Err(e) => Err(storage(&e)),
+        }))),
+        Err(e) => Err(Box::new(storage(&e))),
     }
 }
 
