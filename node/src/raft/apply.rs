@@ -253,6 +253,7 @@ fn quarantine(
         .insert(sm_key::quarantine(module, version), json(&q)?)?;
     tx.versions.remove(key)?;
     *count = count.saturating_sub(1);
+    policy::unindex(tx.meta, module, version)?;
     Ok(MetaResp::Applied)
 }
 

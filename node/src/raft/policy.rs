@@ -168,7 +168,7 @@ pub(super) fn apply_purge(
     let sha256 = rec.zip.map(|z| z.sha256);
     versions.remove(vk)?;
     *count = count.saturating_sub(1);
-    meta.remove(key::index_of(&tomb.module, &tomb.version))?;
+    unindex(meta, &tomb.module, &tomb.version)?;
     if let Some(sha) = &sha256 {
         meta.insert(key::purge_pending(sha), &[][..])?;
     }
@@ -232,6 +232,13 @@ pub(super) fn append_index(meta: &TransactionalTree, rec: &VersionRecord) -> TxR
         &next.seq.to_be_bytes()[..],
     )?;
     meta.insert(key::INDEX_TAIL, json(&next)?)?;
+    Ok(())
+}
+
+/// Takes a version that is no longer held (purged, quarantined) out of the feed; a later
+/// fill appends it again at the end, so a follower sees it once more, at its refill.
+pub(super) fn unindex(meta: &TransactionalTree, module: &str, version: &str) -> TxResult<()> {
+    meta.remove(key::index_of(module, version))?;
     Ok(())
 }
 

@@ -288,3 +288,35 @@ async fn policy_and_index_travel_in_snapshots_and_apply_is_deterministic() {
     assert!(rc.purge_pending().unwrap().contains(&"b".repeat(64)));
     let _ = (&mut sm_b, &mut sm_a);
 }
+
+#[tokio::test]
+async fn quarantined_versions_leave_the_feed_and_come_back_once_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open(dir.path()).await;
+    apply(
+        &db,
+        1,
+        vec![
+            put("example.com/a", "v1.0.0", 10),
+            put("example.com/b", "v1.0.0", 11),
+        ],
+    );
+    let reader = MetaReader::new(db.sm.clone());
+    let quarantine = MetaCmd::Quarantine {
+        module: "example.com/a".into(),
+        version: "v1.0.0".into(),
+        reason: "hash mismatch".into(),
+    };
+    apply(&db, 3, vec![quarantine]);
+    let feed = reader.index_page(i64::MIN, 10, |_| true).unwrap();
+    let names: Vec<&str> = feed.iter().map(|e| e.module.as_str()).collect();
+    assert_eq!(names, ["example.com/b"], "not held, not listed");
+    apply(&db, 4, vec![put("example.com/a", "v1.0.0", 12)]);
+    let feed = reader.index_page(i64::MIN, 10, |_| true).unwrap();
+    let names: Vec<&str> = feed.iter().map(|e| e.module.as_str()).collect();
+    assert_eq!(
+        names,
+        ["example.com/b", "example.com/a"],
+        "once, at its refill"
+    );
+}
