@@ -174,6 +174,7 @@ impl Node {
             workers.clone(),
         );
         crate::policy::purger::spawn(consensus.clone(), blobs.clone(), workers.clone());
+        crate::policy::backfill::spawn(consensus.clone(), workers.clone());
         let fill_timeout = Duration::from_secs(
             config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
         );

@@ -4,6 +4,7 @@
 //!
 //! The rules themselves are replicated state (`raft/policy.rs`); this module only reads them.
 
+pub mod backfill;
 pub mod gate;
 pub mod index;
 pub mod metrics;

@@ -163,6 +163,9 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
         MetaCmd::LiftPurge { module, version } => {
             policy::apply_lift_purge(tx.meta, module, version)
         }
+        MetaCmd::IndexBackfill { versions } => {
+            policy::apply_backfill(tx.meta, tx.versions, versions)
+        }
     }
 }
 

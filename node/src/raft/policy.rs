@@ -235,6 +235,27 @@ pub(super) fn append_index(meta: &TransactionalTree, rec: &VersionRecord) -> TxR
     Ok(())
 }
 
+/// Applies [`crate::store::meta::MetaCmd::IndexBackfill`].
+pub(super) fn apply_backfill(
+    meta: &TransactionalTree,
+    versions: &TransactionalTree,
+    list: &[(String, String)],
+) -> TxResult<MetaResp> {
+    let mut resp = MetaResp::Unchanged;
+    for (module, version) in list {
+        if meta.get(key::index_of(module, version))?.is_some() {
+            continue;
+        }
+        let Some(bytes) = versions.get(version_key(module, version))? else {
+            continue;
+        };
+        let rec: VersionRecord = from_json(&bytes)?;
+        append_index(meta, &rec)?;
+        resp = MetaResp::Applied;
+    }
+    Ok(resp)
+}
+
 /// Takes a version that is no longer held (purged, quarantined) out of the feed; a later
 /// fill appends it again at the end, so a follower sees it once more, at its refill.
 pub(super) fn unindex(meta: &TransactionalTree, module: &str, version: &str) -> TxResult<()> {
@@ -382,6 +403,27 @@ impl MetaReader {
                 out.push(entry);
             }
             seq += 1;
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` held versions the feed does not list (stored before it existed), in key
+    /// order, as `(module, version)`.
+    pub fn unindexed(&self, limit: usize) -> Result<Vec<(String, String)>, MetaError> {
+        let trees = self.trees();
+        let mut out = Vec::new();
+        for k in trees.versions.iter().keys() {
+            if out.len() >= limit {
+                break;
+            }
+            let k = k?;
+            if trees.meta.get([key::INDEX_OF, &k[..]].concat())?.is_some() {
+                continue;
+            }
+            let mv = String::from_utf8_lossy(&k);
+            if let Some((m, v)) = mv.rsplit_once('@') {
+                out.push((m.to_owned(), v.to_owned()));
+            }
         }
         Ok(out)
     }

@@ -320,3 +320,108 @@ async fn quarantined_versions_leave_the_feed_and_come_back_once_refilled() {
         "once, at its refill"
     );
 }
+
+#[tokio::test]
+async fn backfill_lists_unindexed_versions_once_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open(dir.path()).await;
+    apply(&db, 1, vec![put("example.com/new", "v1.0.0", 50)]);
+    // Records from before the feed existed: in the state, not in the index.
+    for (m, v, at) in [
+        ("example.com/old", "v1.0.0", 10),
+        ("example.com/old", "v1.1.0", 20),
+    ] {
+        let r = rec(m, v, at, None);
+        let k = super::db::version_key(m, v);
+        db.sm
+            .versions
+            .insert(k, serde_json::to_vec(&r).unwrap())
+            .unwrap();
+    }
+    let reader = MetaReader::new(db.sm.clone());
+    let left = reader.unindexed(10).unwrap();
+    assert_eq!(
+        left,
+        [
+            ("example.com/old".to_string(), "v1.0.0".to_string()),
+            ("example.com/old".to_string(), "v1.1.0".to_string()),
+        ]
+    );
+    assert_eq!(reader.unindexed(1).unwrap().len(), 1, "batches are bounded");
+    let mut versions = left.clone();
+    versions.push(("example.com/gone".into(), "v1.0.0".into()));
+    versions.push(("example.com/new".into(), "v1.0.0".into()));
+    let cmd = MetaCmd::IndexBackfill { versions };
+    let r = apply(&db, 2, vec![cmd.clone(), cmd]);
+    assert_eq!(r, [MetaResp::Applied, MetaResp::Unchanged]);
+    assert!(reader.unindexed(10).unwrap().is_empty());
+    let feed = reader.index_page(i64::MIN, 10, |_| true).unwrap();
+    let order: Vec<String> = feed
+        .iter()
+        .map(|e| format!("{}@{}", e.module, e.version))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "example.com/new@v1.0.0",
+            "example.com/old@v1.0.0",
+            "example.com/old@v1.1.0"
+        ],
+        "appended after what was listed, each once"
+    );
+    assert!(feed.windows(2).all(|w| w[0].ts_us < w[1].ts_us), "{feed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_backfills_the_feed_for_every_node() {
+    use crate::admin::testing::{self, start_cluster, wait_for_leader, wait_until};
+    use crate::policy::backfill::{step, Step};
+
+    let nodes = start_cluster(3, &testing::settings()).await;
+    let leader = wait_for_leader(&nodes).await;
+    let leader = nodes.iter().find(|n| n.id == leader).unwrap();
+    let follower = nodes.iter().find(|n| n.id != leader.id).unwrap();
+    let r = leader
+        .consensus
+        .propose(put("example.com/new", "v1.0.0", 50))
+        .await;
+    assert_eq!(r.unwrap(), MetaResp::Applied);
+    // The same pre-feed records on every node (they were replicated before the upgrade).
+    for n in &nodes {
+        for v in ["v1.0.0", "v1.1.0"] {
+            let r = rec("example.com/old", v, 10, None);
+            let k = super::db::version_key("example.com/old", v);
+            let trees = n.consensus.reader();
+            trees
+                .trees()
+                .versions
+                .insert(k, serde_json::to_vec(&r).unwrap())
+                .unwrap();
+        }
+    }
+    wait_until("every node to apply the first version", || {
+        nodes
+            .iter()
+            .all(|n| n.consensus.reader().unindexed(10).unwrap().len() == 2)
+    })
+    .await;
+    assert_eq!(step(&follower.consensus).await.unwrap(), Step::Waiting);
+    assert_eq!(step(&leader.consensus).await.unwrap(), Step::Proposed(2));
+    assert_eq!(step(&leader.consensus).await.unwrap(), Step::Done);
+    let feed = |n: &testing::TestNode| {
+        n.consensus
+            .reader()
+            .index_page(i64::MIN, 10, |_| true)
+            .unwrap()
+    };
+    wait_until("every node to list all three versions", || {
+        nodes.iter().all(|n| feed(n).len() == 3)
+    })
+    .await;
+    let first = feed(&nodes[0]);
+    assert!(
+        nodes.iter().all(|n| feed(n) == first),
+        "the same feed everywhere"
+    );
+    assert_eq!(step(&follower.consensus).await.unwrap(), Step::Done);
+}

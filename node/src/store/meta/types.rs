@@ -191,6 +191,13 @@ pub enum MetaCmd {
         /// Version.
         version: String,
     },
+    /// Appends held versions the `/index` feed does not list yet (stored before the feed
+    /// existed) to its end, in the given order; versions not held or already listed are
+    /// skipped. Proposed by the leader in batches until nothing is left.
+    IndexBackfill {
+        /// `(module, version)` pairs.
+        versions: Vec<(String, String)>,
+    },
 }
 
 /// The result of applying a [`MetaCmd`].
