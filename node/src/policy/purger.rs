@@ -3,7 +3,9 @@
 //! Apply records each purged zip under `purge_pending/` (see `raft/policy.rs`); this worker
 //! polls that list, deletes a blob only when no remaining version record references it (two
 //! versions can share a zip), drops any pending fetch of it, and forgets the entry. A crash
-//! between apply and deletion only delays it: the entry is durable.
+//! between apply and deletion only delays it: the entry is durable. It also deletes the zip of
+//! a tombstoned version when it shows up again on this disk (a fill that raced the purge wrote
+//! and replicated it before its record was refused).
 
 use std::time::Duration;
 
@@ -37,27 +39,41 @@ pub fn spawn(consensus: Consensus, blobs: BlobStore, shutdown: CancellationToken
     });
 }
 
-/// One pass: handles every pending deletion and returns how many blob files were removed.
+/// One pass: handles every pending deletion, and deletes the zip of a tombstoned version that
+/// reappeared on this disk (a fill that raced the purge wrote it before its record was refused),
+/// and returns how many blob files were removed.
 pub fn run_once(consensus: &Consensus, blobs: &BlobStore) -> Result<usize, MetaError> {
     let reader = consensus.reader();
     let pending = reader.purge_pending()?;
-    if pending.is_empty() {
+    let mut late = Vec::new();
+    for t in reader.tombstones()? {
+        if let Some(sha) = t.sha256 {
+            if blobs.contains(&sha) && !pending.contains(&sha) {
+                late.push(sha);
+            }
+        }
+    }
+    if pending.is_empty() && late.is_empty() {
         return Ok(0);
     }
     let mut removed = 0;
-    for sha in pending {
+    let todo = pending
+        .iter()
+        .map(|s| (s, true))
+        .chain(late.iter().map(|s| (s, false)));
+    for (sha, queued) in todo {
         let mut referenced = false;
         for zip in reader.zip_refs() {
-            if zip?.sha256 == sha {
+            if zip?.sha256 == *sha {
                 referenced = true;
                 break;
             }
         }
         if !referenced {
-            if let Err(e) = consensus.blob_queue().remove(&sha) {
+            if let Err(e) = consensus.blob_queue().remove(sha) {
                 tracing::warn!(sha256 = %sha, error = %e, "cannot drop the pending fetch");
             }
-            if let Ok(path) = blobs.path_of(&sha) {
+            if let Ok(path) = blobs.path_of(sha) {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {
                         removed += 1;
@@ -71,7 +87,9 @@ pub fn run_once(consensus: &Consensus, blobs: &BlobStore) -> Result<usize, MetaE
                 }
             }
         }
-        reader.purge_done(&sha)?;
+        if queued {
+            reader.purge_done(sha)?;
+        }
     }
     Ok(removed)
 }
