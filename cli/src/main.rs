@@ -12,6 +12,8 @@
 //! - `cairn prefetch`: warm the cluster from go.sum/go.mod files, lists or an index feed
 //!   (speaks HTTP to the GOPROXY port, not gRPC).
 //! - `cairn pin PATTERN`, `cairn unpin PATTERN`, `cairn pin list`: keep versions on disk.
+//! - `cairn deny|purge TARGET [--reason TEXT] [--lift]`, `cairn deny|purge list`: operator
+//!   rules against compromised releases (issue 12).
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -28,6 +30,7 @@ mod cluster;
 mod members;
 mod pin;
 mod prefetch;
+mod policy;
 mod route;
 mod verify;
 
@@ -119,6 +122,30 @@ enum Command {
         /// The pinned pattern.
         pattern: String,
     },
+    /// Refuse PATTERN or PATTERN@VERSION on every node (410 or `policy.deny_status`) and leave it out
+    /// of lists and @latest; `--lift` removes the rule; `cairn deny list` shows the rules.
+    Deny {
+        /// A module path or glob, optionally @VERSION (one exact version); or `list`.
+        target: String,
+        /// Why (required when adding; shown to refused clients).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Remove the rule instead.
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Remove MODULE@VERSION's record and blobs everywhere, leaving a tombstone (410, never
+    /// refetched) until `--lift`; `cairn purge list` shows the tombstones.
+    Purge {
+        /// MODULE@VERSION, or `list`.
+        target: String,
+        /// Why (required when purging).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Remove the tombstone instead (the next request refills the version).
+        #[arg(long)]
+        lift: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +222,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Certs(_) | Command::Token { .. } | Command::Prefetch(_) => Ok(ExitCode::SUCCESS),
         Command::Status => status(&cli, timeout).await,
+        Command::Deny {
+            target,
+            reason,
+            lift,
+        } => policy_command(&cli, timeout, "deny", target, reason.as_deref(), *lift).await,
+        Command::Purge {
+            target,
+            reason,
+            lift,
+        } => policy_command(&cli, timeout, "purge", target, reason.as_deref(), *lift).await,
         Command::Route { module } => {
             let reply = route::route(&cli.node, timeout, module).await?;
             if cli.json {
@@ -288,6 +325,44 @@ async fn status(cli: &Cli, timeout: Duration) -> Result<ExitCode> {
             eprintln!("{}", verdict.summary);
         }
         return Ok(ExitCode::from(EXIT_UNHEALTHY));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cairn deny ...` / `cairn purge ...` (`kind` is `deny` or `purge`).
+async fn policy_command(
+    cli: &Cli,
+    timeout: Duration,
+    kind: &str,
+    target: &str,
+    reason: Option<&str>,
+    lift: bool,
+) -> Result<ExitCode> {
+    if target == "list" {
+        let reply = policy::list(&cli.node, timeout).await?;
+        if cli.json {
+            let json = policy::to_json(&reply, kind);
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        } else {
+            print!("{}", policy::render(&reply, kind));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reply = match kind {
+        "deny" => policy::deny(&cli.node, timeout, target, reason, lift).await?,
+        _ => policy::purge(&cli.node, timeout, target, reason, lift).await?,
+    };
+    let done = match (kind, lift) {
+        ("deny", false) => "denied",
+        ("deny", true) => "deny rule lifted",
+        (_, false) => "purged",
+        (_, true) => "purge lifted",
+    };
+    if cli.json {
+        let json = serde_json::json!({"target": target, "action": done, "outcome": reply.outcome});
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{target}: {done} ({})", reply.outcome);
     }
     Ok(ExitCode::SUCCESS)
 }

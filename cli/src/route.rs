@@ -37,11 +37,16 @@ pub fn render(module: &str, r: &RouteReply) -> String {
         "public"
     };
     let upstream = if r.denied { "-" } else { r.upstream.as_str() };
-    format!(
+    let mut out = format!(
         "module:   {module}\nrule:     {rule}\npatterns: {}\nupstream: {upstream}\naccess:   {access}\nsumdb:    {}\n",
         r.patterns,
         if r.sumdb { "consulted" } else { "not consulted" },
-    )
+    );
+    // Operator deny rules (issue 12).
+    for rule in &r.deny_rules {
+        out.push_str(&format!("deny:     {rule}\n"));
+    }
+    out
 }
 
 /// The `--json` form.
@@ -56,6 +61,7 @@ pub fn to_json(module: &str, r: &RouteReply) -> serde_json::Value {
         "sumdb": r.sumdb,
         "denied": r.denied,
         "default": r.default_rule,
+        "deny_rules": r.deny_rules,
     })
 }
 

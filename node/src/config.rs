@@ -123,6 +123,8 @@ pub struct RawConfig {
     pub access: crate::access::AccessSettings,
     /// Disk watermarks, the blob budget and eviction (issue 12).
     pub disk: crate::disk::DiskSettings,
+    /// How denied and purged versions are answered (issue 12).
+    pub policy: crate::policy::PolicySettings,
 }
 
 /// Freshness of mutable answers.
@@ -458,6 +460,8 @@ pub struct Config {
     pub access: crate::access::AccessSettings,
     /// See [`RawConfig::disk`].
     pub disk: crate::disk::DiskPolicy,
+    /// See [`RawConfig::policy`].
+    pub policy: crate::policy::PolicySettings,
 }
 
 /// One configuration problem.
@@ -730,6 +734,7 @@ impl RawConfig {
             audit: self.audit,
             access: self.access,
             disk,
+            policy: self.policy,
         })
     }
 
@@ -761,6 +766,9 @@ impl RawConfig {
     }
 
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
+        if let Some(problem) = self.policy.problem() {
+            errs.push(invalid("policy.deny_status", &problem));
+        }
         if let Err(problems) = self.audit.validate() {
             errs.extend(problems.iter().map(|p| invalid("audit", &p.to_string())));
         }

@@ -20,6 +20,7 @@ pub mod mirror;
 pub mod module;
 pub mod modzip;
 pub mod node;
+pub mod policy;
 pub mod raft;
 pub mod routing;
 pub mod shutdown;

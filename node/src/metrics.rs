@@ -36,6 +36,7 @@ pub fn describe() {
     crate::sumdb::metrics::describe();
     crate::direct::metrics::describe();
     crate::raft::metrics::describe();
+    crate::policy::metrics::describe();
     crate::tls::metrics::describe();
     crate::raft::describe_forwarding();
     crate::cluster::peers::describe();

@@ -186,6 +186,8 @@ impl Node {
             workers.clone(),
         )
         .await;
+        crate::policy::purger::spawn(consensus.clone(), blobs.clone(), workers.clone());
+        crate::policy::backfill::spawn(consensus.clone(), workers.clone());
         let fill_timeout = Duration::from_secs(
             config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
         );
@@ -241,6 +243,8 @@ impl Node {
             audit: trail.clone(),
             node_id: config.node_id,
             data_dir: config.data_dir.clone(),
+            deny_status: StatusCode::from_u16(config.policy.deny_status)
+                .unwrap_or(StatusCode::GONE),
         });
         let admin = AdminService {
             node_id: config.node_id,

@@ -13,6 +13,7 @@
 
 pub mod membership;
 mod pins;
+mod policy;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use cairn_proto::v1::{
     StatusReply, StatusRequest, VerifyRequest,
 };
 use cairn_proto::v1::{PinListReply, PinListRequest, PinReply, PinRequest};
+use cairn_proto::v1::{DenyRequest, ListPolicyReply, ListPolicyRequest, PolicyReply, PurgeRequest};
 
 use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
 use crate::routing::Router;
@@ -304,10 +306,51 @@ impl Admin for AdminService {
             .router
             .as_ref()
             .ok_or_else(|| tonic::Status::unavailable("this node has no routing rules loaded"))?;
-        Ok(tonic::Response::new(route_reply(
-            router,
-            &req.get_ref().module,
-        )?))
+        let mut reply = route_reply(router, &req.get_ref().module)?;
+        reply.deny_rules = policy::rules_for(&self.consensus, &req.get_ref().module);
+        Ok(tonic::Response::new(reply))
+    }
+
+    // === operator policy (issue 12) ===
+
+    /// Adds or lifts a deny rule (replicated, audited).
+    async fn deny(
+        &self,
+        req: tonic::Request<DenyRequest>,
+    ) -> Result<tonic::Response<PolicyReply>, tonic::Status> {
+        let who = Caller::of(&req);
+        let r = req.get_ref();
+        let target = match r.version.as_str() {
+            "" => r.pattern.clone(),
+            v => format!("{}@{v}", r.pattern),
+        };
+        let action = if r.lift { "deny.lift" } else { "deny" };
+        let target = format!("{target} reason={:?}", r.reason);
+        let result = policy::deny(&self.consensus, &who.operator, r).await;
+        self.record(&who, action, &target, &result);
+        result.map(tonic::Response::new)
+    }
+
+    /// Purges a version or lifts its tombstone (replicated, audited).
+    async fn purge(
+        &self,
+        req: tonic::Request<PurgeRequest>,
+    ) -> Result<tonic::Response<PolicyReply>, tonic::Status> {
+        let who = Caller::of(&req);
+        let r = req.get_ref();
+        let action = if r.lift { "purge.lift" } else { "purge" };
+        let target = format!("{}@{} reason={:?}", r.module, r.version, r.reason);
+        let result = policy::purge(&self.consensus, &who.operator, r).await;
+        self.record(&who, action, &target, &result);
+        result.map(tonic::Response::new)
+    }
+
+    /// Every deny rule and tombstone (read locally).
+    async fn list_policy(
+        &self,
+        _req: tonic::Request<ListPolicyRequest>,
+    ) -> Result<tonic::Response<ListPolicyReply>, tonic::Status> {
+        policy::list(&self.consensus).map(tonic::Response::new)
     }
 
     // === disk: pins (issue 12) ===
@@ -360,5 +403,6 @@ fn route_reply(router: &Router, module: &str) -> Result<RouteReply, tonic::Statu
         sumdb: m.sumdb,
         denied: m.denied,
         default_rule: m.default,
+        deny_rules: Vec::new(),
     })
 }

@@ -182,6 +182,7 @@ async fn dispatch(
             ("metrics", answer, None)
         }
         Route::Whoami => ("whoami", super::whoami::answer(state, parts).await, None),
+        Route::Index => ("index", Ok(super::policy::feed(state, parts).await), None),
         Route::Sumdb(rest) => {
             let who = state.access.authenticate(&parts.headers).await;
             let lookup = sumdb_lookup(&rest);
@@ -304,9 +305,16 @@ fn metrics_page(state: &HttpState) -> Response<Body> {
 async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyRequest) -> Answer {
     let m = &state.mirror;
     let short = state.mutable_max_age.as_str();
+    if let Some(refused) = super::policy::before(state, &req) {
+        return Ok(refused);
+    }
     match req {
         ProxyRequest::List { module } => {
             let body = m.list(&module).await.map_err(Failure::Mirror)?;
+            let body = match super::policy::list(state, &module, body) {
+                Ok(b) => b,
+                Err(refused) => return Ok(*refused),
+            };
             Ok(bytes_response(
                 parts,
                 body,
@@ -316,10 +324,17 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
         }
         ProxyRequest::Latest { module } => {
             let body = m.latest(&module).await.map_err(Failure::Mirror)?;
+            let body = match super::policy::latest(state, &module, body) {
+                Ok(b) => b,
+                Err(refused) => return Ok(*refused),
+            };
             Ok(bytes_response(parts, body, "application/json", short))
         }
         ProxyRequest::Info { module, version } => {
             let a = m.info(&module, &version).await.map_err(Failure::Mirror)?;
+            if let Some(refused) = super::policy::resolved(state, &module, &a.body) {
+                return Ok(refused);
+            }
             let cache = if a.immutable { IMMUTABLE } else { short };
             Ok(bytes_response(parts, a.body, "application/json", cache))
         }

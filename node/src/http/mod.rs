@@ -9,6 +9,7 @@ pub mod handler;
 pub mod health;
 pub mod limit;
 pub mod metrics;
+mod policy;
 pub mod response;
 pub mod route;
 pub mod whoami;
@@ -57,6 +58,8 @@ pub struct HttpState {
     pub node_id: u64,
     /// The data directory, whose filesystem's size and free space `/metrics` reports.
     pub data_dir: std::path::PathBuf,
+    /// The status for denied versions (`policy.deny_status`).
+    pub deny_status: StatusCode,
 }
 
 /// What the handler knows about the connection a request came on.

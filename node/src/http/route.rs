@@ -19,6 +19,8 @@ pub enum Route {
     Sumdb(String),
     /// A GOPROXY request.
     Proxy(ProxyRequest),
+    /// `/index`: the feed of held versions (issue 12).
+    Index,
 }
 
 /// A GOPROXY request with unescaped module path and version.
@@ -103,6 +105,7 @@ pub fn parse(raw_path: &str) -> Result<Route, RouteError> {
         "readyz" => return Ok(Route::Readyz),
         "metrics" => return Ok(Route::Metrics),
         "whoami" => return Ok(Route::Whoami),
+        "index" => return Ok(Route::Index),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("sumdb/") {

@@ -227,6 +227,15 @@ impl Mirror {
         };
         match inner.consensus.propose(cmd).await {
             Ok(MetaResp::Conflict { reason }) => {
+                // An operator purged the version while this fill ran (issue 12): the fill is
+                // refused for good, not an immutability conflict to wait out.
+                let purged = inner.meta.tombstone(&rec.module, &rec.version);
+                if let Some(t) = purged.map_err(MirrorError::storage)? {
+                    return Err(MirrorError::NotFound(format!(
+                        "{}@{} was purged from this mirror: {}",
+                        rec.module, rec.version, t.reason
+                    )));
+                }
                 ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => kind)
                     .increment(1);
                 tracing::warn!(module = %rec.module, version = %rec.version, reason = %reason,

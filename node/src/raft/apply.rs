@@ -16,6 +16,7 @@ use sled::transaction::{
 use sled::Transactional;
 
 use super::db::{decode_u64, sm_key, version_key, SmTrees};
+use super::policy;
 use super::queue::enqueue_in_tx;
 use super::{NodeAddr, NodeId, TypeConfig};
 use crate::store::meta::PinRecord;
@@ -157,6 +158,18 @@ fn apply_cmd(tx: &Tx<'_>, cmd: &MetaCmd, count: &mut u64) -> TxResult<MetaResp> 
         // === disk: pins (issue 12) ===
         MetaCmd::Pin(pin) => put_pin(tx, pin),
         MetaCmd::Unpin { pattern } => remove_pin(tx, pattern),
+        // === operator policy (issue 12) ===
+        MetaCmd::Deny(rule) => policy::apply_deny(tx.meta, rule),
+        MetaCmd::LiftDeny { pattern, version } => {
+            policy::apply_lift_deny(tx.meta, pattern, version.as_deref())
+        }
+        MetaCmd::Purge(tomb) => policy::apply_purge(tx.meta, tx.versions, tomb, count),
+        MetaCmd::LiftPurge { module, version } => {
+            policy::apply_lift_purge(tx.meta, module, version)
+        }
+        MetaCmd::IndexBackfill { versions } => {
+            policy::apply_backfill(tx.meta, tx.versions, versions)
+        }
     }
 }
 
@@ -247,6 +260,7 @@ fn quarantine(
         .insert(sm_key::quarantine(module, version), json(&q)?)?;
     tx.versions.remove(key)?;
     *count = count.saturating_sub(1);
+    policy::unindex(tx.meta, module, version)?;
     Ok(MetaResp::Applied)
 }
 
@@ -286,10 +300,14 @@ fn put_version(tx: &Tx<'_>, rec: &VersionRecord, count: &mut u64) -> TxResult<Me
     if rec.module.contains('@') {
         return Ok(conflict("module path contains '@'".to_string()));
     }
+    if let Some(refusal) = policy::tombstoned(tx.meta, rec)? {
+        return Ok(refusal);
+    }
     let versions = tx.versions;
     let key = version_key(&rec.module, &rec.version);
     let Some(bytes) = versions.get(&key)? else {
         versions.insert(key, json(rec)?)?;
+        policy::append_index(tx.meta, rec)?;
         *count += 1;
         if let Some(zip) = &rec.zip {
             enqueue_in_tx(tx.queue, &zip.sha256, zip.size)?;

@@ -331,6 +331,27 @@ mod tests {
         ) -> Result<tonic::Response<cairn_proto::v1::PinListReply>, tonic::Status> {
             Err(tonic::Status::unimplemented("stub"))
         }
+
+        async fn deny(
+            &self,
+            _: tonic::Request<cairn_proto::v1::DenyRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::PolicyReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        async fn purge(
+            &self,
+            _: tonic::Request<cairn_proto::v1::PurgeRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::PolicyReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        async fn list_policy(
+            &self,
+            _: tonic::Request<cairn_proto::v1::ListPolicyRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::ListPolicyReply>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
     }
 
     fn serve_stub(listener: TcpListener, id: u64, initialized: bool) -> Arc<AtomicBool> {

@@ -28,6 +28,9 @@ mod log_store;
 mod membership;
 pub mod metrics;
 mod network;
+pub mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod queue;
 mod reader;
 mod service;

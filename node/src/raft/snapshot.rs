@@ -46,6 +46,9 @@ struct SnapshotBody {
     /// Every pin (issue 12, disk).
     #[serde(default)]
     pins: Vec<crate::store::meta::PinRecord>,
+    /// Deny rules, tombstones and the `/index` feed (issue 12).
+    #[serde(default)]
+    policy: super::policy::PolicySnapshot,
 }
 
 /// Building or installing a snapshot failed.
@@ -60,6 +63,15 @@ pub(crate) enum SnapshotError {
     /// The snapshot was written in an unknown format.
     #[error("unsupported snapshot format {0}")]
     Format(u32),
+}
+
+impl From<super::policy::SnapshotReadError> for SnapshotError {
+    fn from(e: super::policy::SnapshotReadError) -> Self {
+        match e {
+            super::policy::SnapshotReadError::Sled(e) => SnapshotError::Sled(e),
+            super::policy::SnapshotReadError::Json(e) => SnapshotError::Json(e),
+        }
+    }
 }
 
 impl From<JsonReadError> for SnapshotError {
@@ -119,6 +131,7 @@ pub(crate) fn build(trees: &SmTrees) -> Result<Built, SnapshotError> {
             body.sumdb_items.push((db.to_owned(), item));
         }
     }
+    body.policy = super::policy::snapshot_build(&trees.meta)?;
     Ok(Built {
         data: serde_json::to_vec(&body)?,
         last_applied: last_applied.flatten(),
@@ -181,6 +194,7 @@ pub(crate) fn install(
     for pin in &body.pins {
         meta.insert(sm_key::pin(&pin.pattern), serde_json::to_vec(pin)?);
     }
+    super::policy::snapshot_install(&mut meta, &body.policy)?;
     let res: Result<(), TransactionError<Infallible>> =
         (&trees.meta, &trees.versions, &trees.lists, &trees.latest).transaction(|(m, v, l, t)| {
             m.apply_batch(&meta)?;

@@ -6,6 +6,7 @@
 //! | `Admin/Status`, `Admin/Route`          | nodes and operators                              |
 //! | every other `Admin/*` (changes state)  | operators; a node only when forwarding an operator's request (`x-cairn-operator`) |
 //! | `Admin/PinAdd`, `Admin/PinRemove`, `Admin/PinList` (issue 12) | operators (as every other `Admin/*`) |
+//! | `Admin/Deny`, `Admin/Purge`, `Admin/ListPolicy` (issue 12) | operators (as above) |
 //!
 //! A caller without a certificate gets `UNAUTHENTICATED`, one with the wrong kind of identity
 //! `PERMISSION_DENIED`; both are counted. With an insecure cluster port everything is allowed.
@@ -162,6 +163,10 @@ pub fn admin_action(path: &str) -> Option<&'static str> {
         "AddMember" => Some("members.add"),
         "RemoveMember" => Some("members.remove"),
         "Verify" => Some("verify"),
+        // Operator policy (issue 12).
+        "Deny" => Some("deny"),
+        "Purge" => Some("purge"),
+        "ListPolicy" => Some("policy.list"),
         _ => None,
     }
 }
@@ -269,6 +274,13 @@ mod tests {
         assert!(ok("/cairn.v1.Admin/AddMember", &node, Some("alice")));
         assert!(!ok("/cairn.v1.Admin/AddMember", &node, Some("not valid!")));
         assert!(!ok("/cairn.v1.Admin/Status", &odd, None));
+        // Operator policy (issue 12): operators only, never a node on its own.
+        for rpc in ["Deny", "Purge", "ListPolicy"] {
+            let path = format!("/cairn.v1.Admin/{rpc}");
+            assert!(decide(&path, Some(&op), None, &all).is_ok(), "{rpc}");
+            assert!(decide(&path, Some(&node), None, &all).is_err(), "{rpc}");
+            assert!(admin_action(&path).is_some(), "{rpc}");
+        }
         assert!(!ok("/other.Service/X", &node, None));
         let e = decide("/cairn.v1.Admin/Status", Some(&anon), None, &all).unwrap_err();
         assert_eq!((e.reason, e.unauthenticated), ("no_certificate", true));

@@ -36,6 +36,7 @@ mod https;
 mod list_ttl;
 mod observability;
 mod prefetch;
+mod operator;
 mod protocol;
 mod routing;
 mod shapes;

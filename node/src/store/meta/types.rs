@@ -179,6 +179,34 @@ pub enum MetaCmd {
         /// The pattern exactly as pinned.
         pattern: String,
     },
+    // === operator policy (issue 12: deny, purge) ===
+    /// Adds (or replaces) an operator deny rule: matching versions are answered with the
+    /// configured deny status and left out of lists and `@latest`.
+    Deny(DenyRule),
+    /// Removes the deny rule with exactly this pattern and version (absent: no-op).
+    LiftDeny {
+        /// The rule's pattern.
+        pattern: String,
+        /// The rule's version (`None`: the module-wide rule).
+        version: Option<String>,
+    },
+    /// Removes a version's record and leaves a tombstone: every node drops its blob (when no
+    /// other record references it) and the version is not stored again until lifted.
+    Purge(Tombstone),
+    /// Removes the tombstone of a version (absent: no-op); the next request refills it.
+    LiftPurge {
+        /// Module path.
+        module: String,
+        /// Version.
+        version: String,
+    },
+    /// Appends held versions the `/index` feed does not list yet (stored before the feed
+    /// existed) to its end, in the given order; versions not held or already listed are
+    /// skipped. Proposed by the leader in batches until nothing is left.
+    IndexBackfill {
+        /// `(module, version)` pairs.
+        versions: Vec<(String, String)>,
+    },
 }
 
 /// A pin: versions matching `pattern` (`corp.example.com/*`, `example.com/m@v1.2.3`) are never
@@ -226,6 +254,53 @@ pub struct LatestRecord {
     pub info: Vec<u8>,
     /// When it was fetched (unix ms).
     pub fetched_at_ms: i64,
+}
+
+// === operator policy records (issue 12) ===
+
+/// An operator deny rule, replicated: versions it matches are refused on every node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenyRule {
+    /// A module path or a `GOPRIVATE`-style glob (matched against leading path elements).
+    pub pattern: String,
+    /// One exact version, or `None` for every version (and the module's list and `@latest`).
+    pub version: Option<String>,
+    /// Why, for the operator and the refused clients.
+    pub reason: String,
+    /// Who asked (the operator identity that called the admin RPC).
+    pub by: String,
+    /// When the proposer accepted it (unix ms, stamped by the proposer).
+    pub at_ms: i64,
+}
+
+/// A purged version: its record is gone and it must not be stored again until lifted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Module path.
+    pub module: String,
+    /// Version.
+    pub version: String,
+    /// Why, for the operator and the refused clients.
+    pub reason: String,
+    /// Who asked.
+    pub by: String,
+    /// When the proposer accepted it (unix ms).
+    pub at_ms: i64,
+    /// The zip blob the purged record referenced (filled in by apply from the stored record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One line of the `/index` feed: a version in the order the cluster committed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Module path.
+    pub module: String,
+    /// Version.
+    pub version: String,
+    /// Commit time (unix microseconds): strictly greater than the previous entry's, so a
+    /// follower paging by timestamp never stalls on a burst sharing one instant.
+    pub ts_us: i64,
 }
 
 /// Serde helper: `Vec<u8>` as a standard base64 string.

@@ -22,6 +22,7 @@
 //! and `audit` 5 and 6.
 
 mod audit;
+mod feed;
 mod jwt;
 mod tokens;
 
