@@ -29,8 +29,8 @@ mod client;
 mod cluster;
 mod members;
 mod pin;
-mod prefetch;
 mod policy;
+mod prefetch;
 mod route;
 mod verify;
 

@@ -31,8 +31,8 @@ use cairn_proto::v1::{
     AddMemberRequest, Member, MembershipReply, RemoveMemberRequest, RouteReply, RouteRequest,
     StatusReply, StatusRequest, VerifyRequest,
 };
-use cairn_proto::v1::{PinListReply, PinListRequest, PinReply, PinRequest};
 use cairn_proto::v1::{DenyRequest, ListPolicyReply, ListPolicyRequest, PolicyReply, PurgeRequest};
+use cairn_proto::v1::{PinListReply, PinListRequest, PinReply, PinRequest};
 
 use crate::raft::{BootstrapState, Consensus, RaftMember, RaftRole, RaftStatus};
 use crate::routing::Router;

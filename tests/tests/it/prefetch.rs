@@ -208,3 +208,70 @@ async fn p12_prefetch_refuses_bytes_the_go_sum_disagrees_with() {
     assert!(out.stderr.contains("garbage.sum:1: "), "{out}");
     assert_eq!(fixture.total(), 0, "{}", fixture.log_tail(5));
 }
+
+/// The `(Path, Version)` set of a node's whole `/index` feed.
+async fn feed(node: &cairn_tests::node::CairnNode) -> std::collections::BTreeSet<(String, String)> {
+    let resp = node.get("/index?limit=2000").await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.text()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["Path"].as_str().unwrap().to_string(),
+                v["Version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p12_a_second_cluster_following_the_index_ends_with_the_same_set() {
+    use cairn_tests::cluster::{ClusterConfig, TestCluster};
+    let c = corpus();
+    let fixture = corpus_fixture().await;
+    let first = start_node(&fixture.url(), FAST_UPSTREAM).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sum = write(dir.path(), "go.sum", &go_sum(c));
+    prefetch(&first.url(), &[&sum]).await.ok().unwrap();
+    let want = feed(&first).await;
+    assert_eq!(want.len(), c.entries.len(), "the first node's feed");
+
+    // The second cluster's upstream is the first node (a region following another), and it
+    // learns what to hold from the first node's feed, a few entries per page.
+    let second = TestCluster::start(3, &first.url(), &ClusterConfig::fast())
+        .await
+        .unwrap();
+    let proxy = second.node(2).url();
+    let index = format!("{}/index", first.url());
+    let out = prefetch(
+        &proxy,
+        &["--json", "--from-index", &index, "--index-limit", "7"],
+    )
+    .await
+    .ok()
+    .unwrap();
+    let j = out.json().unwrap();
+    assert_eq!(j["index"]["entries"], want.len() as u64, "{out}");
+    assert_eq!(j["filled"], want.len() as u64, "{out}");
+    second.wait_converged().await.unwrap();
+    for id in second.ids() {
+        assert_eq!(feed(second.node(id)).await, want, "node {id}'s feed");
+    }
+
+    // Continuing from where the run stopped finds nothing new to fill.
+    let since = j["index"]["next_since"].as_str().unwrap().to_string();
+    let again = prefetch(
+        &proxy,
+        &["--json", "--from-index", &index, "--since", &since],
+    )
+    .await
+    .ok()
+    .unwrap();
+    let j = again.json().unwrap();
+    assert_eq!(j["filled"], 0, "{again}");
+    assert!(
+        j["index"]["entries"].as_u64().unwrap() <= 1,
+        "only the boundary line: {again}"
+    );
+}
