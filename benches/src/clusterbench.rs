@@ -32,18 +32,26 @@ use crate::coldmiss::{self, Series};
 use crate::failover::{self, Probes, ProfileSummary};
 use crate::replication::{self, Baselines};
 use crate::servers;
+use crate::stability::{self, Stability};
 use crate::stats::Summary;
 
 /// Cluster benchmarks: failover time, blob replication throughput, cold-miss latency.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// Benchmarks to run: coldmiss, replication, failover.
+    /// Benchmarks to run: coldmiss, replication, failover, stability (not by default: it runs
+    /// `--stability-secs` of full hit load on a 3-node cluster and counts elections).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "coldmiss,replication,failover"
     )]
     only: Vec<String>,
+    /// Length of the stability run, seconds (the bar is 600).
+    #[arg(long, default_value_t = 600.0)]
+    stability_secs: f64,
+    /// Connections of the stability run, spread over the three nodes.
+    #[arg(long, default_value_t = 96)]
+    stability_conns: usize,
     /// Failover rounds per Raft profile.
     #[arg(long, default_value_t = 5)]
     failover_rounds: usize,
@@ -101,13 +109,14 @@ struct Results {
     single_fill: Option<replication::Round>,
     replication: Vec<replication::Round>,
     failover: Vec<(Profile, Vec<failover::Round>)>,
+    stability: Option<Stability>,
 }
 
 /// Runs the cluster benchmarks.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     for o in &args.only {
-        if !["coldmiss", "replication", "failover"].contains(&o.as_str()) {
-            bail!("unknown benchmark {o:?} (known: coldmiss, replication, failover)");
+        if !["coldmiss", "replication", "failover", "stability"].contains(&o.as_str()) {
+            bail!("unknown benchmark {o:?} (known: coldmiss, replication, failover, stability)");
         }
     }
     let profiles = args
@@ -184,6 +193,7 @@ async fn measure(
 
     let needs_default_cluster = args.wants("coldmiss")
         || args.wants("replication")
+        || args.wants("stability")
         || (args.wants("failover") && profiles.iter().any(|p| p.name == "default"));
     if needs_default_cluster {
         let mut single = if args.wants("coldmiss") || args.wants("replication") {
@@ -215,6 +225,21 @@ async fn measure(
             run_replication(args, upstream_dir, (s.addr, &data), &cluster, &mut res).await?;
         }
         single.take();
+        if args.wants("stability") {
+            eprintln!(
+                "stability: {} s of hits with {} connections",
+                args.stability_secs, args.stability_conns
+            );
+            let s = stability::run(
+                &mut cluster,
+                upstream_dir,
+                args.stability_secs,
+                args.stability_conns,
+            )
+            .await?;
+            eprintln!("  {}", s.line());
+            res.stability = Some(s);
+        }
         if args.wants("failover") && profiles.iter().any(|p| p.name == "default") {
             run_failover(args, &mut cluster, upstream_dir, &default, &mut res).await?;
         }
@@ -373,6 +398,16 @@ fn breakdown_line(series: &str, sum: f64, n: f64) -> String {
 
 fn report(args: &ClusterArgs, res: &Results) -> String {
     let mut out = String::new();
+    if let Some(s) = &res.stability {
+        let _ = writeln!(
+            out,
+            "\n== Stability under full hit load (default Raft timings; any election is spurious) ==\n{}",
+            s.line()
+        );
+        if let Some(e) = &s.first_error {
+            let _ = writeln!(out, "first error: {e}");
+        }
+    }
     if let (Some(zip), Some(info)) = (&res.zip, &res.info) {
         let _ = writeln!(
             out,
@@ -669,6 +704,7 @@ fn write_json(
             "rounds": reps,
         },
         "failover": failover,
+        "stability": res.stability.as_ref().map(Stability::json),
     });
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -88,6 +88,7 @@ mod securitybench;
 mod securityparts;
 mod securityreport;
 mod servers;
+mod stability;
 mod static_server;
 mod stats;
 mod verifybench;
