@@ -77,6 +77,7 @@ mod directparts;
 mod directrepo;
 mod directreport;
 mod failover;
+mod graphbench;
 mod load;
 mod measure;
 mod prefetchbench;
@@ -183,6 +184,10 @@ enum Cmd {
     /// warm) vs `go mod download` of the same versions straight from a slow upstream (writes
     /// target/bench-prefetch.json).
     Prefetch(prefetchbench::PrefetchArgs),
+    /// A whole dependency graph through a cold 3-node cluster behind a load balancer, quiet
+    /// and with the leader killed, vs the go command straight from a slow upstream (writes
+    /// target/bench-graph.json).
+    Graph(graphbench::GraphArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -215,6 +220,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
+        Some(Cmd::Graph(graph_args)) => {
+            match directbench::export_bin(graph_args.node_bin.clone()) {
+                Ok(bin) => bin,
+                Err(e) => {
+                    eprintln!("cairn-bench graph: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Some(Cmd::Prefetch(prefetch_args)) => {
             match directbench::export_bin(prefetch_args.node_bin.clone()) {
                 Ok(bin) => bin,
@@ -255,6 +269,10 @@ fn main() -> ExitCode {
         Some(Cmd::Verify(verify_args)) => (
             "cairn-bench verify: failed",
             runtime.block_on(verifybench::run(verify_args)),
+        ),
+        Some(Cmd::Graph(graph_args)) => (
+            "cairn-bench graph: failed",
+            runtime.block_on(graphbench::run(graph_args)),
         ),
         Some(Cmd::Prefetch(prefetch_args)) => (
             "cairn-bench prefetch: failed",
