@@ -9,6 +9,9 @@
 //! - `cairn verify`: re-check every version the node stores against the checksum database.
 //! - `cairn certs init|node|operator|server`: make a cluster CA and certificates.
 //! - `cairn token NAME`: make an access token for the GOPROXY port.
+//! - `cairn backup --out DIR`, `cairn backup verify DIR`, `cairn restore --from DIR`: back the
+//!   cluster up from one node, check a backup offline, build a new cluster's first data
+//!   directory from it.
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -25,6 +28,10 @@ mod cluster;
 mod members;
 mod route;
 mod verify;
+// --- backup ---
+mod backup;
+mod backup_progress;
+mod restore;
 
 use cluster::Health;
 
@@ -100,6 +107,59 @@ enum Command {
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
     },
+    /// Back the cluster up from --node into a directory: the replicated state at a known log
+    /// index and the blobs it references (`cairn backup verify DIR` checks one offline).
+    Backup(BackupArgs),
+    /// Build the first data directory of a new cluster from a backup (offline; the backup is
+    /// verified first and refused if damaged). Start cairn-node on it, then add the other nodes.
+    Restore {
+        /// The backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: std::path::PathBuf,
+        /// The new data directory (absent or empty).
+        #[arg(long, value_name = "DIR")]
+        data_dir: std::path::PathBuf,
+        /// The restored node's id.
+        #[arg(long, default_value_t = 1)]
+        node_id: u64,
+        /// The restored node's cluster address as other nodes will reach it (its
+        /// --cluster-listen, or a stable DNS name); needed before members are added.
+        #[arg(long, value_name = "HOST:PORT", default_value = "")]
+        cluster_addr: String,
+    },
+}
+
+/// `cairn backup`: flags of a backup run, or the `verify` subcommand.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    verify: Option<BackupCommand>,
+    /// The backup directory (created if needed; a re-run copies only new blobs).
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Only the replicated state, no blob (blobs come back from the upstreams).
+    #[arg(long, conflicts_with = "non_refetchable_only")]
+    state_only: bool,
+    /// Only the blobs that cannot be fetched again (versions from `direct` sources).
+    #[arg(long)]
+    non_refetchable_only: bool,
+    /// Re-hash blobs already in DIR instead of trusting their name and size.
+    #[arg(long)]
+    verify_existing: bool,
+    /// Blobs streamed at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Check a backup offline: manifest, state hash, every blob's size and sha256 (exit 1 on
+    /// any problem, each one listed).
+    Verify {
+        /// The backup directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +217,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         print!("{}", certs::token(name, groups));
         return Ok(ExitCode::SUCCESS);
     }
+    match &cli.command {
+        Command::Backup(BackupArgs {
+            verify: Some(BackupCommand::Verify { dir }),
+            ..
+        }) => return backup_verify(&cli, dir).await,
+        Command::Restore {
+            from,
+            data_dir,
+            node_id,
+            cluster_addr,
+        } => {
+            let args = restore::RestoreArgs {
+                from: from.clone(),
+                data_dir: data_dir.clone(),
+                node_id: *node_id,
+                cluster_addr: cluster_addr.clone(),
+            };
+            let summary = restore::restore(&args).await?;
+            if cli.json {
+                let json = restore::restored_json(&summary);
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", restore::render_restored(&summary, &args));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     if let Command::Certs(cmd) = &cli.command {
         let dir = cli
             .tls_dir
@@ -171,7 +259,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         cli.key.as_deref(),
     )?;
     match &cli.command {
-        Command::Certs(_) | Command::Token { .. } => Ok(ExitCode::SUCCESS),
+        Command::Certs(_) | Command::Token { .. } | Command::Restore { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup(args) => backup(&cli, timeout, args).await,
         Command::Status => status(&cli, timeout).await,
         Command::Route { module } => {
             let reply = route::route(&cli.node, timeout, module).await?;
@@ -265,4 +356,43 @@ fn print_change(
         print!("{}", members::render_reply(reply));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// === backup ===
+
+async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitCode> {
+    let Some(out) = args.out.clone() else {
+        anyhow::bail!("cairn backup needs --out DIR (or: cairn backup verify DIR)");
+    };
+    let mode = match (args.state_only, args.non_refetchable_only) {
+        (true, _) => cairn_node::backup::Mode::StateOnly,
+        (_, true) => cairn_node::backup::Mode::NonRefetchableOnly,
+        _ => cairn_node::backup::Mode::Full,
+    };
+    let opts = backup::Options {
+        out,
+        mode,
+        verify_existing: args.verify_existing,
+        concurrency: args.concurrency,
+    };
+    let summary = backup::run(&cli.node, timeout, &opts).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+    } else {
+        print!("{}", summary.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn backup_verify(cli: &Cli, dir: &std::path::Path) -> Result<ExitCode> {
+    let v = restore::verify(dir).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&restore::verified_json(&v))?);
+    } else {
+        print!("{}", restore::render_verified(dir, &v));
+    }
+    Ok(match v.is_sound() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
 }

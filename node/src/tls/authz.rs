@@ -5,6 +5,7 @@
 //! | `Raft/*`, `Blob/*`, `Mirror/*`         | nodes                                            |
 //! | `Admin/Status`, `Admin/Route`          | nodes and operators                              |
 //! | every other `Admin/*` (changes state)  | operators; a node only when forwarding an operator's request (`x-cairn-operator`) |
+//! | `Admin/BackupState`, `Admin/BackupBlob` | operators (they fall under the row above: a backup reads everything) |
 //!
 //! A caller without a certificate gets `UNAUTHENTICATED`, one with the wrong kind of identity
 //! `PERMISSION_DENIED`; both are counted. With an insecure cluster port everything is allowed.
@@ -161,6 +162,9 @@ pub fn admin_action(path: &str) -> Option<&'static str> {
         "AddMember" => Some("members.add"),
         "RemoveMember" => Some("members.remove"),
         "Verify" => Some("verify"),
+        // --- backup ---
+        "BackupState" => Some("backup"),
+        "BackupBlob" => Some("backup.blob"),
         _ => None,
     }
 }
@@ -298,5 +302,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.reason, "not_member");
         assert!(decide("/cairn.v1.Admin/Status", Some(&node), None, &only_1).is_ok());
+    }
+
+    #[test]
+    fn backup_rpcs_are_operator_only() {
+        let all = |_: u64| true;
+        let node = peer(Some(Identity::Node(2)), true);
+        let op = peer(Some(Identity::Operator("alice".into())), true);
+        for rpc in ["/cairn.v1.Admin/BackupState", "/cairn.v1.Admin/BackupBlob"] {
+            assert!(decide(rpc, Some(&op), None, &all).is_ok(), "{rpc}");
+            let e = decide(rpc, Some(&node), None, &all).unwrap_err();
+            assert_eq!(e.reason, "not_operator", "{rpc}");
+        }
+        assert_eq!(admin_action("/cairn.v1.Admin/BackupState"), Some("backup"));
     }
 }

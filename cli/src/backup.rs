@@ -1,0 +1,379 @@
+//! `cairn backup --out DIR`: a consistent copy of the replicated state plus the blobs it
+//! references, streamed from one node (`Admin.BackupState`, `Admin.BackupBlob`).
+//!
+//! Order of writing, so that an interrupted run is never taken for a finished one: the old
+//! `backup.json` (if any) is removed first, then `state.json` and the blobs are written (each to a
+//! temp name, fsynced, renamed), and `backup.json` last, by atomic rename. Every blob is checked
+//! (size and sha256) while it is written. A re-run into the same directory copies only blobs not
+//! already there (same name and size; `--verify-existing` re-hashes them too).
+//!
+//! The format is `cairn_node::backup`'s; `cairn backup verify` and `cairn restore` read it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cairn_node::backup::{
+    blob_manifest, blob_path, rfc3339_ms, AppliedId, BlobEntry, Counts, Manifest, ManifestMember,
+    Mode, SourceNode, StateFile, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, STATE_FILE,
+};
+use cairn_proto::v1::admin_client::AdminClient;
+use cairn_proto::v1::{BackupBlobRequest, BackupStateHeader, BackupStateRequest};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tonic::transport::Channel;
+
+use crate::client;
+use crate::backup_progress::Progress;
+
+/// What to back up and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The backup directory.
+    pub out: PathBuf,
+    /// Which blobs.
+    pub mode: Mode,
+    /// Re-hash blobs already present instead of trusting name and size.
+    pub verify_existing: bool,
+    /// Blobs in flight at once.
+    pub concurrency: usize,
+}
+
+/// The outcome of a finished backup.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Blobs copied by this run.
+    pub copied: u64,
+    /// Their bytes.
+    pub copied_bytes: u64,
+    /// Included blobs that were already in the directory.
+    pub present: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Runs a backup from `node` into `opts.out`.
+pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summary> {
+    let started = Instant::now();
+    let out = &opts.out;
+    std::fs::create_dir_all(out.join("blobs"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    remove_if_present(&out.join(MANIFEST_FILE))?;
+    let mut client = client::connect(node, timeout)
+        .await?
+        .max_decoding_message_size(8 << 20);
+    let (header, state) = fetch_state(&mut client).await?;
+    write_atomically(&out.join(STATE_FILE), &state).await?;
+    let versions = cairn_node::raft::backup::state_versions(&state)
+        .map_err(|e| anyhow!("the node sent a state this CLI cannot read: {e}"))?;
+    let blobs = blob_manifest(&versions, opts.mode);
+    let wanted: Vec<&BlobEntry> = blobs.iter().filter(|b| b.included).collect();
+    let (todo, present) = split_present(out, &wanted, opts.verify_existing).await?;
+    let mut progress = Progress::new("backup", todo.len() as u64, todo.iter().map(|b| b.size).sum());
+    progress.note(&format!(
+        "state at log index {} ({} bytes, {} versions) from node {}; {} blobs to copy, {} already present",
+        header.applied_index,
+        state.len(),
+        versions.len(),
+        header.node_id,
+        todo.len(),
+        present
+    ));
+    let failures = copy_blobs(&client, out, &todo, opts.concurrency, &mut progress).await;
+    progress.finish();
+    if !failures.is_empty() {
+        bail!(
+            "{} blob(s) could not be backed up; the backup is incomplete (no {MANIFEST_FILE} written):\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    sync_shards(out, &todo).await?;
+    let copied = todo.len() as u64;
+    let copied_bytes = todo.iter().map(|b| b.size).sum();
+    let manifest = manifest(node, &header, &state, versions.len() as u64, blobs, opts.mode);
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    write_atomically(&out.join(MANIFEST_FILE), &json).await?;
+    Ok(Summary {
+        manifest,
+        copied,
+        copied_bytes,
+        present,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove the old {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Streams the state; checks its size and sha256 against the header.
+async fn fetch_state(client: &mut AdminClient<Channel>) -> Result<(BackupStateHeader, Vec<u8>)> {
+    let failed = |s: tonic::Status| anyhow!("backup failed: {}", client::describe_status(&s));
+    let mut stream = client
+        .backup_state(BackupStateRequest {})
+        .await
+        .map_err(failed)?
+        .into_inner();
+    let mut header = None;
+    let mut data = Vec::new();
+    while let Some(msg) = stream.message().await.map_err(failed)? {
+        if let Some(h) = msg.header {
+            data.reserve(usize::try_from(h.size).unwrap_or(0));
+            header = Some(h);
+        }
+        data.extend_from_slice(&msg.data);
+    }
+    let header = header.context("the node sent no backup header")?;
+    let sha = hex::encode(Sha256::digest(&data));
+    if data.len() as u64 != header.size || sha != header.sha256 {
+        bail!(
+            "the state arrived damaged: {} bytes with sha256 {sha}, the node announced {} bytes with sha256 {}",
+            data.len(),
+            header.size,
+            header.sha256
+        );
+    }
+    Ok((header, data))
+}
+
+/// Splits the wanted blobs into those to copy and the count of those already present.
+async fn split_present<'a>(
+    out: &Path,
+    wanted: &[&'a BlobEntry],
+    verify_existing: bool,
+) -> Result<(Vec<&'a BlobEntry>, u64)> {
+    let mut todo = Vec::new();
+    let mut present = 0;
+    for b in wanted {
+        let path = blob_path(out, &b.sha256);
+        let same_size = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == b.size);
+        let sound = same_size
+            && (!verify_existing || {
+                let p = path.clone();
+                let hashed = tokio::task::spawn_blocking(move || {
+                    cairn_node::store::blob::hash_file(&p)
+                })
+                .await?;
+                hashed.is_ok_and(|(sha, _)| sha == b.sha256)
+            });
+        if sound {
+            present += 1;
+        } else {
+            todo.push(*b);
+        }
+    }
+    Ok((todo, present))
+}
+
+/// Copies `todo`, `concurrency` at a time; returns one line per blob that failed.
+async fn copy_blobs(
+    client: &AdminClient<Channel>,
+    out: &Path,
+    todo: &[&BlobEntry],
+    concurrency: usize,
+    progress: &mut Progress,
+) -> Vec<String> {
+    let copies = todo.iter().map(|b| {
+        let client = client.clone();
+        async move { (b, copy_blob(client, out, b).await) }
+    });
+    let mut stream = futures_util::stream::iter(copies).buffer_unordered(concurrency.max(1));
+    let mut failures = Vec::new();
+    while let Some((b, res)) = stream.next().await {
+        match res {
+            Ok(()) => progress.advance(b.size),
+            Err(e) => failures.push(format!(
+                "  {} ({} bytes, zip of {}): {e:#}",
+                b.sha256,
+                b.size,
+                b.versions.join(", ")
+            )),
+        }
+    }
+    failures
+}
+
+/// Streams one blob into `blobs/<aa>/<sha256>` via a temp file, checking size and sha256.
+async fn copy_blob(mut client: AdminClient<Channel>, out: &Path, b: &BlobEntry) -> Result<()> {
+    let dest = blob_path(out, &b.sha256);
+    let dir = dest.parent().context("blob path without a directory")?;
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = dir.join(format!(".{}.tmp{:08x}", b.sha256, std::process::id()));
+    let res = stream_to(&mut client, b, &tmp).await;
+    if res.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return res;
+    }
+    tokio::fs::rename(&tmp, &dest)
+        .await
+        .with_context(|| format!("renaming into {}", dest.display()))
+}
+
+async fn stream_to(client: &mut AdminClient<Channel>, b: &BlobEntry, tmp: &Path) -> Result<()> {
+    let req = BackupBlobRequest {
+        sha256: b.sha256.clone(),
+        size: b.size,
+    };
+    let mut stream = client
+        .backup_blob(req)
+        .await
+        .map_err(|s| anyhow!(client::describe_status(&s)))?
+        .into_inner();
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow!(client::describe_status(&s)))?
+    {
+        hasher.update(&chunk.data);
+        size += chunk.data.len() as u64;
+        if size > b.size {
+            bail!("the node sent more than the recorded {} bytes", b.size);
+        }
+        file.write_all(&chunk.data).await?;
+    }
+    let sha = hex::encode(hasher.finalize());
+    if size != b.size || sha != b.sha256 {
+        bail!("received {size} bytes hashing to {sha}: not the recorded blob (corrupt copy on the node?)");
+    }
+    file.sync_all().await?;
+    Ok(())
+}
+
+/// Fsyncs the shard directories the new blobs were renamed into.
+async fn sync_shards(out: &Path, copied: &[&BlobEntry]) -> Result<()> {
+    let mut shards: Vec<PathBuf> = copied
+        .iter()
+        .filter_map(|b| blob_path(out, &b.sha256).parent().map(Path::to_path_buf))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for d in shards {
+            std::fs::File::open(&d)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temp file: fsync, rename, fsync the directory.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let (p, t, data) = (path.to_path_buf(), tmp.clone(), bytes.to_vec());
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&t)?;
+        std::io::Write::write_all(&mut f, &data)?;
+        f.sync_all()?;
+        std::fs::rename(&t, &p)?;
+        if let Some(dir) = p.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await?
+    .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn manifest(
+    node: &str,
+    h: &BackupStateHeader,
+    state: &[u8],
+    versions: u64,
+    blobs: Vec<BlobEntry>,
+    mode: Mode,
+) -> Manifest {
+    let now = cairn_node::store::now_ms();
+    Manifest {
+        format: FORMAT_NAME.to_string(),
+        format_version: FORMAT_VERSION,
+        created_at_ms: now,
+        created_at: rfc3339_ms(now),
+        cairn_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: SourceNode {
+            node_id: h.node_id,
+            node_addr: node.to_string(),
+            version: h.version.clone(),
+            leader_id: h.leader_id,
+            members: h
+                .members
+                .iter()
+                .map(|m| ManifestMember {
+                    id: m.id,
+                    addr: m.addr.clone(),
+                    voter: m.voter,
+                })
+                .collect(),
+        },
+        applied: AppliedId {
+            index: h.applied_index,
+            term: h.applied_term,
+            leader: h.applied_leader,
+        },
+        mode,
+        state: StateFile {
+            file: STATE_FILE.to_string(),
+            size: state.len() as u64,
+            sha256: h.sha256.clone(),
+        },
+        counts: Counts::of(versions, &blobs),
+        blobs,
+    }
+}
+
+impl Summary {
+    /// The `--json` form.
+    pub fn to_json(&self) -> serde_json::Value {
+        let m = &self.manifest;
+        let secs = self.elapsed.as_secs_f64();
+        serde_json::json!({
+            "applied_index": m.applied.index,
+            "applied_term": m.applied.term,
+            "node_id": m.source.node_id,
+            "mode": m.mode,
+            "versions": m.counts.versions,
+            "blobs_total": m.counts.blobs,
+            "blobs_included": m.counts.blobs_included,
+            "bytes_included": m.counts.bytes_included,
+            "blobs_copied": self.copied,
+            "bytes_copied": self.copied_bytes,
+            "blobs_present": self.present,
+            "seconds": secs,
+            "bytes_per_second": if secs > 0.0 { self.copied_bytes as f64 / secs } else { 0.0 },
+            "state_sha256": m.state.sha256,
+        })
+    }
+
+    /// The text form.
+    pub fn render(&self) -> String {
+        let m = &self.manifest;
+        format!(
+            "backup complete: log index {} (term {}) from node {}, {} versions; {} of {} blobs included ({}), {} copied now ({}), {} already present; {:.1}s\n",
+            m.applied.index,
+            m.applied.term,
+            m.source.node_id,
+            m.counts.versions,
+            m.counts.blobs_included,
+            m.counts.blobs,
+            crate::backup_progress::bytes(m.counts.bytes_included),
+            self.copied,
+            crate::backup_progress::bytes(self.copied_bytes),
+            self.present,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}

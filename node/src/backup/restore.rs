@@ -1,0 +1,135 @@
+//! `cairn restore`: a new data directory from a backup, which `cairn-node` starts as a new
+//! single-node cluster. The backup is verified completely first; a backup with any problem is
+//! refused before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use super::format::blob_path;
+use super::verify::{verify, Problem, VerifyError};
+use super::AppliedId;
+use crate::raft::backup::restore_state;
+use crate::raft::ConsensusError;
+use crate::store::blob::{BlobError, BlobStore};
+
+/// What a restore built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// The new data directory.
+    pub data_dir: PathBuf,
+    /// The restored node's id.
+    pub node_id: u64,
+    /// The log position the new cluster continues from.
+    pub applied: AppliedId,
+    /// Version records restored.
+    pub versions: u64,
+    /// Blobs copied into the blob store.
+    pub blobs: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Blobs the state references that the backup did not include (fetched again on demand).
+    pub blobs_not_included: u64,
+}
+
+/// A restore was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The backup cannot be read.
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
+    /// The backup has problems; nothing was written.
+    #[error("the backup is damaged; nothing was written:\n{}", list(.0))]
+    Damaged(Vec<Problem>),
+    /// The target data directory is not empty.
+    #[error("{0} is not empty: restore builds a fresh data directory (stop the node and give a new or empty one)")]
+    NotEmpty(PathBuf),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The state could not be installed.
+    #[error("{0}")]
+    Consensus(#[from] ConsensusError),
+    /// A blob could not be stored.
+    #[error("blob store: {0}")]
+    Blobs(#[from] BlobError),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Builds `data_dir` (absent or empty) from the backup in `from`: node `node_id`, which its
+/// future peers reach at `cluster_addr`, sole member of a new cluster.
+pub async fn restore(
+    from: &Path,
+    data_dir: &Path,
+    node_id: u64,
+    cluster_addr: &str,
+) -> Result<RestoreSummary, RestoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RestoreError::Io { path, source }
+    };
+    if !is_empty_dir(data_dir).map_err(io(data_dir))? {
+        return Err(RestoreError::NotEmpty(data_dir.to_path_buf()));
+    }
+    let dir = from.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || verify(&dir))
+        .await
+        .map_err(|e| RestoreError::Consensus(ConsensusError::Task(e)))??;
+    if !checked.is_sound() {
+        return Err(RestoreError::Damaged(checked.problems));
+    }
+    let m = &checked.manifest;
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    restore_state(
+        &data_dir.join("meta"),
+        node_id,
+        cluster_addr,
+        &checked.state,
+        m.applied,
+    )
+    .await?;
+    let store = BlobStore::open(&data_dir.join("blobs"))?;
+    let (mut blobs, mut bytes) = (0, 0);
+    for b in m.blobs.iter().filter(|b| b.included) {
+        let src = blob_path(from, &b.sha256);
+        let tmp = store.temp_path();
+        let copy = (src.clone(), tmp.clone());
+        tokio::task::spawn_blocking(move || std::fs::copy(&copy.0, &copy.1))
+            .await
+            .map_err(|e| RestoreError::Consensus(ConsensusError::Task(e)))?
+            .map_err(io(&src))?;
+        store.commit_hashed(tmp, b.sha256.clone(), b.size).await?;
+        blobs += 1;
+        bytes += b.size;
+    }
+    tracing::info!(node_id, index = m.applied.index, blobs, bytes, data_dir = %data_dir.display(), "restored a backup");
+    Ok(RestoreSummary {
+        data_dir: data_dir.to_path_buf(),
+        node_id,
+        applied: m.applied,
+        versions: m.counts.versions,
+        blobs,
+        bytes,
+        blobs_not_included: m.counts.blobs.saturating_sub(m.counts.blobs_included),
+    })
+}
+
+/// Whether `dir` is absent or an empty directory.
+fn is_empty_dir(dir: &Path) -> std::io::Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut rd) => Ok(rd.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
