@@ -45,9 +45,14 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let bin = crate::resolve_node_bin(args.node_bin.clone())?;
     let cli = bin.with_file_name("cairn");
     if !cli.is_file() {
-        bail!("the cairn CLI is not next to {} (cargo build --release -p cairn-cli)", bin.display());
+        bail!(
+            "the cairn CLI is not next to {} (cargo build --release -p cairn-cli)",
+            bin.display()
+        );
     }
-    let work = tempfile::Builder::new().prefix("cairn-bench-backup-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("cairn-bench-backup-")
+        .tempdir()?;
     let root = work.path().join("corpus");
     let mut urls = Vec::new();
     let mut total = 0u64;
@@ -85,12 +90,20 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     ];
     for r in 0..args.rounds {
         let out = work.path().join(format!("backup-{r}"));
-        rows[0].1.push(timed_cli(&cli, &cluster, &["backup", "--out", &s(&out)])?);
-        rows[1].1.push(plain_copy(&data.join("blobs"), &work.path().join(format!("plain-{r}")))?);
+        rows[0]
+            .1
+            .push(timed_cli(&cli, &cluster, &["backup", "--out", &s(&out)])?);
+        rows[1].1.push(plain_copy(
+            &data.join("blobs"),
+            &work.path().join(format!("plain-{r}")),
+        )?);
         let restored = work.path().join(format!("restored-{r}"));
         let restore = ["restore", "--from", &s(&out), "--data-dir", &s(&restored)];
         rows[2].1.push(timed_cli(&cli, &cluster, &restore)?);
-        rows[3].1.push(plain_copy(&out.join("blobs"), &work.path().join(format!("plain-b-{r}")))?);
+        rows[3].1.push(plain_copy(
+            &out.join("blobs"),
+            &work.path().join(format!("plain-b-{r}")),
+        )?);
         for d in [out, restored] {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -101,7 +114,10 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
 
 fn report(rows: &[(&str, Vec<Duration>)], total: u64, blobs: usize) -> anyhow::Result<()> {
     let med: Vec<f64> = rows.iter().map(|(_, t)| median(t)).collect();
-    println!("{:<28} {:>10} {:>10} {:>8}", "", "median s", "MiB/s", "ratio");
+    println!(
+        "{:<28} {:>10} {:>10} {:>8}",
+        "", "median s", "MiB/s", "ratio"
+    );
     let mut out = Vec::new();
     for (i, (name, times)) in rows.iter().enumerate() {
         let base = if i < 2 { med[1] } else { med[3] };
@@ -112,9 +128,11 @@ fn report(rows: &[(&str, Vec<Duration>)], total: u64, blobs: usize) -> anyhow::R
             mib(total) / med[i],
             ratio
         );
-        out.push(json!({"name": name, "median_s": med[i], "mib_per_s": mib(total) / med[i],
+        out.push(
+            json!({"name": name, "median_s": med[i], "mib_per_s": mib(total) / med[i],
             "ratio_to_plain_copy": ratio,
-            "rounds_s": times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()}));
+            "rounds_s": times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()}),
+        );
     }
     println!("(ratio = plain copy time / this time; 1.00x = as fast as the plain copy)");
     let path = crate::workspace_root().join("target/bench-backup.json");
@@ -126,7 +144,8 @@ fn report(rows: &[(&str, Vec<Duration>)], total: u64, blobs: usize) -> anyhow::R
 }
 
 fn cluster_addr(data: &Path) -> anyhow::Result<String> {
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("listen-addrs.json"))?)?;
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("listen-addrs.json"))?)?;
     j["cluster"]
         .as_str()
         .map(str::to_owned)

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tonic::transport::Channel;
 
+use crate::backup_progress::{Counter, Progress};
 use crate::client;
-use crate::backup_progress::Progress;
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -72,7 +72,11 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
     let blobs = blob_manifest(&versions, opts.mode);
     let wanted: Vec<&BlobEntry> = blobs.iter().filter(|b| b.included).collect();
     let (todo, present) = split_present(out, &wanted, opts.verify_existing).await?;
-    let mut progress = Progress::new("backup", todo.len() as u64, todo.iter().map(|b| b.size).sum());
+    let progress = Progress::new(
+        "backup",
+        todo.len() as u64,
+        todo.iter().map(|b| b.size).sum(),
+    );
     progress.note(&format!(
         "state at log index {} ({} bytes, {} versions) from node {}; {} blobs to copy, {} already present",
         header.applied_index,
@@ -82,7 +86,7 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
         todo.len(),
         present
     ));
-    let failures = copy_blobs(&client, out, &todo, opts.concurrency, &mut progress).await;
+    let failures = copy_blobs(&client, out, &todo, opts.concurrency, &progress.counter()).await;
     progress.finish();
     if !failures.is_empty() {
         bail!(
@@ -94,7 +98,14 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
     sync_shards(out, &todo).await?;
     let copied = todo.len() as u64;
     let copied_bytes = todo.iter().map(|b| b.size).sum();
-    let manifest = manifest(node, &header, &state, versions.len() as u64, blobs, opts.mode);
+    let manifest = manifest(
+        node,
+        &header,
+        &state,
+        versions.len() as u64,
+        blobs,
+        opts.mode,
+    );
     let json = serde_json::to_vec_pretty(&manifest)?;
     write_atomically(&out.join(MANIFEST_FILE), &json).await?;
     Ok(Summary {
@@ -159,10 +170,9 @@ async fn split_present<'a>(
         let sound = same_size
             && (!verify_existing || {
                 let p = path.clone();
-                let hashed = tokio::task::spawn_blocking(move || {
-                    cairn_node::store::blob::hash_file(&p)
-                })
-                .await?;
+                let hashed =
+                    tokio::task::spawn_blocking(move || cairn_node::store::blob::hash_file(&p))
+                        .await?;
                 hashed.is_ok_and(|(sha, _)| sha == b.sha256)
             });
         if sound {
@@ -180,17 +190,17 @@ async fn copy_blobs(
     out: &Path,
     todo: &[&BlobEntry],
     concurrency: usize,
-    progress: &mut Progress,
+    progress: &Counter,
 ) -> Vec<String> {
     let copies = todo.iter().map(|b| {
         let client = client.clone();
-        async move { (b, copy_blob(client, out, b).await) }
+        async move { (b, copy_blob(client, out, b, progress).await) }
     });
     let mut stream = futures_util::stream::iter(copies).buffer_unordered(concurrency.max(1));
     let mut failures = Vec::new();
     while let Some((b, res)) = stream.next().await {
         match res {
-            Ok(()) => progress.advance(b.size),
+            Ok(()) => progress.item(),
             Err(e) => failures.push(format!(
                 "  {} ({} bytes, zip of {}): {e:#}",
                 b.sha256,
@@ -203,12 +213,17 @@ async fn copy_blobs(
 }
 
 /// Streams one blob into `blobs/<aa>/<sha256>` via a temp file, checking size and sha256.
-async fn copy_blob(mut client: AdminClient<Channel>, out: &Path, b: &BlobEntry) -> Result<()> {
+async fn copy_blob(
+    mut client: AdminClient<Channel>,
+    out: &Path,
+    b: &BlobEntry,
+    progress: &Counter,
+) -> Result<()> {
     let dest = blob_path(out, &b.sha256);
     let dir = dest.parent().context("blob path without a directory")?;
     tokio::fs::create_dir_all(dir).await?;
     let tmp = dir.join(format!(".{}.tmp{:08x}", b.sha256, std::process::id()));
-    let res = stream_to(&mut client, b, &tmp).await;
+    let res = stream_to(&mut client, b, &tmp, progress).await;
     if res.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
         return res;
@@ -218,7 +233,12 @@ async fn copy_blob(mut client: AdminClient<Channel>, out: &Path, b: &BlobEntry) 
         .with_context(|| format!("renaming into {}", dest.display()))
 }
 
-async fn stream_to(client: &mut AdminClient<Channel>, b: &BlobEntry, tmp: &Path) -> Result<()> {
+async fn stream_to(
+    client: &mut AdminClient<Channel>,
+    b: &BlobEntry,
+    tmp: &Path,
+    progress: &Counter,
+) -> Result<()> {
     let req = BackupBlobRequest {
         sha256: b.sha256.clone(),
         size: b.size,
@@ -244,6 +264,7 @@ async fn stream_to(client: &mut AdminClient<Channel>, b: &BlobEntry, tmp: &Path)
             bail!("the node sent more than the recorded {} bytes", b.size);
         }
         file.write_all(&chunk.data).await?;
+        progress.bytes(chunk.data.len() as u64);
     }
     let sha = hex::encode(hasher.finalize());
     if size != b.size || sha != b.sha256 {

@@ -123,7 +123,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         node_id: u64,
         /// The restored node's cluster address as other nodes will reach it (its
-        /// --cluster-listen, or a stable DNS name); needed before members are added.
+        /// --cluster-listen, or a stable DNS name); default: the address this node id had in
+        /// the backed-up membership.
         #[arg(long, value_name = "HOST:PORT", default_value = "")]
         cluster_addr: String,
     },
@@ -239,7 +240,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 let json = restore::restored_json(&summary);
                 println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
-                print!("{}", restore::render_restored(&summary, &args));
+                print!("{}", restore::render_restored(&summary));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -387,7 +388,10 @@ async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitC
 async fn backup_verify(cli: &Cli, dir: &std::path::Path) -> Result<ExitCode> {
     let v = restore::verify(dir).await?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&restore::verified_json(&v))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&restore::verified_json(&v))?
+        );
     } else {
         print!("{}", restore::render_verified(dir, &v));
     }

@@ -80,7 +80,7 @@ pub async fn restore(a: &RestoreArgs) -> Result<RestoreSummary> {
 }
 
 /// The text report of a restore, with what to do next.
-pub fn render_restored(s: &RestoreSummary, a: &RestoreArgs) -> String {
+pub fn render_restored(s: &RestoreSummary) -> String {
     format!(
         "restored {} versions and {} blobs ({}) into {} as node {} of a new cluster, continuing after log index {} (term {}); {} blobs were not in the backup and will be fetched again on demand\n\
          next: start cairn-node --data-dir {} --node-id {} --cluster-listen {} (no --peers), then start the other nodes empty and add each with `cairn members add ID ADDR`\n",
@@ -94,7 +94,7 @@ pub fn render_restored(s: &RestoreSummary, a: &RestoreArgs) -> String {
         s.blobs_not_included,
         s.data_dir.display(),
         s.node_id,
-        if a.cluster_addr.is_empty() { "ADDR" } else { &a.cluster_addr },
+        s.cluster_addr,
     )
 }
 
@@ -103,6 +103,7 @@ pub fn restored_json(s: &RestoreSummary) -> serde_json::Value {
     serde_json::json!({
         "data_dir": s.data_dir,
         "node_id": s.node_id,
+        "cluster_addr": s.cluster_addr,
         "applied_index": s.applied.index,
         "applied_term": s.applied.term,
         "versions": s.versions,

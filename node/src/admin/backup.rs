@@ -21,7 +21,8 @@ use crate::raft::Consensus;
 use crate::store::blob::{is_sha256_hex, BlobStore};
 
 /// The stream type of `BackupState`.
-pub type BackupStateStream = tokio_stream::Iter<std::vec::IntoIter<Result<BackupStateChunk, tonic::Status>>>;
+pub type BackupStateStream =
+    tokio_stream::Iter<std::vec::IntoIter<Result<BackupStateChunk, tonic::Status>>>;
 
 /// The stream type of `BackupBlob`.
 pub type BackupBlobStream = ReceiverStream<Result<BackupBlobChunk, tonic::Status>>;
@@ -64,7 +65,11 @@ pub(super) async fn state(
         sha256: hex::encode(Sha256::digest(&export.data)),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    tracing::info!(index = applied.index, bytes = export.data.len(), "state exported for a backup");
+    tracing::info!(
+        index = applied.index,
+        bytes = export.data.len(),
+        "state exported for a backup"
+    );
     let mut chunks: Vec<Result<BackupStateChunk, tonic::Status>> = Vec::new();
     let mut header = Some(header);
     for data in export.data.chunks(STATE_CHUNK) {

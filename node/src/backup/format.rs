@@ -171,7 +171,9 @@ pub fn blob_manifest(versions: &[VersionRecord], mode: Mode) -> Vec<BlobEntry> {
 /// Where a backup directory keeps blob `sha256` (`blobs/<aa>/<sha256>`); the caller checks
 /// that `sha256` is a sha256 hex string.
 pub fn blob_path(dir: &Path, sha256: &str) -> PathBuf {
-    dir.join("blobs").join(sha256.get(..2).unwrap_or("xx")).join(sha256)
+    dir.join("blobs")
+        .join(sha256.get(..2).unwrap_or("xx"))
+        .join(sha256)
 }
 
 impl Counts {

@@ -18,6 +18,8 @@ pub struct RestoreSummary {
     pub data_dir: PathBuf,
     /// The restored node's id.
     pub node_id: u64,
+    /// Its cluster address in the new membership.
+    pub cluster_addr: String,
     /// The log position the new cluster continues from.
     pub applied: AppliedId,
     /// Version records restored.
@@ -54,6 +56,9 @@ pub enum RestoreError {
     /// The state could not be installed.
     #[error("{0}")]
     Consensus(#[from] ConsensusError),
+    /// No `--cluster-addr` was given and the backed-up membership has no address for the node.
+    #[error("node {0} was not a member of the backed-up cluster: give the address its peers will reach it at (--cluster-addr HOST:PORT)")]
+    NoClusterAddr(u64),
     /// A blob could not be stored.
     #[error("blob store: {0}")]
     Blobs(#[from] BlobError),
@@ -68,7 +73,9 @@ fn list(problems: &[Problem]) -> String {
 }
 
 /// Builds `data_dir` (absent or empty) from the backup in `from`: node `node_id`, which its
-/// future peers reach at `cluster_addr`, sole member of a new cluster.
+/// future peers reach at `cluster_addr`, sole member of a new cluster. An empty
+/// `cluster_addr` means the address `node_id` had in the backed-up membership (hosts rebuilt
+/// under their old names).
 pub async fn restore(
     from: &Path,
     data_dir: &Path,
@@ -90,11 +97,21 @@ pub async fn restore(
         return Err(RestoreError::Damaged(checked.problems));
     }
     let m = &checked.manifest;
+    let cluster_addr = match cluster_addr {
+        "" => m
+            .source
+            .members
+            .iter()
+            .find(|mm| mm.id == node_id)
+            .map(|mm| mm.addr.clone())
+            .ok_or(RestoreError::NoClusterAddr(node_id))?,
+        given => given.to_string(),
+    };
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     restore_state(
         &data_dir.join("meta"),
         node_id,
-        cluster_addr,
+        &cluster_addr,
         &checked.state,
         m.applied,
     )
@@ -117,6 +134,7 @@ pub async fn restore(
     Ok(RestoreSummary {
         data_dir: data_dir.to_path_buf(),
         node_id,
+        cluster_addr,
         applied: m.applied,
         versions: m.counts.versions,
         blobs,

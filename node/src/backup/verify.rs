@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::format::{blob_manifest, blob_path, Manifest, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE};
+use super::format::{
+    blob_manifest, blob_path, Manifest, FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE,
+};
 use crate::raft::backup::{check_state, state_versions};
 use crate::store::blob::{hash_file, is_sha256_hex, BlobError};
 
@@ -106,7 +108,10 @@ fn read_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a backup manifest: {e}")))?;
     if manifest.format != FORMAT_NAME {
-        return Err(bad(format!("format is {:?}, not {FORMAT_NAME:?}", manifest.format)));
+        return Err(bad(format!(
+            "format is {:?}, not {FORMAT_NAME:?}",
+            manifest.format
+        )));
     }
     if manifest.format_version != FORMAT_VERSION {
         return Err(bad(format!(
@@ -165,8 +170,11 @@ fn check_state_file(
     match state_versions(&state) {
         Ok(versions) => {
             let want = blob_manifest(&versions, m.mode);
-            let listed: BTreeMap<&str, u64> =
-                m.blobs.iter().map(|b| (b.sha256.as_str(), b.size)).collect();
+            let listed: BTreeMap<&str, u64> = m
+                .blobs
+                .iter()
+                .map(|b| (b.sha256.as_str(), b.size))
+                .collect();
             for b in &want {
                 if listed.get(b.sha256.as_str()) != Some(&b.size) {
                     problem(format!(

@@ -80,7 +80,9 @@ pub fn check_state(data: &[u8]) -> Result<(), ConsensusError> {
 }
 
 /// Every version record of a backed-up state (what its blob manifest is made from).
-pub fn state_versions(data: &[u8]) -> Result<Vec<crate::store::meta::VersionRecord>, ConsensusError> {
+pub fn state_versions(
+    data: &[u8],
+) -> Result<Vec<crate::store::meta::VersionRecord>, ConsensusError> {
     snapshot::versions(data).map_err(|e| ConsensusError::Restore(e.to_string()))
 }
 

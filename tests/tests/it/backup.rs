@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use cairn_tests::cluster::{run_cli, ClusterConfig, CliOutput, TestCluster};
+use cairn_tests::cluster::{run_cli, CliOutput, ClusterConfig, TestCluster};
 use cairn_tests::corpus::generated_versions;
 use cairn_tests::gocmd::{self, Go, GoEnv};
 
@@ -35,7 +35,10 @@ fn backed_up(dir: &Path) -> BTreeMap<String, String> {
     for b in m["blobs"].as_array().unwrap() {
         if b["included"].as_bool() == Some(true) {
             for v in b["versions"].as_array().unwrap() {
-                out.insert(v.as_str().unwrap().to_string(), b["sha256"].as_str().unwrap().into());
+                out.insert(
+                    v.as_str().unwrap().to_string(),
+                    b["sha256"].as_str().unwrap().into(),
+                );
             }
         }
     }
@@ -115,7 +118,8 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
 
     // A download loop through node 2: new versions (Raft writes) in chunks, then hits.
     let generated = generated_versions();
-    let chunks: Vec<Vec<(String, String)>> = generated[..40].chunks(10).map(<[_]>::to_vec).collect();
+    let chunks: Vec<Vec<(String, String)>> =
+        generated[..40].chunks(10).map(<[_]>::to_vec).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
     let looper = {
@@ -142,15 +146,25 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     println!("first backup (loop rounds finished meanwhile: {during}): {j1}");
     let progress: Vec<&str> = first.stderr.lines().collect();
     assert!(
-        progress.iter().any(|l| l.starts_with("backup: state at log index "))
-            && progress.iter().any(|l| l.contains(" blobs, ") && l.contains("done in")),
+        progress
+            .iter()
+            .any(|l| l.starts_with("backup: state at log index "))
+            && progress
+                .iter()
+                .any(|l| l.contains(" blobs, ") && l.contains("done in")),
         "non-terminal progress lines expected on stderr:\n{}",
         first.stderr
     );
-    assert!(!first.stderr.contains('\r'), "no redrawn line when not on a terminal");
+    assert!(
+        !first.stderr.contains('\r'),
+        "no redrawn line when not on a terminal"
+    );
     let held1 = backed_up(&out_dir);
     for (m, v) in &base {
-        assert!(held1.contains_key(&mv(m, v)), "{m}@{v} missing from the first backup");
+        assert!(
+            held1.contains_key(&mv(m, v)),
+            "{m}@{v} missing from the first backup"
+        );
     }
     assert_eq!(j1["blobs_copied"], j1["blobs_included"], "{j1}");
 
@@ -161,10 +175,16 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     println!("second backup: {j2}");
     let included = |j: &serde_json::Value| j["blobs_included"].as_u64().unwrap();
     assert_eq!(j2["blobs_present"].as_u64().unwrap(), included(&j1), "{j2}");
-    assert_eq!(j2["blobs_copied"].as_u64().unwrap(), included(&j2) - included(&j1), "{j2}");
+    assert_eq!(
+        j2["blobs_copied"].as_u64().unwrap(),
+        included(&j2) - included(&j1),
+        "{j2}"
+    );
     assert!(j2["blobs_copied"].as_u64().unwrap() >= 3, "{j2}");
     let held = backed_up(&out_dir);
-    let verify = run_cli(nowhere(), &["backup", "verify", &s(&out_dir)]).await.unwrap();
+    let verify = run_cli(nowhere(), &["backup", "verify", &s(&out_dir)])
+        .await
+        .unwrap();
     let verify = verify.ok().unwrap();
     assert!(verify.stdout.contains("0 problem(s)"), "{verify}");
 
@@ -191,7 +211,13 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     })
     .await
     .unwrap();
-    download_all(&go, &one.url(1), &versions, "1-node restored cluster, upstream dead").await;
+    download_all(
+        &go,
+        &one.url(1),
+        &versions,
+        "1-node restored cluster, upstream dead",
+    )
+    .await;
     drop(one);
 
     let backup_dir = out_dir.clone();
@@ -256,10 +282,18 @@ async fn check_damage_is_caught(dir: &Path, scratch: &Path) {
         let copy = scratch.join(format!("damaged-{name}"));
         copy_dir(dir, &copy);
         damage(&copy);
-        let v = run_cli(nowhere(), &["backup", "verify", &s(&copy)]).await.unwrap();
+        let v = run_cli(nowhere(), &["backup", "verify", &s(&copy)])
+            .await
+            .unwrap();
         assert_ne!(v.code, Some(0), "{name}: verify must fail\n{v}");
-        assert!(v.stdout.contains(&expect), "{name}: expected {expect:?} in\n{v}");
-        assert!(v.stdout.contains("1 problem(s)"), "{name}: one problem\n{v}");
+        assert!(
+            v.stdout.contains(&expect),
+            "{name}: expected {expect:?} in\n{v}"
+        );
+        assert!(
+            v.stdout.contains("1 problem(s)"),
+            "{name}: one problem\n{v}"
+        );
         let target = scratch.join(format!("restored-{name}"));
         let r = run_cli(
             nowhere(),
@@ -268,7 +302,14 @@ async fn check_damage_is_caught(dir: &Path, scratch: &Path) {
         .await
         .unwrap();
         assert_ne!(r.code, Some(0), "{name}: restore must refuse\n{r}");
-        assert!(r.stderr.contains("damaged") && r.stderr.contains(&expect), "{name}:\n{r}");
-        assert!(!target.exists(), "{name}: restore wrote {}", target.display());
+        assert!(
+            r.stderr.contains("damaged") && r.stderr.contains(&expect),
+            "{name}:\n{r}"
+        );
+        assert!(
+            !target.exists(),
+            "{name}: restore wrote {}",
+            target.display()
+        );
     }
 }
