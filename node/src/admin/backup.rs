@@ -1,6 +1,7 @@
 //! `BackupState` and `BackupBlob`: what `cairn backup` streams from a node.
 //!
-//! The state is exported under the state machine's read lock (see
+//! A follower first applies as far as the leader has (`Consensus::catch_up_with_leader`); the
+//! state is then exported under the state machine's read lock (see
 //! [`Consensus::export_state`]) and sent as a header and 1 MiB chunks. A blob is read from
 //! this node's store; one this node lacks is first fetched from a peer through the same path a
 //! cache hit uses ([`ClusterOps::fetch_blob`]), so a backup of a node that evicted or never
@@ -29,6 +30,8 @@ pub type BackupBlobStream = ReceiverStream<Result<BackupBlobChunk, tonic::Status
 
 /// State bytes per message.
 const STATE_CHUNK: usize = 1 << 20;
+/// How long a follower may take to apply up to the leader's index before its state is exported.
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Blob bytes per message.
 const BLOB_CHUNK: usize = 256 << 10;
 
@@ -37,6 +40,10 @@ pub(super) async fn state(
     consensus: &Consensus,
     node_id: u64,
 ) -> Result<BackupStateStream, tonic::Status> {
+    consensus
+        .catch_up_with_leader(CATCH_UP_TIMEOUT)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let export = consensus
         .export_state()
         .await

@@ -1,5 +1,7 @@
 //! Backup and restore of the replicated state (`cairn backup`, `cairn restore`).
 //!
+//! - [`Consensus::catch_up_with_leader`] first makes a follower apply as far as the leader has
+//!   (so a backup from any node holds every write acknowledged before it started).
 //! - [`Consensus::export_state`] serializes the state machine exactly as a Raft snapshot build
 //!   does (`snapshot::build`, under the state machine's shared lock), without recording it as
 //!   the node's Raft snapshot: applies wait for the build, reads and serving never do.
@@ -12,6 +14,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
+
+use cairn_proto::v1::admin_client::AdminClient;
+use cairn_proto::v1::StatusRequest;
 
 use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
 
@@ -55,7 +61,82 @@ impl AppliedId {
     }
 }
 
+/// How long one `Admin.Status` call to the leader may take during a backup's catch-up.
+const LEADER_STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Consensus {
+    /// Before a backup on a follower: asks the leader for its applied index and waits (at most
+    /// `timeout`) until this node has applied as far, so that a backup taken from any node
+    /// includes every write acknowledged before it started (a write is acknowledged once the
+    /// leader applied it). Returns the index waited for; `None` when this node leads (it is
+    /// current by definition) or no leader could be asked (the backup is then as of this node's
+    /// own applied index, still consistent, and a warning is logged).
+    pub async fn catch_up_with_leader(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<u64>, ConsensusError> {
+        let (leader, addr) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            let Some(leader) = m.current_leader else {
+                tracing::warn!("backup: no leader known; backing up this node's applied state");
+                return Ok(None);
+            };
+            if leader == self.inner.id {
+                return Ok(None);
+            }
+            let addr = m
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|n| n.cluster_addr.clone());
+            (leader, addr)
+        };
+        let Some(addr) = addr else {
+            return Ok(None);
+        };
+        let target = match self.leader_applied(leader, &addr).await {
+            Ok(index) => index,
+            Err(reason) => {
+                tracing::warn!(leader, %reason, "backup: cannot ask the leader how far it applied; backing up this node's applied state");
+                return Ok(None);
+            }
+        };
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(target), "backup catch-up")
+            .await
+            .map_err(|e| {
+                ConsensusError::Backup(format!(
+                    "this node did not apply up to the leader's index {target} within {timeout:?}: {e}"
+                ))
+            })?;
+        Ok(Some(target))
+    }
+
+    /// The leader's applied index (`Admin.Status` over the cluster channel).
+    async fn leader_applied(&self, leader: NodeId, addr: &str) -> Result<u64, String> {
+        let channel = self
+            .inner
+            .network
+            .channel(leader, addr)
+            .map_err(|e| e.to_string())?;
+        let mut req = tonic::Request::new(StatusRequest {});
+        req.metadata_mut().insert(
+            crate::admin::PROBE_HEADER,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        req.set_timeout(LEADER_STATUS_TIMEOUT);
+        let mut client = AdminClient::new(channel);
+        let call = client.status(req);
+        match tokio::time::timeout(LEADER_STATUS_TIMEOUT, call).await {
+            Err(_) => Err(format!("no answer within {LEADER_STATUS_TIMEOUT:?}")),
+            Ok(Err(status)) => Err(status.message().to_string()),
+            Ok(Ok(reply)) => Ok(reply.into_inner().last_applied_index),
+        }
+    }
+
     /// Serializes this node's state machine at its current applied index (see the module
     /// docs for what it costs).
     pub async fn export_state(&self) -> Result<StateExport, ConsensusError> {

@@ -7,9 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cairn_tests::cluster::{run_cli, CliOutput, ClusterConfig, TestCluster};
 use cairn_tests::corpus::generated_versions;
@@ -120,6 +122,7 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     let generated = generated_versions();
     let chunks: Vec<Vec<(String, String)>> =
         generated[..40].chunks(10).map(<[_]>::to_vec).collect();
+    let first_chunk = chunks[0].clone();
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
     let looper = {
@@ -134,13 +137,23 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         })
     };
     while rounds.load(Ordering::Acquire) == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("backup");
     let before = rounds.load(Ordering::Acquire);
     let (first, j1) = backup(&cl, 3, &out_dir).await;
     let during = rounds.load(Ordering::Acquire) - before;
+    // The round in flight while the backup ran must finish too: serving never paused (a
+    // failed download panics the loop, which the `await` below reports).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rounds.load(Ordering::Acquire) <= before && !looper.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the download loop stalled after the backup"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Release);
     looper.await.unwrap();
     println!("first backup (loop rounds finished meanwhile: {during}): {j1}");
@@ -160,7 +173,8 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         "no redrawn line when not on a terminal"
     );
     let held1 = backed_up(&out_dir);
-    for (m, v) in &base {
+    // Everything downloaded before the backup started is in it.
+    for (m, v) in base.iter().chain(&first_chunk) {
         assert!(
             held1.contains_key(&mv(m, v)),
             "{m}@{v} missing from the first backup"
@@ -168,7 +182,17 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     }
     assert_eq!(j1["blobs_copied"], j1["blobs_included"], "{j1}");
 
-    // Incremental: three versions nobody had, then a second run copies exactly the new blobs.
+    // Incremental: three versions nobody had, then a second run copies exactly the new blobs
+    // and leaves the files of the first run alone (same inode: not rewritten or renamed over).
+    let inodes = |held: &BTreeMap<String, String>| -> BTreeMap<String, u64> {
+        held.values()
+            .map(|sha| {
+                let p = out_dir.join("blobs").join(&sha[..2]).join(sha);
+                (sha.clone(), std::fs::metadata(p).unwrap().ino())
+            })
+            .collect()
+    };
+    let first_inodes = inodes(&held1);
     let extra = generated[40..43].to_vec();
     warm(&cl.url(1), &extra).await;
     let (_, j2) = backup(&cl, 1, &out_dir).await;
@@ -182,6 +206,20 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     );
     assert!(j2["blobs_copied"].as_u64().unwrap() >= 3, "{j2}");
     let held = backed_up(&out_dir);
+    for (m, v) in &extra {
+        assert!(
+            held.contains_key(&mv(m, v)),
+            "{m}@{v} missing from the second backup"
+        );
+    }
+    let second_inodes = inodes(&held);
+    for (sha, ino) in &first_inodes {
+        assert_eq!(
+            second_inodes.get(sha),
+            Some(ino),
+            "blob {sha} was copied again"
+        );
+    }
     let verify = run_cli(nowhere(), &["backup", "verify", &s(&out_dir)])
         .await
         .unwrap();
@@ -211,6 +249,7 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     })
     .await
     .unwrap();
+    assert_members(&one, &[1]).await;
     download_all(
         &go,
         &one.url(1),
@@ -236,11 +275,40 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
             .ok()
             .unwrap();
     }
+    assert_members(&three, &[1, 2, 3]).await;
     three.wait_blobs_everywhere(&shas).await.unwrap();
     for id in [1, 2, 3] {
         let what = format!("node {id} of the 3-node restored cluster, upstream dead");
         download_all(&go, &three.url(id), &versions, &what).await;
     }
+}
+
+/// The restored cluster's membership is its own: exactly `ids`, at the new cluster's
+/// addresses (none of the destroyed cluster's).
+async fn assert_members(cl: &TestCluster, ids: &[u64]) {
+    let out = cl
+        .cli_at(1, &["--json", "members", "list"])
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let j = out.json().unwrap();
+    let got: BTreeMap<u64, String> = j["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_u64().unwrap(),
+                m["addr"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<u64, String> = ids
+        .iter()
+        .map(|id| (*id, cl.grpc_addr(*id).to_string()))
+        .collect();
+    assert_eq!(got, want, "membership of the restored cluster: {j}");
 }
 
 /// Damaged copies of the backup in `dir`: `backup verify` exits non-zero naming the problem,
