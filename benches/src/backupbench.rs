@@ -4,12 +4,14 @@
 //! One node (`file://` upstream in a temp directory) is filled with `--versions` versions of
 //! about `--zip-mib` MiB each (incompressible, stored zips). Then, `--rounds` times and
 //! alternating: `cairn backup --out` into a fresh directory (state export, streaming every blob
-//! over loopback gRPC, hashing, fsync + rename each file, manifest last); a plain copy of the
-//! node's blob files (read, write to a temp file, fsync, rename, directory fsync per shard:
-//! the least any durable copy does); `cairn restore` of that backup into a fresh data directory
-//! (which re-hashes the whole backup before writing anything, then copies with fsync); and the
-//! plain copy of the backup's blob files. Page cache warm for every contender (nothing is
-//! dropped). The median of each is reported with MiB/s and the ratio to the plain copy.
+//! over loopback gRPC, hashing, fsync + rename each file, manifest last); `cp -r` of the node's
+//! blob directory (no fsync); a durable plain copy of the node's blob files (read, write to a
+//! temp file, fsync, rename, directory fsync per shard: the least any durable copy does);
+//! `cairn restore` of that backup into a fresh data directory (which re-hashes the whole backup
+//! before writing anything, then copies with fsync); `cp -r` of the backup directory; and the
+//! durable plain copy of the backup's blob files. Page cache warm for every contender (nothing
+//! is dropped). The median of each is reported with MiB/s and its speed relative to both plain
+//! copies.
 //! JSON goes to `target/bench-backup.json`.
 
 use std::path::{Path, PathBuf};
@@ -84,27 +86,33 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     );
     let mut rows: Vec<(&str, Vec<Duration>)> = vec![
         ("cairn backup", Vec::new()),
-        ("plain copy (node blobs)", Vec::new()),
+        ("cp -r (node blobs)", Vec::new()),
+        ("copy+fsync (node blobs)", Vec::new()),
         ("cairn restore", Vec::new()),
-        ("plain copy (backup blobs)", Vec::new()),
+        ("cp -r (backup dir)", Vec::new()),
+        ("copy+fsync (backup blobs)", Vec::new()),
     ];
     for r in 0..args.rounds {
         let out = work.path().join(format!("backup-{r}"));
         rows[0]
             .1
             .push(timed_cli(&cli, &cluster, &["backup", "--out", &s(&out)])?);
-        rows[1].1.push(plain_copy(
-            &data.join("blobs"),
-            &work.path().join(format!("plain-{r}")),
-        )?);
-        let restored = work.path().join(format!("restored-{r}"));
-        let restore = ["restore", "--from", &s(&out), "--data-dir", &s(&restored)];
-        rows[2].1.push(timed_cli(&cli, &cluster, &restore)?);
-        rows[3].1.push(plain_copy(
-            &out.join("blobs"),
-            &work.path().join(format!("plain-b-{r}")),
-        )?);
-        for d in [out, restored] {
+        let scratch = [
+            work.path().join(format!("cp-{r}")),
+            work.path().join(format!("plain-{r}")),
+            work.path().join(format!("restored-{r}")),
+            work.path().join(format!("cp-b-{r}")),
+            work.path().join(format!("plain-b-{r}")),
+        ];
+        rows[1].1.push(cp_r(&data.join("blobs"), &scratch[0])?);
+        rows[2]
+            .1
+            .push(plain_copy(&data.join("blobs"), &scratch[1])?);
+        let restore = ["restore", "--from", &s(&out), "--data-dir", &s(&scratch[2])];
+        rows[3].1.push(timed_cli(&cli, &cluster, &restore)?);
+        rows[4].1.push(cp_r(&out, &scratch[3])?);
+        rows[5].1.push(plain_copy(&out.join("blobs"), &scratch[4])?);
+        for d in scratch.iter().chain([&out]) {
             let _ = std::fs::remove_dir_all(d);
         }
     }
@@ -112,35 +120,56 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     report(&rows, total, urls.len())
 }
 
+/// Prints and writes the medians; each cairn row is compared with the `cp -r` and the
+/// copy+fsync of the same files (backup: the node's blobs; restore: the backup directory).
 fn report(rows: &[(&str, Vec<Duration>)], total: u64, blobs: usize) -> anyhow::Result<()> {
     let med: Vec<f64> = rows.iter().map(|(_, t)| median(t)).collect();
     println!(
-        "{:<28} {:>10} {:>10} {:>8}",
-        "", "median s", "MiB/s", "ratio"
+        "{:<28} {:>10} {:>10} {:>12} {:>14}",
+        "", "median s", "MiB/s", "vs cp -r", "vs copy+fsync"
     );
     let mut out = Vec::new();
     for (i, (name, times)) in rows.iter().enumerate() {
-        let base = if i < 2 { med[1] } else { med[3] };
-        let ratio = base / med[i];
+        let group = if i < 3 { 0 } else { 3 };
+        let (vs_cp, vs_fsync) = (med[group + 1] / med[i], med[group + 2] / med[i]);
         println!(
-            "{name:<28} {:>10.3} {:>10.1} {:>7.2}x",
+            "{name:<28} {:>10.3} {:>10.1} {:>11.2}x {:>13.2}x",
             med[i],
             mib(total) / med[i],
-            ratio
+            vs_cp,
+            vs_fsync
         );
         out.push(
             json!({"name": name, "median_s": med[i], "mib_per_s": mib(total) / med[i],
-            "ratio_to_plain_copy": ratio,
+            "speed_vs_cp_r": vs_cp, "speed_vs_copy_fsync": vs_fsync,
             "rounds_s": times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()}),
         );
     }
-    println!("(ratio = plain copy time / this time; 1.00x = as fast as the plain copy)");
+    println!(
+        "(speed ratio = the plain copy's time / this time; 1.00x = as fast as the plain copy)"
+    );
     let path = crate::workspace_root().join("target/bench-backup.json");
     let body = json!({"blobs": blobs, "bytes": total, "results": out});
     std::fs::write(&path, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("writing {}", path.display()))?;
     println!("JSON: {}", path.display());
     Ok(())
+}
+
+/// `cp -r FROM TO` (no fsync: what an operator's ad-hoc copy does); returns the time taken.
+fn cp_r(from: &Path, to: &Path) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .status()?;
+    let took = start.elapsed();
+    if !status.success() {
+        bail!("cp -r {} {} failed: {status}", from.display(), to.display());
+    }
+    Ok(took)
 }
 
 fn cluster_addr(data: &Path) -> anyhow::Result<String> {
