@@ -178,7 +178,7 @@ pub async fn restore_state(
     applied: AppliedId,
 ) -> Result<(), ConsensusError> {
     let db = MetaDb::open(meta_dir, 64 << 20).await?;
-    if db.raft_meta.len() > 0 || db.raft_log.len() > 0 || db.sm.versions.len() > 0 {
+    if !db.raft_meta.is_empty() || !db.raft_log.is_empty() || !db.sm.versions.is_empty() {
         return Err(ConsensusError::Restore(format!(
             "{} already holds a metadata store; restore needs a fresh data directory",
             meta_dir.display()

@@ -311,6 +311,9 @@ async fn assert_members(cl: &TestCluster, ids: &[u64]) {
     assert_eq!(got, want, "membership of the restored cluster: {j}");
 }
 
+/// Damages a copy of a backup directory.
+type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+
 /// Damaged copies of the backup in `dir`: `backup verify` exits non-zero naming the problem,
 /// `restore` refuses and writes nothing.
 async fn check_damage_is_caught(dir: &Path, scratch: &Path) {
@@ -318,7 +321,7 @@ async fn check_damage_is_caught(dir: &Path, scratch: &Path) {
     let mut blobs = held.values();
     let (flip, gone) = (blobs.next().unwrap().clone(), blobs.next().unwrap().clone());
     let blob = |d: &Path, sha: &str| d.join("blobs").join(&sha[..2]).join(sha);
-    let cases: [(&str, Box<dyn Fn(&Path) + '_>, String); 3] = [
+    let cases: [(&str, Damage<'_>, String); 3] = [
         (
             "flipped",
             Box::new(|d: &Path| {
