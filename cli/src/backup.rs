@@ -51,6 +51,8 @@ pub struct Summary {
     pub copied_bytes: u64,
     /// Included blobs that were already in the directory.
     pub present: u64,
+    /// Refetchable blobs no live node held, left out (marked not included).
+    pub unavailable: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -69,7 +71,7 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
     write_atomically(&out.join(STATE_FILE), &state).await?;
     let versions = cairn_node::raft::backup::state_versions(&state)
         .map_err(|e| anyhow!("the node sent a state this CLI cannot read: {e}"))?;
-    let blobs = blob_manifest(&versions, opts.mode);
+    let mut blobs = blob_manifest(&versions, opts.mode);
     let wanted: Vec<&BlobEntry> = blobs.iter().filter(|b| b.included).collect();
     let (todo, present) = split_present(out, &wanted, opts.verify_existing).await?;
     let progress = Progress::new(
@@ -86,8 +88,28 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
         todo.len(),
         present
     ));
-    let failures = copy_blobs(&client, out, &todo, opts.concurrency, &progress.counter()).await;
+    let copy = copy_blobs(&client, out, &todo, opts.concurrency, &progress.counter()).await;
     progress.finish();
+    let mut failures = copy.failures;
+    let mut left_out = Vec::new();
+    for b in copy.unavailable {
+        if b.refetchable {
+            eprintln!(
+                "backup: warning: no live node holds blob {} ({} bytes, zip of {}); left out of the backup (refetchable: a restored cluster fetches it again from the upstream)",
+                b.sha256,
+                b.size,
+                b.versions.join(", ")
+            );
+            left_out.push(b.sha256.clone());
+        } else {
+            failures.push(format!(
+                "  {} ({} bytes, zip of {}): no live node holds it, and it cannot be fetched again",
+                b.sha256,
+                b.size,
+                b.versions.join(", ")
+            ));
+        }
+    }
     if !failures.is_empty() {
         bail!(
             "{} blob(s) could not be backed up; the backup is incomplete (no {MANIFEST_FILE} written):\n{}",
@@ -95,9 +117,18 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
             failures.join("\n")
         );
     }
-    sync_shards(out, &todo).await?;
-    let copied = todo.len() as u64;
-    let copied_bytes = todo.iter().map(|b| b.size).sum();
+    let done: Vec<&BlobEntry> = todo
+        .iter()
+        .filter(|b| !left_out.contains(&b.sha256))
+        .copied()
+        .collect();
+    sync_shards(out, &done).await?;
+    let copied = done.len() as u64;
+    let copied_bytes = done.iter().map(|b| b.size).sum();
+    let unavailable = left_out.len() as u64;
+    for b in blobs.iter_mut().filter(|b| left_out.contains(&b.sha256)) {
+        b.included = false;
+    }
     let manifest = manifest(
         node,
         &header,
@@ -113,6 +144,7 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
         copied,
         copied_bytes,
         present,
+        unavailable,
         elapsed: started.elapsed(),
     })
 }
@@ -184,23 +216,53 @@ async fn split_present<'a>(
     Ok((todo, present))
 }
 
-/// Copies `todo`, `concurrency` at a time; returns one line per blob that failed.
-async fn copy_blobs(
+/// What [`copy_blobs`] could not copy.
+struct CopyOutcome<'a> {
+    /// One line per blob that failed for another reason than absence.
+    failures: Vec<String>,
+    /// Blobs no live node holds (`NOT_FOUND`).
+    unavailable: Vec<&'a BlobEntry>,
+}
+
+/// The node answered `NOT_FOUND`: no live node holds the blob.
+#[derive(Debug)]
+struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// The error of a failed `BackupBlob` call or stream.
+fn blob_status(s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::NotFound => anyhow::Error::new(Unavailable(client::describe_status(&s))),
+        _ => anyhow!(client::describe_status(&s)),
+    }
+}
+
+/// Copies `todo`, `concurrency` at a time.
+async fn copy_blobs<'a>(
     client: &AdminClient<Channel>,
     out: &Path,
-    todo: &[&BlobEntry],
+    todo: &[&'a BlobEntry],
     concurrency: usize,
     progress: &Counter,
-) -> Vec<String> {
+) -> CopyOutcome<'a> {
     let copies = todo.iter().map(|b| {
         let client = client.clone();
         async move { (b, copy_blob(client, out, b, progress).await) }
     });
     let mut stream = futures_util::stream::iter(copies).buffer_unordered(concurrency.max(1));
     let mut failures = Vec::new();
+    let mut unavailable = Vec::new();
     while let Some((b, res)) = stream.next().await {
         match res {
             Ok(()) => progress.item(),
+            Err(e) if e.downcast_ref::<Unavailable>().is_some() => unavailable.push(*b),
             Err(e) => failures.push(format!(
                 "  {} ({} bytes, zip of {}): {e:#}",
                 b.sha256,
@@ -209,7 +271,10 @@ async fn copy_blobs(
             )),
         }
     }
-    failures
+    CopyOutcome {
+        failures,
+        unavailable,
+    }
 }
 
 /// Streams one blob into `blobs/<aa>/<sha256>` via a temp file, checking size and sha256.
@@ -246,18 +311,14 @@ async fn stream_to(
     let mut stream = client
         .backup_blob(req)
         .await
-        .map_err(|s| anyhow!(client::describe_status(&s)))?
+        .map_err(blob_status)?
         .into_inner();
     let mut file = tokio::fs::File::create(tmp)
         .await
         .with_context(|| format!("creating {}", tmp.display()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    while let Some(chunk) = stream
-        .message()
-        .await
-        .map_err(|s| anyhow!(client::describe_status(&s)))?
-    {
+    while let Some(chunk) = stream.message().await.map_err(blob_status)? {
         hasher.update(&chunk.data);
         size += chunk.data.len() as u64;
         if size > b.size {
@@ -373,6 +434,7 @@ impl Summary {
             "blobs_copied": self.copied,
             "bytes_copied": self.copied_bytes,
             "blobs_present": self.present,
+            "blobs_unavailable": self.unavailable,
             "seconds": secs,
             "bytes_per_second": if secs > 0.0 { self.copied_bytes as f64 / secs } else { 0.0 },
             "state_sha256": m.state.sha256,
@@ -383,7 +445,7 @@ impl Summary {
     pub fn render(&self) -> String {
         let m = &self.manifest;
         format!(
-            "backup complete: log index {} (term {}) from node {}, {} versions; {} of {} blobs included ({}), {} copied now ({}), {} already present; {:.1}s\n",
+            "backup complete: log index {} (term {}) from node {}, {} versions; {} of {} blobs included ({}), {} copied now ({}), {} already present{}; {:.1}s\n",
             m.applied.index,
             m.applied.term,
             m.source.node_id,
@@ -394,6 +456,10 @@ impl Summary {
             self.copied,
             crate::backup_progress::bytes(self.copied_bytes),
             self.present,
+            match self.unavailable {
+                0 => String::new(),
+                n => format!(", {n} held by no live node and left out (refetchable)"),
+            },
             self.elapsed.as_secs_f64()
         )
     }

@@ -226,9 +226,30 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     let verify = verify.ok().unwrap();
     assert!(verify.stdout.contains("0 problem(s)"), "{verify}");
 
+    // A refetchable blob that no live node holds any more (lost on every disk; the upstream is
+    // dead, so nothing refills it) is left out with a warning instead of failing the backup.
+    fixture.kill().await;
+    let lost = held[&mv(&extra[0].0, &extra[0].1)].clone();
+    for id in [1, 2, 3] {
+        std::fs::remove_file(cl.blob_path(id, &lost)).unwrap();
+    }
+    let lost_dir = dir.path().join("backup-lost-blob");
+    let (third, j3) = backup(&cl, 2, &lost_dir).await;
+    assert_eq!(j3["blobs_unavailable"], 1, "{j3}");
+    assert!(
+        third
+            .stderr
+            .contains(&format!("no live node holds blob {lost}")),
+        "{third}"
+    );
+    assert!(!backed_up(&lost_dir).values().any(|sha| *sha == lost));
+    let verify = run_cli(nowhere(), &["backup", "verify", &s(&lost_dir)])
+        .await
+        .unwrap();
+    assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
+
     // The cluster and its upstream are gone.
     drop(cl);
-    fixture.kill().await;
 
     check_damage_is_caught(&out_dir, dir.path()).await;
 
