@@ -243,3 +243,157 @@ fn check_blobs(dir: &Path, m: &Manifest, problems: &mut Vec<Problem>) -> (u64, u
     }
     (n, bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::backup::format::{
+        Counts, Mode, SourceNode, StateFile, FORMAT_NAME, FORMAT_VERSION, STATE_FILE,
+    };
+    use crate::backup::AppliedId;
+    use crate::store::meta::{VersionRecord, ZipRef};
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    /// A sound backup of two versions (one blob each) in a fresh directory.
+    fn sound_backup() -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let zips: [&[u8]; 2] = [b"zip one", b"zip two, longer"];
+        let versions: Vec<VersionRecord> = zips
+            .iter()
+            .enumerate()
+            .map(|(i, z)| VersionRecord {
+                module: format!("example.com/m{i}"),
+                version: "v1.0.0".into(),
+                info: Vec::new(),
+                gomod: Vec::new(),
+                mod_h1: String::new(),
+                zip: Some(ZipRef {
+                    sha256: sha(z),
+                    size: z.len() as u64,
+                    h1: String::new(),
+                }),
+                source: "https://proxy.example".into(),
+                cached_at_ms: 0,
+                sumdb_verified: false,
+                sumdb_zip_h1: None,
+            })
+            .collect();
+        for z in zips {
+            let p = blob_path(dir.path(), &sha(z));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, z).unwrap();
+        }
+        let state = serde_json::to_vec(&serde_json::json!({
+            "format": 1, "versions": versions, "lists": [], "latest": []
+        }))
+        .unwrap();
+        std::fs::write(dir.path().join(STATE_FILE), &state).unwrap();
+        let blobs = blob_manifest(&versions, Mode::Full);
+        let manifest = Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            created_at_ms: 0,
+            created_at: String::new(),
+            cairn_version: String::new(),
+            source: SourceNode {
+                node_id: 1,
+                node_addr: String::new(),
+                version: String::new(),
+                leader_id: 1,
+                members: Vec::new(),
+            },
+            applied: AppliedId {
+                index: 5,
+                term: 1,
+                leader: 1,
+            },
+            mode: Mode::Full,
+            state: StateFile {
+                file: STATE_FILE.into(),
+                size: state.len() as u64,
+                sha256: sha(&state),
+            },
+            counts: Counts::of(2, &blobs),
+            blobs,
+        };
+        let json = serde_json::to_vec(&manifest).unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), json).unwrap();
+        (dir, zips.iter().map(|z| sha(z)).collect())
+    }
+
+    fn problems(dir: &Path) -> Vec<String> {
+        verify(dir)
+            .unwrap()
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_backup_has_no_problem() {
+        let (dir, _) = sound_backup();
+        let v = verify(dir.path()).unwrap();
+        assert!(v.is_sound(), "{:?}", v.problems);
+        assert_eq!((v.blobs_ok, v.manifest.counts.versions), (2, 2));
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_named_by_file() {
+        let (dir, shas) = sound_backup();
+        let d = dir.path();
+        let blob0 = blob_path(d, &shas[0]);
+        let mut bytes = std::fs::read(&blob0).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&blob0, bytes).unwrap();
+        std::fs::remove_file(blob_path(d, &shas[1])).unwrap();
+        let p = problems(d);
+        assert_eq!(p.len(), 2, "{p:?}");
+        let name = |s: &str| format!("blobs/{}/{s}: ", &s[..2]);
+        let about = |sha: &str| p.iter().find(|l| l.starts_with(&name(sha))).unwrap();
+        assert!(about(&shas[0]).contains("content hashes to"), "{p:?}");
+        assert!(about(&shas[1]).contains("missing"), "{p:?}");
+
+        let (dir, _) = sound_backup();
+        let state = dir.path().join(STATE_FILE);
+        let len = std::fs::metadata(&state).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(&state)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let p = problems(dir.path());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("state.json: ") && p[0].contains("truncated"));
+    }
+
+    #[test]
+    fn a_manifest_that_omits_a_referenced_blob_is_a_problem() {
+        let (dir, shas) = sound_backup();
+        let path = dir.path().join(MANIFEST_FILE);
+        let mut m: Manifest = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m.blobs.retain(|b| b.sha256 != shas[1]);
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let p = problems(dir.path());
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains(&shas[1]) && p[0].contains("does not list"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn no_manifest_is_not_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            verify(dir.path()),
+            Err(VerifyError::NoManifest { .. })
+        ));
+    }
+}

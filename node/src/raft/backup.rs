@@ -223,3 +223,87 @@ pub async fn restore_state(
 fn enc<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ConsensusError> {
     to_json(value).map_err(|e| ConsensusError::Restore(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::testing::{self, wait_until};
+    use crate::raft::BootstrapState;
+    use crate::store::meta::{MetaCmd, MetaResp};
+
+    fn list(module: &str, at: i64) -> MetaCmd {
+        MetaCmd::PutList {
+            module: module.into(),
+            versions: vec![format!("v1.0.{at}")],
+            fetched_at_ms: at,
+        }
+    }
+
+    /// A state exported from one cluster and restored elsewhere starts a new one-node cluster
+    /// that holds every record, continues its log after the backed-up index in a newer term,
+    /// and has only the restored node, at its new address, as member.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn restored_state_starts_a_new_cluster_after_the_backed_up_index() {
+        let settings = testing::settings();
+        let src = tempfile::tempdir().unwrap();
+        let (_listener, addr) = testing::listen().await;
+        let peers = testing::peers(&[(1, addr.as_str())]);
+        let c = Consensus::start(1, peers, &src.path().join("meta"), &settings)
+            .await
+            .unwrap();
+        wait_until("the node leads", || c.status().leader_id == Some(1)).await;
+        for i in 0..3 {
+            let cmd = list(&format!("example.com/m{i}"), i);
+            assert_eq!(c.propose(cmd).await.unwrap(), MetaResp::Applied);
+        }
+        let caught_up = c.catch_up_with_leader(Duration::from_secs(1)).await;
+        assert_eq!(
+            caught_up.unwrap(),
+            None,
+            "a leader is current by definition"
+        );
+        let export = c.export_state().await.unwrap();
+        let applied = export.applied.unwrap();
+        // (Raft metrics may trail the state machine by a moment; never the reverse.)
+        assert!(Some(applied.index) >= c.status().applied_index);
+        assert_eq!(export.members, vec![(1, addr.clone(), true)]);
+        check_state(&export.data).unwrap();
+        c.shutdown().await.unwrap();
+        drop(c);
+
+        let dst = tempfile::tempdir().unwrap();
+        let meta = dst.path().join("meta");
+        let new_addr = "127.0.0.1:1";
+        restore_state(&meta, 1, new_addr, &export.data, applied)
+            .await
+            .unwrap();
+        let r = Consensus::start(1, BTreeMap::new(), &meta, &settings)
+            .await
+            .unwrap();
+        wait_until("the restored node leads", || {
+            r.status().leader_id == Some(1)
+        })
+        .await;
+        assert_eq!(r.bootstrap_state(), BootstrapState::Existing);
+        let st = r.status();
+        assert!(st.term > applied.term, "{st:?} vs {applied:?}");
+        let members: Vec<(u64, String)> =
+            st.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+        assert_eq!(members, vec![(1, new_addr.to_string())]);
+        for i in 0..3 {
+            let got = r.reader().get_list(&format!("example.com/m{i}")).unwrap();
+            assert_eq!(got.unwrap().versions, vec![format!("v1.0.{i}")]);
+        }
+        let after = list("example.com/after", 9);
+        assert_eq!(r.propose(after).await.unwrap(), MetaResp::Applied);
+        assert!(r.status().applied_index.unwrap() > applied.index);
+        r.shutdown().await.unwrap();
+        drop(r);
+
+        let again = restore_state(&meta, 1, new_addr, &export.data, applied).await;
+        assert!(
+            matches!(again, Err(ConsensusError::Restore(_))),
+            "a metadata store that holds data is never overwritten: {again:?}"
+        );
+    }
+}
