@@ -158,17 +158,27 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// The longest a backup stream may stay silent (the first state message can wait for a
+/// follower's catch-up, up to 30 s on the node) before the backup fails.
+const STALL: Duration = Duration::from_secs(90);
+
+/// Awaits one step of a backup stream, failing after [`STALL`] of silence.
+async fn stalled<T>(step: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(STALL, step)
+        .await
+        .map_err(|_| anyhow!("the node sent nothing for {STALL:?}; giving up"))
+}
+
 /// Streams the state; checks its size and sha256 against the header.
 async fn fetch_state(client: &mut AdminClient<Channel>) -> Result<(BackupStateHeader, Vec<u8>)> {
     let failed = |s: tonic::Status| anyhow!("backup failed: {}", client::describe_status(&s));
-    let mut stream = client
-        .backup_state(BackupStateRequest {})
-        .await
+    let mut stream = stalled(client.backup_state(BackupStateRequest {}))
+        .await?
         .map_err(failed)?
         .into_inner();
     let mut header = None;
     let mut data = Vec::new();
-    while let Some(msg) = stream.message().await.map_err(failed)? {
+    while let Some(msg) = stalled(stream.message()).await?.map_err(failed)? {
         if let Some(h) = msg.header {
             data.reserve(usize::try_from(h.size).unwrap_or(0));
             header = Some(h);
@@ -308,9 +318,8 @@ async fn stream_to(
         sha256: b.sha256.clone(),
         size: b.size,
     };
-    let mut stream = client
-        .backup_blob(req)
-        .await
+    let mut stream = stalled(client.backup_blob(req))
+        .await?
         .map_err(blob_status)?
         .into_inner();
     let mut file = tokio::fs::File::create(tmp)
@@ -318,7 +327,7 @@ async fn stream_to(
         .with_context(|| format!("creating {}", tmp.display()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    while let Some(chunk) = stream.message().await.map_err(blob_status)? {
+    while let Some(chunk) = stalled(stream.message()).await?.map_err(blob_status)? {
         hasher.update(&chunk.data);
         size += chunk.data.len() as u64;
         if size > b.size {
