@@ -74,6 +74,10 @@ pub struct RestoreArgs {
 
 /// Restores; the error names every problem of a damaged backup.
 pub async fn restore(a: &RestoreArgs) -> Result<RestoreSummary> {
+    eprintln!(
+        "restore: verifying every file of {} before writing anything",
+        a.from.display()
+    );
     backup::restore(&a.from, &a.data_dir, a.node_id, &a.cluster_addr)
         .await
         .map_err(|e| anyhow!("restore refused or failed: {e}"))
