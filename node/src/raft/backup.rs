@@ -112,6 +112,11 @@ impl Consensus {
                     "this node did not apply up to the leader's index {target} within {timeout:?}: {e}"
                 ))
             })?;
+        tracing::info!(
+            leader,
+            index = target,
+            "backup: applied up to the leader's index"
+        );
         Ok(Some(target))
     }
 

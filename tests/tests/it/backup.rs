@@ -157,6 +157,14 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     stop.store(true, Ordering::Release);
     looper.await.unwrap();
     println!("first backup (loop rounds finished meanwhile: {during}): {j1}");
+    if cl.leader().await != Some(3) {
+        let log = cl.node(3).log();
+        assert!(
+            log.contains("backup: applied up to the leader's index"),
+            "the follower did not catch up with the leader before its backup:\n{}",
+            cl.node(3).log_tail(40)
+        );
+    }
     let progress: Vec<&str> = first.stderr.lines().collect();
     assert!(
         progress
