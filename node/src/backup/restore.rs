@@ -107,29 +107,21 @@ pub async fn restore(
             .ok_or(RestoreError::NoClusterAddr(node_id))?,
         given => given.to_string(),
     };
+    let existed = data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-    restore_state(
-        &data_dir.join("meta"),
-        node_id,
-        &cluster_addr,
-        &checked.state,
-        m.applied,
-    )
-    .await?;
-    let store = BlobStore::open(&data_dir.join("blobs"))?;
-    let (mut blobs, mut bytes) = (0, 0);
-    for b in m.blobs.iter().filter(|b| b.included) {
-        let src = blob_path(from, &b.sha256);
-        let tmp = store.temp_path();
-        let copy = (src.clone(), tmp.clone());
-        tokio::task::spawn_blocking(move || std::fs::copy(&copy.0, &copy.1))
-            .await
-            .map_err(|e| RestoreError::Consensus(ConsensusError::Task(e)))?
-            .map_err(io(&src))?;
-        store.commit_hashed(tmp, b.sha256.clone(), b.size).await?;
-        blobs += 1;
-        bytes += b.size;
-    }
+    let filled = fill(from, data_dir, node_id, &cluster_addr, &checked).await;
+    let (blobs, bytes) = match filled {
+        Ok(done) => done,
+        Err(e) => {
+            // Leave the directory as it was (absent or empty), so the restore can be re-run.
+            let _ = std::fs::remove_dir_all(data_dir.join("meta"));
+            let _ = std::fs::remove_dir_all(data_dir.join("blobs"));
+            if !existed {
+                let _ = std::fs::remove_dir(data_dir);
+            }
+            return Err(e);
+        }
+    };
     tracing::info!(node_id, index = m.applied.index, blobs, bytes, data_dir = %data_dir.display(), "restored a backup");
     Ok(RestoreSummary {
         data_dir: data_dir.to_path_buf(),
@@ -143,11 +135,75 @@ pub async fn restore(
     })
 }
 
+/// Writes the metadata store and copies the included blobs of the verified backup `checked`
+/// (in `from`) into `data_dir`; returns the blobs and bytes copied.
+async fn fill(
+    from: &Path,
+    data_dir: &Path,
+    node_id: u64,
+    cluster_addr: &str,
+    checked: &super::Verified,
+) -> Result<(u64, u64), RestoreError> {
+    let m = &checked.manifest;
+    restore_state(
+        &data_dir.join("meta"),
+        node_id,
+        cluster_addr,
+        &checked.state,
+        m.applied,
+    )
+    .await?;
+    let store = BlobStore::open(&data_dir.join("blobs"))?;
+    let (mut blobs, mut bytes) = (0, 0);
+    for b in m.blobs.iter().filter(|b| b.included) {
+        let src = blob_path(from, &b.sha256);
+        let tmp = store.temp_path();
+        let copy = (src.clone(), tmp.clone());
+        tokio::task::spawn_blocking(move || std::fs::copy(&copy.0, &copy.1))
+            .await
+            .map_err(|e| RestoreError::Consensus(ConsensusError::Task(e)))?
+            .map_err(|source| RestoreError::Io { path: src, source })?;
+        store.commit_hashed(tmp, b.sha256.clone(), b.size).await?;
+        blobs += 1;
+        bytes += b.size;
+    }
+    Ok((blobs, bytes))
+}
+
 /// Whether `dir` is absent or an empty directory.
 fn is_empty_dir(dir: &Path) -> std::io::Result<bool> {
     match std::fs::read_dir(dir) {
         Ok(mut rd) => Ok(rd.next().is_none()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::verify::tests::sound_backup;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sound_backup_becomes_a_data_directory_and_a_used_one_is_refused() {
+        let (backup, shas) = sound_backup();
+        let target = tempfile::tempdir().unwrap();
+        let data = target.path().join("data");
+        let no_addr = restore(backup.path(), &data, 1, "").await;
+        assert!(
+            matches!(no_addr, Err(RestoreError::NoClusterAddr(1))),
+            "{no_addr:?}"
+        );
+        assert!(!data.exists(), "nothing written without an address");
+        let s = restore(backup.path(), &data, 1, "127.0.0.1:7")
+            .await
+            .unwrap();
+        assert_eq!((s.blobs, s.versions, s.blobs_not_included), (2, 2, 0));
+        assert_eq!(s.cluster_addr, "127.0.0.1:7");
+        let store = BlobStore::open(&data.join("blobs")).unwrap();
+        assert!(shas.iter().all(|sha| store.contains(sha)));
+        assert!(data.join("meta").is_dir());
+        let again = restore(backup.path(), &data, 1, "127.0.0.1:7").await;
+        assert!(matches!(again, Err(RestoreError::NotEmpty(_))), "{again:?}");
     }
 }

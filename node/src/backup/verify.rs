@@ -245,7 +245,7 @@ fn check_blobs(dir: &Path, m: &Manifest, problems: &mut Vec<Problem>) -> (u64, u
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
@@ -259,8 +259,9 @@ mod tests {
         hex::encode(Sha256::digest(data))
     }
 
-    /// A sound backup of two versions (one blob each) in a fresh directory.
-    fn sound_backup() -> (tempfile::TempDir, Vec<String>) {
+    /// A sound backup of two versions (one blob each) in a fresh directory, and the blobs'
+    /// sha256s.
+    pub(in crate::backup) fn sound_backup() -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let zips: [&[u8]; 2] = [b"zip one", b"zip two, longer"];
         let versions: Vec<VersionRecord> = zips
