@@ -149,6 +149,9 @@ fn report(rows: &[(&str, Vec<Duration>)], total: u64, blobs: usize) -> anyhow::R
         "(speed ratio = the plain copy's time / this time; 1.00x = as fast as the plain copy)"
     );
     let path = crate::workspace_root().join("target/bench-backup.json");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let body = json!({"blobs": blobs, "bytes": total, "results": out});
     std::fs::write(&path, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("writing {}", path.display()))?;
