@@ -38,6 +38,8 @@ pub struct Options {
     pub verify_existing: bool,
     /// Blobs in flight at once.
     pub concurrency: usize,
+    /// Delete blob files the new manifest does not include, once it is written.
+    pub prune: bool,
 }
 
 /// The outcome of a finished backup.
@@ -53,6 +55,8 @@ pub struct Summary {
     pub present: u64,
     /// Refetchable blobs no live node held, left out (marked not included).
     pub unavailable: u64,
+    /// Blob files deleted by `--prune`.
+    pub pruned: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -139,14 +143,57 @@ pub async fn run(node: &str, timeout: Duration, opts: &Options) -> Result<Summar
     );
     let json = serde_json::to_vec_pretty(&manifest)?;
     write_atomically(&out.join(MANIFEST_FILE), &json).await?;
+    let pruned = match opts.prune {
+        true => {
+            let (dir, keep) = (out.clone(), manifest.blobs.clone());
+            tokio::task::spawn_blocking(move || prune(&dir, &keep)).await??
+        }
+        false => 0,
+    };
     Ok(Summary {
         manifest,
         copied,
         copied_bytes,
         present,
         unavailable,
+        pruned,
         elapsed: started.elapsed(),
     })
+}
+
+/// Deletes every file under `out/blobs/` that is not an included blob of `keep` (old blobs,
+/// temp files of interrupted runs); returns how many. Only 2-character shard directories are
+/// looked into, and emptied ones are removed.
+fn prune(out: &Path, keep: &[BlobEntry]) -> Result<u64> {
+    let keep: std::collections::BTreeSet<&str> = keep
+        .iter()
+        .filter(|b| b.included)
+        .map(|b| b.sha256.as_str())
+        .collect();
+    let root = out.join("blobs");
+    let mut removed = 0;
+    for shard in std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))? {
+        let shard = shard?;
+        if shard.file_name().len() != 2 || !shard.file_type()?.is_dir() {
+            continue;
+        }
+        let mut left = 0;
+        for f in std::fs::read_dir(shard.path())? {
+            let f = f?;
+            let name = f.file_name();
+            if f.file_type()?.is_file() && !keep.contains(name.to_string_lossy().as_ref()) {
+                std::fs::remove_file(f.path())
+                    .with_context(|| format!("pruning {}", f.path().display()))?;
+                removed += 1;
+            } else {
+                left += 1;
+            }
+        }
+        if left == 0 {
+            let _ = std::fs::remove_dir(shard.path());
+        }
+    }
+    Ok(removed)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -444,6 +491,7 @@ impl Summary {
             "bytes_copied": self.copied_bytes,
             "blobs_present": self.present,
             "blobs_unavailable": self.unavailable,
+            "blobs_pruned": self.pruned,
             "seconds": secs,
             "bytes_per_second": if secs > 0.0 { self.copied_bytes as f64 / secs } else { 0.0 },
             "state_sha256": m.state.sha256,
@@ -454,7 +502,7 @@ impl Summary {
     pub fn render(&self) -> String {
         let m = &self.manifest;
         format!(
-            "backup complete: log index {} (term {}) from node {}, {} versions; {} of {} blobs included ({}), {} copied now ({}), {} already present{}; {:.1}s\n",
+            "backup complete: log index {} (term {}) from node {}, {} versions; {} of {} blobs included ({}), {} copied now ({}), {} already present{}{}; {:.1}s\n",
             m.applied.index,
             m.applied.term,
             m.source.node_id,
@@ -469,7 +517,54 @@ impl Summary {
                 0 => String::new(),
                 n => format!(", {n} held by no live node and left out (refetchable)"),
             },
+            match self.pruned {
+                0 => String::new(),
+                n => format!(", {n} old blob file(s) pruned"),
+            },
             self.elapsed.as_secs_f64()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sha: &str, included: bool) -> BlobEntry {
+        BlobEntry {
+            sha256: sha.to_string(),
+            size: 1,
+            versions: Vec::new(),
+            refetchable: true,
+            included,
+        }
+    }
+
+    #[test]
+    fn prune_keeps_only_the_included_blobs() {
+        let out = std::env::temp_dir().join(format!("cairn-prune-{}", std::process::id()));
+        let (a, b, c) = ("aa".repeat(32), "ab".repeat(32), "bb".repeat(32));
+        for sha in [&a, &b, &c] {
+            let p = blob_path(&out, sha);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let tmp = blob_path(&out, &a).with_file_name(format!(".{a}.tmp0000002a"));
+        std::fs::write(&tmp, b"x").unwrap();
+        std::fs::write(out.join("state.json"), b"{}").unwrap();
+        let keep = [entry(&a, true), entry(&b, false)];
+        assert_eq!(
+            prune(&out, &keep).unwrap(),
+            3,
+            "b (not included), c, the temp file"
+        );
+        assert!(blob_path(&out, &a).is_file());
+        assert!(!blob_path(&out, &b).exists() && !tmp.exists());
+        assert!(
+            !out.join("blobs").join("bb").exists(),
+            "emptied shard removed"
+        );
+        assert!(out.join("state.json").is_file(), "only blobs/ is pruned");
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

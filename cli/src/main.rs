@@ -151,6 +151,10 @@ struct BackupArgs {
     /// Blobs streamed at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// After a successful run, delete blob files in DIR that this backup does not include
+    /// (versions purged since an earlier run, leftovers of interrupted runs).
+    #[arg(long)]
+    prune: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +379,7 @@ async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitC
         mode,
         verify_existing: args.verify_existing,
         concurrency: args.concurrency,
+        prune: args.prune,
     };
     let summary = backup::run(&cli.node, timeout, &opts).await?;
     if cli.json {

@@ -256,6 +256,28 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         .unwrap();
     assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
 
+    // `--prune` on a re-run deletes blob files the backup does not include (a stray blob, a
+    // temp file of an interrupted run) and nothing else.
+    let stray = "ff".repeat(32);
+    let shard = lost_dir.join("blobs").join("ff");
+    std::fs::create_dir_all(&shard).unwrap();
+    std::fs::write(shard.join(&stray), b"stray").unwrap();
+    std::fs::write(shard.join(format!(".{stray}.tmp00000001")), b"half").unwrap();
+    let pruned = cl
+        .cli_at(2, &["--json", "backup", "--prune", "--out", &s(&lost_dir)])
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let j4 = pruned.json().unwrap();
+    assert_eq!(j4["blobs_pruned"], 2, "{j4}");
+    assert_eq!(j4["blobs_present"], j3["blobs_copied"], "{j4}");
+    assert!(!shard.exists(), "the emptied shard is removed");
+    let verify = run_cli(nowhere(), &["backup", "verify", &s(&lost_dir)])
+        .await
+        .unwrap();
+    assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
+
     // The cluster and its upstream are gone.
     drop(cl);
 
