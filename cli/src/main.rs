@@ -125,7 +125,12 @@ enum Command {
         /// The restored node's cluster address as other nodes will reach it (its
         /// --cluster-listen, or a stable DNS name); default: the address this node id had in
         /// the backed-up membership.
-        #[arg(long, value_name = "HOST:PORT", default_value = "")]
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            default_value = "",
+            hide_default_value = true
+        )]
         cluster_addr: String,
     },
 }
