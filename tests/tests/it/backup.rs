@@ -278,6 +278,29 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         .unwrap();
     assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
 
+    // `--state-only`: the state and a manifest listing every blob, none included.
+    let state_dir = dir.path().join("backup-state-only");
+    let only = cl
+        .cli_at(
+            1,
+            &["--json", "backup", "--state-only", "--out", &s(&state_dir)],
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let j5 = only.json().unwrap();
+    assert_eq!(
+        (j5["mode"].as_str(), j5["blobs_included"].as_u64()),
+        (Some("state-only"), Some(0)),
+        "{j5}"
+    );
+    assert!(j5["blobs_total"].as_u64().unwrap() >= included(&j2), "{j5}");
+    let verify = run_cli(nowhere(), &["backup", "verify", &s(&state_dir)])
+        .await
+        .unwrap();
+    assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
+
     // The cluster and its upstream are gone.
     drop(cl);
 
