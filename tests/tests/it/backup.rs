@@ -113,7 +113,7 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         return;
     };
     let fixture = fixture().await;
-    let config = ClusterConfig::fast();
+    let config = ClusterConfig::fast().set("audit", "target", "\"stdout\"");
     let cl = start(3, &fixture.url(), &config).await;
     let base = standard_versions(false);
     download_all(&go, &cl.url(1), &base, "go mod download before the backup").await;
@@ -157,6 +157,17 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     stop.store(true, Ordering::Release);
     looper.await.unwrap();
     println!("first backup (loop rounds finished meanwhile: {during}): {j1}");
+    // The backup is an audited operator action on the node that served it.
+    let audited: Vec<serde_json::Value> = cl
+        .node(3)
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "admin" && v["action"] == "backup")
+        .collect();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert_eq!(audited[0]["result"], "ok", "{audited:?}");
+    assert_ne!(audited[0]["identity"], "anonymous", "{audited:?}");
     if cl.leader().await != Some(3) {
         let log = cl.node(3).log();
         assert!(
