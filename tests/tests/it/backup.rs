@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use cairn_tests::cluster::{run_cli, CliOutput, ClusterConfig, TestCluster};
 use cairn_tests::corpus::generated_versions;
 use cairn_tests::gocmd::{self, Go, GoEnv};
+use cairn_tests::wait::{patience, wait_for};
 
 use crate::cluster::{args, corpus, expected, fixture, mv, standard_versions, start, warm};
 use crate::common::{assert_maps_eq, sums};
@@ -157,14 +158,20 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     stop.store(true, Ordering::Release);
     looper.await.unwrap();
     println!("first backup (loop rounds finished meanwhile: {during}): {j1}");
-    // The backup is an audited operator action on the node that served it.
-    let audited: Vec<serde_json::Value> = cl
-        .node(3)
-        .log()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "admin" && v["action"] == "backup")
-        .collect();
+    // The backup is an audited operator action on the node that served it (the trail is
+    // written by a background thread: wait for the line).
+    let node3 = cl.node(3);
+    let audited = wait_for("the backup's audit line", patience(10.0), || async {
+        let lines: Vec<serde_json::Value> = node3
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "admin" && v["action"] == "backup")
+            .collect();
+        (!lines.is_empty()).then_some(lines)
+    })
+    .await
+    .unwrap();
     assert_eq!(audited.len(), 1, "{audited:?}");
     assert_eq!(audited[0]["result"], "ok", "{audited:?}");
     assert_ne!(audited[0]["identity"], "anonymous", "{audited:?}");
