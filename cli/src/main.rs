@@ -19,7 +19,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod certs;
@@ -30,6 +30,7 @@ mod route;
 mod verify;
 // --- backup ---
 mod backup;
+mod backup_archive;
 mod backup_progress;
 mod restore;
 
@@ -113,8 +114,8 @@ enum Command {
     /// Build the first data directory of a new cluster from a backup (offline; the backup is
     /// verified first and refused if damaged). Start cairn-node on it, then add the other nodes.
     Restore {
-        /// The backup directory.
-        #[arg(long, value_name = "DIR")]
+        /// The backup: a directory, or a FILE.zip made by `cairn backup --out FILE.zip`.
+        #[arg(long, value_name = "DIR|FILE.zip")]
         from: std::path::PathBuf,
         /// The new data directory (absent or empty).
         #[arg(long, value_name = "DIR")]
@@ -141,8 +142,9 @@ enum Command {
 struct BackupArgs {
     #[command(subcommand)]
     verify: Option<BackupCommand>,
-    /// The backup directory (created if needed; a re-run copies only new blobs).
-    #[arg(long, value_name = "DIR")]
+    /// The backup directory (created if needed; a re-run copies only new blobs), or FILE.zip
+    /// for a full backup as one file.
+    #[arg(long, value_name = "DIR|FILE.zip")]
     out: Option<std::path::PathBuf>,
     /// Only the replicated state, no blob (blobs come back from the upstreams).
     #[arg(long, conflicts_with = "non_refetchable_only")]
@@ -167,7 +169,7 @@ enum BackupCommand {
     /// Check a backup offline: manifest, state hash, every blob's size and sha256 (exit 1 on
     /// any problem, each one listed).
     Verify {
-        /// The backup directory.
+        /// The backup: a directory, or a FILE.zip.
         dir: std::path::PathBuf,
     },
 }
@@ -238,8 +240,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             node_id,
             cluster_addr,
         } => {
+            let unpacked = unpack_if_archive(from).await?;
             let args = restore::RestoreArgs {
-                from: from.clone(),
+                from: unpacked
+                    .as_ref()
+                    .map_or(from.as_path(), |u| u.path())
+                    .to_path_buf(),
                 data_dir: data_dir.clone(),
                 node_id: *node_id,
                 cluster_addr: cluster_addr.clone(),
@@ -379,6 +385,18 @@ async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitC
         (_, true) => cairn_node::backup::Mode::NonRefetchableOnly,
         _ => cairn_node::backup::Mode::Full,
     };
+    let file = backup_archive::is_archive(&out).then(|| out.clone());
+    let out = match &file {
+        Some(f) => {
+            let stage = backup_archive::staging_dir(f);
+            if stage.exists() {
+                std::fs::remove_dir_all(&stage)
+                    .with_context(|| format!("cannot clear {}", stage.display()))?;
+            }
+            stage
+        }
+        None => out,
+    };
     let opts = backup::Options {
         out,
         mode,
@@ -387,6 +405,15 @@ async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitC
         prune: args.prune,
     };
     let summary = backup::run(&cli.node, timeout, &opts).await?;
+    if let Some(f) = file {
+        let stage = opts.out.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            backup_archive::pack(&stage, &f)?;
+            std::fs::remove_dir_all(&stage)
+                .with_context(|| format!("cannot remove {}", stage.display()))
+        })
+        .await??;
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
     } else {
@@ -396,7 +423,8 @@ async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitC
 }
 
 async fn backup_verify(cli: &Cli, dir: &std::path::Path) -> Result<ExitCode> {
-    let v = restore::verify(dir).await?;
+    let unpacked = unpack_if_archive(dir).await?;
+    let v = restore::verify(unpacked.as_ref().map_or(dir, |u| u.path())).await?;
     if cli.json {
         println!(
             "{}",
@@ -409,4 +437,14 @@ async fn backup_verify(cli: &Cli, dir: &std::path::Path) -> Result<ExitCode> {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
     })
+}
+
+/// A backup file (`*.zip`) unpacked into a temporary directory; `None` for a directory.
+async fn unpack_if_archive(path: &std::path::Path) -> Result<Option<backup_archive::Unpacked>> {
+    if !backup_archive::is_archive(path) {
+        return Ok(None);
+    }
+    let p = path.to_path_buf();
+    let unpacked = tokio::task::spawn_blocking(move || backup_archive::unpack(&p)).await??;
+    Ok(Some(unpacked))
 }

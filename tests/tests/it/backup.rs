@@ -252,6 +252,41 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
     let verify = verify.ok().unwrap();
     assert!(verify.stdout.contains("0 problem(s)"), "{verify}");
 
+    // The same backup as one file (`--out FILE.zip`): it verifies clean, a flipped byte in it
+    // is caught by verify and restore, and the 1-node cluster below is restored from it.
+    let zip = dir.path().join("backup.zip");
+    let (_, jz) = backup(&cl, 2, &zip).await;
+    assert_eq!(jz["blobs_copied"], jz["blobs_included"], "{jz}");
+    assert!(zip.is_file() && !dir.path().join("backup.zip.partial").exists());
+    let verify = run_cli(nowhere(), &["backup", "verify", &s(&zip)])
+        .await
+        .unwrap();
+    assert!(verify.ok().unwrap().stdout.contains("0 problem(s)"));
+    let bad_zip = dir.path().join("damaged.zip");
+    let mut bytes = std::fs::read(&zip).unwrap();
+    let sha = held.values().next().unwrap();
+    let blob = std::fs::read(out_dir.join("blobs").join(&sha[..2]).join(sha)).unwrap();
+    let at = bytes
+        .windows(blob.len())
+        .position(|w| w == blob.as_slice())
+        .unwrap();
+    bytes[at + blob.len() / 2] ^= 1;
+    std::fs::write(&bad_zip, bytes).unwrap();
+    let v = run_cli(nowhere(), &["backup", "verify", &s(&bad_zip)])
+        .await
+        .unwrap();
+    assert_ne!(v.code, Some(0), "{v}");
+    assert!(
+        v.stderr
+            .contains(&format!("blobs/{}/{sha}: damaged", &sha[..2])),
+        "{v}"
+    );
+    let target = dir.path().join("restored-from-damaged-zip");
+    let args = ["restore", "--from", &s(&bad_zip), "--data-dir", &s(&target)];
+    let r = run_cli(nowhere(), &args).await.unwrap();
+    assert_ne!(r.code, Some(0), "{r}");
+    assert!(!target.exists(), "restore wrote {}", target.display());
+
     // A refetchable blob that no live node holds any more (lost on every disk; the upstream is
     // dead, so nothing refills it) is left out with a warning instead of failing the backup.
     fixture.kill().await;
@@ -335,9 +370,9 @@ async fn backup_under_load_then_restore_into_new_one_and_three_node_clusters() {
         "the manifest's sha256s are the corpus zips'"
     );
 
-    let backup_dir = out_dir.clone();
+    let backup_file = zip.clone();
     let one = TestCluster::start_prepared(&fixture.url(), &config, move |data, grpc| {
-        restore_into(backup_dir, data, grpc)
+        restore_into(backup_file, data, grpc)
     })
     .await
     .unwrap();
