@@ -51,6 +51,13 @@
 //! target/release/cairn-bench direct --rounds 3 --files 2000 --mbytes 20 --commits 200
 //! ```
 //!
+//! `cairn-bench backup` times `cairn backup` and `cairn restore` against a plain copy (with
+//! fsync) of the same blob files, same run, and prints the ratios (see [`backupbench`]):
+//!
+//! ```text
+//! cargo build --release --bins && target/release/cairn-bench backup --versions 60 --zip-mib 2
+//! ```
+//!
 //! `cairn-bench security` measures what the security features cost, each against the same work
 //! without them in the same run (see [`securitybench`]; writes target/bench-security.json; about
 //! 3 minutes with the defaults): HTTPS vs plain HTTP hits on one node serving both (zip100k and
@@ -93,6 +100,8 @@ mod stability;
 mod static_server;
 mod stats;
 mod verifybench;
+// --- backup ---
+mod backupbench;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -188,6 +197,9 @@ enum Cmd {
     /// and with the leader killed, vs the go command straight from a slow upstream (writes
     /// target/bench-graph.json).
     Graph(graphbench::GraphArgs),
+    /// Backup and restore throughput against a plain copy (fsync) of the same blob files
+    /// (writes target/bench-backup.json).
+    Backup(backupbench::BackupArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -281,6 +293,10 @@ fn main() -> ExitCode {
         Some(Cmd::Security(security_args)) => (
             "cairn-bench security: failed",
             runtime.block_on(securitybench::run(security_args)),
+        ),
+        Some(Cmd::Backup(backup_args)) => (
+            "cairn-bench backup: failed",
+            runtime.block_on(backupbench::run(backup_args)),
         ),
         None => ("cairn-bench: setup failed", runtime.block_on(bench(args))),
     };

@@ -14,6 +14,9 @@
 //! - `cairn pin PATTERN`, `cairn unpin PATTERN`, `cairn pin list`: keep versions on disk.
 //! - `cairn deny|purge TARGET [--reason TEXT] [--lift]`, `cairn deny|purge list`: operator
 //!   rules against compromised releases (issue 12).
+//! - `cairn backup --out DIR`, `cairn backup verify DIR`, `cairn restore --from DIR`: back the
+//!   cluster up from one node, check a backup offline, build a new cluster's first data
+//!   directory from it.
 //!
 //! With `--tls-dir` (or `--ca`, `--cert`, `--key`) the CLI speaks mutual TLS to the cluster port
 //! as the operator its certificate names.
@@ -21,7 +24,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod certs;
@@ -33,6 +36,11 @@ mod policy;
 mod prefetch;
 mod route;
 mod verify;
+// --- backup ---
+mod backup;
+mod backup_archive;
+mod backup_progress;
+mod restore;
 
 use cluster::Health;
 
@@ -146,6 +154,70 @@ enum Command {
         #[arg(long)]
         lift: bool,
     },
+    /// Back the cluster up from --node into a directory: the replicated state at a known log
+    /// index and the blobs it references (`cairn backup verify DIR` checks one offline).
+    Backup(BackupArgs),
+    /// Build the first data directory of a new cluster from a backup (offline; the backup is
+    /// verified first and refused if damaged). Start cairn-node on it, then add the other nodes.
+    Restore {
+        /// The backup: a directory, or a FILE.zip made by `cairn backup --out FILE.zip`.
+        #[arg(long, value_name = "DIR|FILE.zip")]
+        from: std::path::PathBuf,
+        /// The new data directory (absent or empty).
+        #[arg(long, value_name = "DIR")]
+        data_dir: std::path::PathBuf,
+        /// The restored node's id.
+        #[arg(long, default_value_t = 1)]
+        node_id: u64,
+        /// The restored node's cluster address as other nodes will reach it (its
+        /// --cluster-listen, or a stable DNS name); default: the address this node id had in
+        /// the backed-up membership.
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            default_value = "",
+            hide_default_value = true
+        )]
+        cluster_addr: String,
+    },
+}
+
+/// `cairn backup`: flags of a backup run, or the `verify` subcommand.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    verify: Option<BackupCommand>,
+    /// The backup directory (created if needed; a re-run copies only new blobs), or FILE.zip
+    /// for a full backup as one file.
+    #[arg(long, value_name = "DIR|FILE.zip")]
+    out: Option<std::path::PathBuf>,
+    /// Only the replicated state, no blob (blobs come back from the upstreams).
+    #[arg(long, conflicts_with = "non_refetchable_only")]
+    state_only: bool,
+    /// Only the blobs that cannot be fetched again (versions from `direct` sources).
+    #[arg(long)]
+    non_refetchable_only: bool,
+    /// Re-hash blobs already in DIR instead of trusting their name and size.
+    #[arg(long)]
+    verify_existing: bool,
+    /// Blobs streamed at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// After a successful run, delete blob files in DIR that this backup does not include
+    /// (versions purged since an earlier run, leftovers of interrupted runs).
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Check a backup offline: manifest, state hash, every blob's size and sha256 (exit 1 on
+    /// any problem, each one listed).
+    Verify {
+        /// The backup: a directory, or a FILE.zip.
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,8 +275,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         print!("{}", certs::token(name, groups));
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Prefetch(args) = &cli.command {
-        return prefetch::run(args, cli.json).await;
+    match &cli.command {
+        Command::Backup(BackupArgs {
+            verify: Some(BackupCommand::Verify { dir }),
+            ..
+        }) => return backup_verify(&cli, dir).await,
+        Command::Restore {
+            from,
+            data_dir,
+            node_id,
+            cluster_addr,
+        } => {
+            let unpacked = unpack_if_archive(from).await?;
+            let args = restore::RestoreArgs {
+                from: unpacked
+                    .as_ref()
+                    .map_or(from.as_path(), |u| u.path())
+                    .to_path_buf(),
+                data_dir: data_dir.clone(),
+                node_id: *node_id,
+                cluster_addr: cluster_addr.clone(),
+            };
+            let summary = restore::restore(&args).await?;
+            if cli.json {
+                let json = restore::restored_json(&summary);
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print!("{}", restore::render_restored(&summary));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Prefetch(args) => return prefetch::run(args, cli.json).await,
+        _ => {}
     }
     if let Command::Certs(cmd) = &cli.command {
         let dir = cli
@@ -220,7 +322,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         cli.key.as_deref(),
     )?;
     match &cli.command {
-        Command::Certs(_) | Command::Token { .. } | Command::Prefetch(_) => Ok(ExitCode::SUCCESS),
+        Command::Certs(_)
+        | Command::Token { .. }
+        | Command::Prefetch(_)
+        | Command::Restore { .. } => Ok(ExitCode::SUCCESS),
+        Command::Backup(args) => backup(&cli, timeout, args).await,
         Command::Status => status(&cli, timeout).await,
         Command::Deny {
             target,
@@ -382,4 +488,79 @@ fn print_change(
         print!("{}", members::render_reply(reply));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// === backup ===
+
+async fn backup(cli: &Cli, timeout: Duration, args: &BackupArgs) -> Result<ExitCode> {
+    let Some(out) = args.out.clone() else {
+        anyhow::bail!("cairn backup needs --out DIR (or: cairn backup verify DIR)");
+    };
+    let mode = match (args.state_only, args.non_refetchable_only) {
+        (true, _) => cairn_node::backup::Mode::StateOnly,
+        (_, true) => cairn_node::backup::Mode::NonRefetchableOnly,
+        _ => cairn_node::backup::Mode::Full,
+    };
+    let file = backup_archive::is_archive(&out).then(|| out.clone());
+    let out = match &file {
+        Some(f) => {
+            let stage = backup_archive::staging_dir(f);
+            if stage.exists() {
+                std::fs::remove_dir_all(&stage)
+                    .with_context(|| format!("cannot clear {}", stage.display()))?;
+            }
+            stage
+        }
+        None => out,
+    };
+    let opts = backup::Options {
+        out,
+        mode,
+        verify_existing: args.verify_existing,
+        concurrency: args.concurrency,
+        prune: args.prune,
+    };
+    let summary = backup::run(&cli.node, timeout, &opts).await?;
+    if let Some(f) = file {
+        let stage = opts.out.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            backup_archive::pack(&stage, &f)?;
+            std::fs::remove_dir_all(&stage)
+                .with_context(|| format!("cannot remove {}", stage.display()))
+        })
+        .await??;
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
+    } else {
+        print!("{}", summary.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn backup_verify(cli: &Cli, dir: &std::path::Path) -> Result<ExitCode> {
+    let unpacked = unpack_if_archive(dir).await?;
+    let v = restore::verify(unpacked.as_ref().map_or(dir, |u| u.path())).await?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&restore::verified_json(&v))?
+        );
+    } else {
+        print!("{}", restore::render_verified(dir, &v));
+    }
+    Ok(match v.is_sound() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
+}
+
+/// A backup file (`*.zip`) unpacked into a temporary directory; `None` for a directory.
+async fn unpack_if_archive(path: &std::path::Path) -> Result<Option<backup_archive::Unpacked>> {
+    if !backup_archive::is_archive(path) {
+        return Ok(None);
+    }
+    let p = path.to_path_buf();
+    let unpacked = tokio::task::spawn_blocking(move || backup_archive::unpack(&p)).await??;
+    Ok(Some(unpacked))
 }

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod auditlog;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod direct;

@@ -198,13 +198,14 @@ impl Node {
             &config.cluster,
             fill_timeout,
         );
+        let link: Arc<dyn crate::mirror::cluster::ClusterOps> = Arc::new(link);
         let mirror = Mirror::new(
             consensus.clone(),
             blobs.clone(),
             router.clone(),
             config.cache.clone(),
             config.limits.clone(),
-            Some(Arc::new(link)),
+            Some(link.clone()),
             Some(checker.clone()),
         );
         let access = crate::access::Access::new(
@@ -268,6 +269,7 @@ impl Node {
             ))),
             allow_insecure_membership: config.cluster.insecure,
             trail,
+            backup_peers: Some(link),
         };
         write_addrs(dir, http_addr, plain.as_ref().map(local), cluster_addr)?;
         Ok(Node {

@@ -296,6 +296,53 @@ impl TestCluster {
         }
     }
 
+    /// Starts node 1 of a new cluster on a data directory that `prepare` fills first (it gets
+    /// the directory and the cluster address the node will listen on, e.g. to run
+    /// `cairn restore`), and waits for it to lead. Its `--peers` names only itself, so it runs as
+    /// the cluster its data describes; add nodes with [`TestCluster::start_joiner`] and
+    /// `cairn members add`.
+    pub async fn start_prepared<F, Fut>(
+        upstream: &str,
+        config: &ClusterConfig,
+        prepare: F,
+    ) -> anyhow::Result<TestCluster>
+    where
+        F: FnOnce(PathBuf, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let ports = free_ports(2)?;
+        let (http, grpc) = (loopback(ports[0]), loopback(ports[1]));
+        let peers = BTreeMap::from([(1, grpc)]);
+        let pki = match config.secure {
+            true => Some(Arc::new(ClusterPki::new()?)),
+            false => None,
+        };
+        let dir = tempfile::Builder::new().prefix("cairn-node-").tempdir()?;
+        prepare(dir.path().join("data"), grpc).await?;
+        let opts = node_options(1, http, grpc, &peers, upstream, &config.toml());
+        let node = CairnNode::start_in(with_certs(opts, pki.as_deref(), 1)?, dir).await?;
+        let member = Member {
+            node,
+            http,
+            grpc,
+            state: RunState::Up,
+        };
+        let cluster = TestCluster {
+            members: BTreeMap::from([(1, member)]),
+            peers,
+            upstream: upstream.to_string(),
+            config: config.clone(),
+            probe: reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(3))
+                .build()?,
+            pki,
+        };
+        cluster.wait_for_leader().await?;
+        Ok(cluster)
+    }
+
     fn member(&self, id: u64) -> &Member {
         self.members
             .get(&id)

@@ -167,6 +167,12 @@ impl CairnNode {
     /// Starts a node with a fresh data directory and waits until it is ready.
     pub async fn start(opts: NodeOptions) -> anyhow::Result<CairnNode> {
         let dir = tempfile::Builder::new().prefix("cairn-node-").tempdir()?;
+        CairnNode::start_in(opts, dir).await
+    }
+
+    /// Starts a node whose data directory `<dir>/data` may have been prepared beforehand (e.g.
+    /// by `cairn restore`) and waits until it is ready.
+    pub async fn start_in(opts: NodeOptions, dir: TempDir) -> anyhow::Result<CairnNode> {
         fs::create_dir_all(dir.path().join("data"))?;
         let mut client = reqwest::Client::builder()
             .no_proxy()

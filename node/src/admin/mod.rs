@@ -11,6 +11,7 @@
 //!
 //! gRPC status codes for membership errors are decided in one place: [`membership`].
 
+mod backup;
 pub mod membership;
 mod pins;
 mod policy;
@@ -20,6 +21,7 @@ pub(crate) mod testing;
 mod tests;
 mod verify;
 
+pub use backup::{BackupBlobStream, BackupStateStream};
 pub use verify::VerifyStream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,6 +91,8 @@ pub struct AdminService {
     pub allow_insecure_membership: bool,
     /// The audit trail of administrative actions.
     pub trail: crate::auditlog::AuditLog,
+    /// Where `BackupBlob` fetches blobs this node lacks (`None`: only local blobs are sent).
+    pub backup_peers: Option<Arc<dyn crate::mirror::cluster::ClusterOps>>,
 }
 
 /// Who called an administrative RPC, for the audit trail.
@@ -295,6 +299,35 @@ impl Admin for AdminService {
         let result = verify::start(self.audit.clone()).map(tonic::Response::new);
         self.record(&who, "verify", "every stored version", &result);
         result
+    }
+
+    type BackupStateStream = BackupStateStream;
+
+    /// `cairn backup`: this node's state machine at its applied index (read lock held while
+    /// serializing: applies wait, serving does not). Audited as `backup`.
+    async fn backup_state(
+        &self,
+        req: tonic::Request<cairn_proto::v1::BackupStateRequest>,
+    ) -> Result<tonic::Response<Self::BackupStateStream>, tonic::Status> {
+        let who = Caller::of(&req);
+        let result = backup::state(&self.consensus, self.node_id)
+            .await
+            .map(tonic::Response::new);
+        self.record(&who, "backup", "replicated state", &result);
+        result
+    }
+
+    type BackupBlobStream = BackupBlobStream;
+
+    /// `cairn backup`: one blob's bytes (fetched from a peer first if this node lacks it). Not
+    /// audited one by one: the backup's `BackupState` call is.
+    async fn backup_blob(
+        &self,
+        req: tonic::Request<cairn_proto::v1::BackupBlobRequest>,
+    ) -> Result<tonic::Response<Self::BackupBlobStream>, tonic::Status> {
+        backup::blob(&self.blobs, self.backup_peers.as_ref(), req.into_inner())
+            .await
+            .map(tonic::Response::new)
     }
 
     /// Which routing rule a module path matches; nothing is fetched.

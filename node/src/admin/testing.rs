@@ -101,6 +101,7 @@ impl TestNode {
             audit: None,
             allow_insecure_membership: true,
             trail: crate::auditlog::AuditLog::off(),
+            backup_peers: None,
         };
         let server = CancellationToken::new();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -27,6 +27,6 @@ pub mod repo;
 mod convert;
 mod mirror;
 mod source;
-mod timefmt;
+pub(crate) mod timefmt;
 
 pub use source::{Direct, DirectInitError, ScratchFile};

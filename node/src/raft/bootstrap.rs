@@ -352,6 +352,24 @@ mod tests {
         ) -> Result<tonic::Response<cairn_proto::v1::ListPolicyReply>, tonic::Status> {
             Err(tonic::Status::unimplemented("stub"))
         }
+
+        type BackupStateStream = crate::admin::BackupStateStream;
+
+        async fn backup_state(
+            &self,
+            _: tonic::Request<cairn_proto::v1::BackupStateRequest>,
+        ) -> Result<tonic::Response<Self::BackupStateStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
+
+        type BackupBlobStream = crate::admin::BackupBlobStream;
+
+        async fn backup_blob(
+            &self,
+            _: tonic::Request<cairn_proto::v1::BackupBlobRequest>,
+        ) -> Result<tonic::Response<Self::BackupBlobStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("stub"))
+        }
     }
 
     fn serve_stub(listener: TcpListener, id: u64, initialized: bool) -> Arc<AtomicBool> {

@@ -78,6 +78,8 @@ pub(super) struct Inner {
     pub(super) bootstrap: watch::Sender<BootstrapState>,
     /// Cancelled by [`Consensus::shutdown`]: stops background tasks (the bootstrap probe).
     pub(super) stop: CancellationToken,
+    /// A handle on the state machine openraft owns, for backups (`backup.rs`).
+    pub(super) sm: StateMachine,
 }
 
 /// When this node lost sight of a leader; `None` while one is known.
@@ -129,6 +131,7 @@ impl Consensus {
         let log_state = log_store.get_log_state().await?;
         sm.recover(log_state.last_purged_log_id).await?;
         let committed = log_store.read_committed().await?;
+        let sm_view = sm.clone();
         let network = Network::new(node_id, settings);
         let raft = openraft::Raft::new(node_id, config, network.clone(), log_store, sm)
             .await
@@ -146,6 +149,7 @@ impl Consensus {
                 membership_lock: tokio::sync::Mutex::new(()),
                 bootstrap: watch::Sender::new(BootstrapState::Starting),
                 stop: CancellationToken::new(),
+                sm: sm_view,
             }),
         };
         consensus.spawn_watcher(CatchUp {

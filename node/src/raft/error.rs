@@ -85,6 +85,12 @@ pub enum ConsensusError {
     /// The Raft core task failed while shutting down.
     #[error("raft shutdown failed: {0}")]
     Shutdown(#[source] tokio::task::JoinError),
+    /// The state machine could not be serialized for a backup (`cairn backup`).
+    #[error("cannot serialize the state machine for a backup: {0}")]
+    Backup(String),
+    /// A backed-up state could not be installed into a new data directory (`cairn restore`).
+    #[error("cannot install the backed-up state: {0}")]
+    Restore(String),
 }
 
 impl From<openraft::ConfigError> for ConsensusError {

@@ -18,6 +18,7 @@
 //! `DESIGN.md` next to this file describes the storage layout, durability rules and wire format.
 
 mod apply;
+pub mod backup;
 mod bootstrap;
 mod consensus;
 mod db;

@@ -229,3 +229,24 @@ fn module_batch<T: Serialize>(
     }
     Ok(batch)
 }
+
+// === backup (`cairn backup verify`, `cairn restore`) ===
+
+/// Checks that `data` is a snapshot body this build can install: known format, every record
+/// decodable. Writes nothing.
+pub(crate) fn check(data: &[u8]) -> Result<(), SnapshotError> {
+    let body: SnapshotBody = serde_json::from_slice(data)?;
+    if body.format != FORMAT {
+        return Err(SnapshotError::Format(body.format));
+    }
+    Ok(())
+}
+
+/// Every version record of a snapshot body (for the blob manifest of a backup).
+pub(crate) fn versions(data: &[u8]) -> Result<Vec<VersionRecord>, SnapshotError> {
+    let body: SnapshotBody = serde_json::from_slice(data)?;
+    if body.format != FORMAT {
+        return Err(SnapshotError::Format(body.format));
+    }
+    Ok(body.versions)
+}

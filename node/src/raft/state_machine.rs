@@ -122,6 +122,24 @@ impl StateMachine {
     }
 }
 
+// === backup (`cairn backup`) ===
+
+impl StateMachine {
+    /// Serializes the state machine like a snapshot build (under the shared lock, so no apply
+    /// runs meanwhile: a consistent view at `last_applied`), without recording it as the Raft
+    /// snapshot.
+    pub(crate) async fn export(&self) -> Result<snapshot::Built, ConsensusError> {
+        let guard = self.lock.clone().read_owned().await;
+        let trees = self.db.sm.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            snapshot::build(&trees)
+        })
+        .await;
+        flatten(res).map_err(|e| ConsensusError::Backup(e.to_string()))
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let guard = self.lock.clone().read_owned().await;

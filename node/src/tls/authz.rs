@@ -7,6 +7,7 @@
 //! | every other `Admin/*` (changes state)  | operators; a node only when forwarding an operator's request (`x-cairn-operator`) |
 //! | `Admin/PinAdd`, `Admin/PinRemove`, `Admin/PinList` (issue 12) | operators (as every other `Admin/*`) |
 //! | `Admin/Deny`, `Admin/Purge`, `Admin/ListPolicy` (issue 12) | operators (as above) |
+//! | `Admin/BackupState`, `Admin/BackupBlob` | operators (they fall under the row above: a backup reads everything) |
 //!
 //! A caller without a certificate gets `UNAUTHENTICATED`, one with the wrong kind of identity
 //! `PERMISSION_DENIED`; both are counted. With an insecure cluster port everything is allowed.
@@ -167,6 +168,9 @@ pub fn admin_action(path: &str) -> Option<&'static str> {
         "Deny" => Some("deny"),
         "Purge" => Some("purge"),
         "ListPolicy" => Some("policy.list"),
+        // --- backup ---
+        "BackupState" => Some("backup"),
+        "BackupBlob" => Some("backup.blob"),
         _ => None,
     }
 }
@@ -326,5 +330,18 @@ mod tests {
         }
         assert!(ok("/cairn.v1.Blob/HasBlobs", &node));
         assert!(!ok("/cairn.v1.Blob/HasBlobs", &op));
+    }
+
+    #[test]
+    fn backup_rpcs_are_operator_only() {
+        let all = |_: u64| true;
+        let node = peer(Some(Identity::Node(2)), true);
+        let op = peer(Some(Identity::Operator("alice".into())), true);
+        for rpc in ["/cairn.v1.Admin/BackupState", "/cairn.v1.Admin/BackupBlob"] {
+            assert!(decide(rpc, Some(&op), None, &all).is_ok(), "{rpc}");
+            let e = decide(rpc, Some(&node), None, &all).unwrap_err();
+            assert_eq!(e.reason, "not_operator", "{rpc}");
+        }
+        assert_eq!(admin_action("/cairn.v1.Admin/BackupState"), Some("backup"));
     }
 }

@@ -20,6 +20,7 @@ mod common;
 mod harness;
 
 mod access;
+mod backup;
 mod bounded;
 mod chart;
 mod cluster;
