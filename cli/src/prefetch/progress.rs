@@ -121,6 +121,9 @@ pub fn human_bytes(b: f64) -> String {
 
 /// `4s`, `3m20s`
 pub fn human_secs(s: f64) -> String {
+    if s < 10.0 {
+        return format!("{s:.1}s");
+    }
     let s = s.round() as u64;
     if s < 60 {
         format!("{s}s")
@@ -147,8 +150,9 @@ mod tests {
         };
         let l = line(&t, Duration::from_secs(4));
         assert!(l.starts_with("prefetch: 120/300 versions (40%), 100 filled, 18 cached, 2 failed, 12.3 MiB, 30.0/s"), "{l}");
-        assert!(l.ends_with("ETA 6s"), "{l}");
+        assert!(l.ends_with("ETA 6.0s"), "{l}");
         assert_eq!(human_secs(200.0), "3m20s");
+        assert_eq!(human_secs(0.43), "0.4s");
         assert_eq!(human_bytes(512.0), "512 B");
     }
 }
