@@ -26,7 +26,7 @@ use cairn_tests::lb::Lb;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::stats::Summary;
+use crate::stats::{ms_since, Summary};
 
 /// Arguments of `cairn-bench graph`.
 #[derive(Debug, clap::Args)]
@@ -96,7 +96,7 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<()> {
             .mod_download_ok(&all)
             .await
             .context("go mod download straight from the upstream")?;
-        direct.push(ms(start));
+        direct.push(ms_since(start));
         check(&want, &got, "direct")?;
 
         quiet.push(through_cluster(&go, &fixture, &all, &want, delay, None).await?);
@@ -145,10 +145,6 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<()> {
         k.p90,
         k.p50 / d.p50
     );
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::workspace_root().join("target/bench-graph.json"));
     let doc = json!({
         "versions": all.len(),
         "delay_ms": args.delay_ms,
@@ -157,14 +153,7 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<()> {
         "cluster": q.json(),
         "cluster_leader_killed": k.json(),
     });
-    std::fs::write(&out, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!("\nwrote {}", out.display());
-    Ok(())
-}
-
-fn ms(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1000.0
+    crate::stats::write_results(args.out.as_deref(), "bench-graph.json", &doc)
 }
 
 fn check(
@@ -208,7 +197,7 @@ async fn through_cluster(
     let got = download
         .await?
         .with_context(|| format!("go mod download through the cluster (kill: {kill:?})"))?;
-    let took = ms(start);
+    let took = ms_since(start);
     check(want, &got, "through the cluster")?;
     drop(lb);
     drop(cl);

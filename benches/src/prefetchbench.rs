@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 use cairn_tests::cluster::{cli_bin, ClusterConfig, TestCluster};
-use cairn_tests::corpus::{cluster_corpus, Corpus};
+use cairn_tests::corpus::cluster_corpus;
 use cairn_tests::fixture::Fixture;
 use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::lb::Lb;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::stats::Summary;
+use crate::stats::{ms_since, Summary};
 
 /// Arguments of `cairn-bench prefetch`.
 #[derive(Debug, clap::Args)]
@@ -47,16 +47,6 @@ pub struct PrefetchArgs {
     out: Option<PathBuf>,
 }
 
-/// The go.sum of every corpus version.
-fn go_sum(corpus: &Corpus) -> String {
-    let mut out = String::new();
-    for e in &corpus.entries {
-        out.push_str(&format!("{} {} {}\n", e.module, e.version, e.zip_h1));
-        out.push_str(&format!("{} {}/go.mod {}\n", e.module, e.version, e.mod_h1));
-    }
-    out
-}
-
 /// Runs the rounds and prints a table.
 pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
     let Some(go) = go("cairn-bench prefetch") else {
@@ -70,7 +60,7 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         .collect();
     let dir = tempfile::tempdir()?;
     let sum_path = dir.path().join("go.sum");
-    let text = go_sum(corpus);
+    let text = corpus.go_sum();
     std::fs::write(&sum_path, &text)?;
     let lines = text.lines().count();
     println!(
@@ -88,22 +78,16 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         env.mod_download_ok(&all)
             .await
             .context("go mod download straight from the upstream")?;
-        direct.push(ms(start));
+        direct.push(ms_since(start));
 
         fixture.set_delay(Duration::ZERO);
         let cl = TestCluster::start(3, &fixture.url(), &ClusterConfig::fast()).await?;
-        let lb = Lb::start(
-            cl.ids()
-                .iter()
-                .map(|&id| cl.node(id).addrs().http)
-                .collect(),
-        )
-        .await?;
+        let lb = Lb::start(cl.http_addrs()).await?;
         fixture.set_delay(delay);
         fixture.reset_log();
         let start = Instant::now();
         prefetch(&lb.url(), &sum_path, args.concurrency).await?;
-        cold.push(ms(start));
+        cold.push(ms_since(start));
         let upstream_zips = fixture
             .requests()
             .iter()
@@ -117,7 +101,7 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         fixture.reset_log();
         let start = Instant::now();
         prefetch(&lb.url(), &sum_path, args.concurrency).await?;
-        warm.push(ms(start));
+        warm.push(ms_since(start));
         ensure!(
             fixture.total() == 0,
             "the warm prefetch reached the upstream {} times",
@@ -155,10 +139,6 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         w.p90,
         w.p50 / d.p50
     );
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::workspace_root().join("target/bench-prefetch.json"));
     let doc = json!({
         "go_sum_lines": lines,
         "versions": all.len(),
@@ -168,14 +148,7 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         "prefetch_cold_cluster": c.json(),
         "prefetch_warm": w.json(),
     });
-    std::fs::write(&out, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!("\nwrote {}", out.display());
-    Ok(())
-}
-
-fn ms(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1000.0
+    crate::stats::write_results(args.out.as_deref(), "bench-prefetch.json", &doc)
 }
 
 /// Runs `cairn prefetch --proxy URL --json GO.SUM` and checks nothing failed.

@@ -53,6 +53,29 @@ impl Summary {
     }
 }
 
+/// Milliseconds since `start`.
+pub fn ms_since(start: tokio::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Writes `doc` as pretty JSON to `out`, or to `target/<default_name>` in the workspace, and
+/// says where.
+pub fn write_results(
+    out: Option<&std::path::Path>,
+    default_name: &str,
+    doc: &serde_json::Value,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = out.map_or_else(
+        || crate::workspace_root().join("target").join(default_name),
+        std::path::Path::to_path_buf,
+    );
+    std::fs::write(&path, serde_json::to_vec_pretty(doc)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,13 +231,7 @@ async fn graph(
         )
         .set("sumdb", "latest_ttl_secs", 3600);
     let cl = TestCluster::start(3, &fixture.url(), &config).await?;
-    let lb = Lb::start(
-        cl.ids()
-            .iter()
-            .map(|&id| cl.node(id).addrs().http)
-            .collect(),
-    )
-    .await?;
+    let lb = Lb::start(cl.http_addrs()).await?;
     let delay = Duration::from_millis(args.delay_ms);
     fixture.set_delay(delay);
     db.set_delay(delay);

@@ -198,16 +198,9 @@ impl Plan {
     /// Adds every line of a go.sum: `module version h1:…` (zip) and
     /// `module version/go.mod h1:…` (go.mod only).
     pub fn add_go_sum(&mut self, text: &str, origin: &str) -> Result<(), InputError> {
-        for (n, line) in text.lines().enumerate() {
-            let bad = |problem: String| InputError::Line {
-                origin: origin.to_string(),
-                line: n + 1,
-                problem,
-            };
+        for (n, line) in meaningful_lines(text, None) {
+            let bad = line_error(origin, n);
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.is_empty() {
-                continue;
-            }
             let [m, v, hash] = fields[..] else {
                 return Err(bad(format!(
                     "expected `module version h1:hash`, found {line:?}"
@@ -235,16 +228,8 @@ impl Plan {
     /// zips. The go.sum next to it names the rest of the graph.
     pub fn add_go_mod(&mut self, text: &str, origin: &str) -> Result<(), InputError> {
         let mut block: Option<&str> = None;
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split("//").next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |problem: String| InputError::Line {
-                origin: origin.to_string(),
-                line: n + 1,
-                problem,
-            };
+        for (n, line) in meaningful_lines(text, Some("//")) {
+            let bad = line_error(origin, n);
             if block.is_some() && line == ")" {
                 block = None;
                 continue;
@@ -284,16 +269,8 @@ impl Plan {
 
     /// Adds a list: one `module@version` (or `module version`) per line; `#` starts a comment.
     pub fn add_list(&mut self, text: &str, origin: &str) -> Result<(), InputError> {
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |problem: String| InputError::Line {
-                origin: origin.to_string(),
-                line: n + 1,
-                problem,
-            };
+        for (n, line) in meaningful_lines(text, Some("#")) {
+            let bad = line_error(origin, n);
             let fields: Vec<&str> = line.split_whitespace().collect();
             let pair = match fields.as_slice() {
                 [one] => one.split_once('@'),
@@ -309,6 +286,28 @@ impl Plan {
             self.add(Item::new(m, v, Want::Zip))?;
         }
         Ok(())
+    }
+}
+
+/// The non-blank lines of `text` with what follows `comment` (if the format has comments) cut
+/// off, trimmed, with their 1-based numbers.
+fn meaningful_lines<'a>(
+    text: &'a str,
+    comment: Option<&'a str>,
+) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+    text.lines().enumerate().filter_map(move |(n, raw)| {
+        let uncommented = comment.map_or(raw, |c| raw.split(c).next().unwrap_or(""));
+        let line = uncommented.trim();
+        (!line.is_empty()).then_some((n + 1, line))
+    })
+}
+
+/// Builds the error for line `n` of `origin`.
+fn line_error(origin: &str, n: usize) -> impl Fn(String) -> InputError + '_ {
+    move |problem| InputError::Line {
+        origin: origin.to_string(),
+        line: n,
+        problem,
     }
 }
 

@@ -201,6 +201,17 @@ impl Corpus {
         Ok(())
     }
 
+    /// The go.sum a build needing every version would have: a zip line and a `/go.mod` line
+    /// per version.
+    pub fn go_sum(&self) -> String {
+        let mut out = String::new();
+        for e in &self.entries {
+            out.push_str(&format!("{} {} {}\n", e.module, e.version, e.zip_h1));
+            out.push_str(&format!("{} {}/go.mod {}\n", e.module, e.version, e.mod_h1));
+        }
+        out
+    }
+
     /// The entry for `module@version`; panics if the corpus has no such version.
     pub fn entry(&self, module: &str, version: &str) -> &Entry {
         self.entries

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use cairn_tests::cluster::{run_cli, CliOutput};
-use cairn_tests::corpus::Corpus;
 use cairn_tests::gocmd::{go, GoEnv};
 use cairn_tests::h1::escape;
 
@@ -16,16 +15,6 @@ use crate::common::{corpus, corpus_fixture, expected_sums, start_node, sums, FAS
 /// A version the upstream does not have.
 const MISSING: &str =
     "example.com/missing v1.0.0 h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
-
-/// The go.sum a build of every corpus version would leave behind.
-fn go_sum(c: &Corpus) -> String {
-    let mut out = String::new();
-    for e in &c.entries {
-        out.push_str(&format!("{} {} {}\n", e.module, e.version, e.zip_h1));
-        out.push_str(&format!("{} {}/go.mod {}\n", e.module, e.version, e.mod_h1));
-    }
-    out
-}
 
 /// `cairn prefetch` against `proxy` (the `--node` address is never dialled by prefetch).
 async fn prefetch(proxy: &str, args: &[&str]) -> CliOutput {
@@ -50,7 +39,7 @@ async fn p12_prefetch_fills_each_go_sum_line_once_and_a_second_run_fetches_nothi
     let fixture = corpus_fixture().await;
     let node = start_node(&fixture.url(), FAST_UPSTREAM).await;
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "go.sum", &go_sum(c));
+    let good = write(dir.path(), "go.sum", &c.go_sum());
     std::fs::create_dir(dir.path().join("other")).unwrap();
     let bad = write(&dir.path().join("other"), "go.sum", MISSING);
     // Slow answers so that the run lasts long enough for several log lines.
@@ -232,7 +221,7 @@ async fn p12_a_second_cluster_following_the_index_ends_with_the_same_set() {
     let fixture = corpus_fixture().await;
     let first = start_node(&fixture.url(), FAST_UPSTREAM).await;
     let dir = tempfile::tempdir().unwrap();
-    let sum = write(dir.path(), "go.sum", &go_sum(c));
+    let sum = write(dir.path(), "go.sum", &c.go_sum());
     prefetch(&first.url(), &[&sum]).await.ok().unwrap();
     let want = feed(&first).await;
     assert_eq!(want.len(), c.entries.len(), "the first node's feed");
