@@ -91,6 +91,7 @@ mod servers;
 mod static_server;
 mod stats;
 mod verifybench;
+mod wrk;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -139,6 +140,10 @@ struct Args {
     /// Reference static server.
     #[arg(long, value_enum, default_value_t = StaticChoice::Auto)]
     static_server: StaticChoice,
+    /// Load generator: `inproc` (this process's hyper client, exact latency distribution) or
+    /// `wrk` (external, 2 threads; must be installed: `apt-get install wrk`).
+    #[arg(long, value_enum, default_value_t = LoadChoice::Inproc)]
+    load: LoadChoice,
     /// The cairn-node binary (default: target/release/cairn-node in the workspace).
     #[arg(long, env = "CAIRN_NODE_BIN")]
     node_bin: Option<PathBuf>,
@@ -182,6 +187,21 @@ enum Cmd {
     /// warm) vs `go mod download` of the same versions straight from a slow upstream (writes
     /// target/bench-prefetch.json).
     Prefetch(prefetchbench::PrefetchArgs),
+}
+
+/// Which load generator drives the hit benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LoadChoice {
+    /// The in-process closed-loop hyper client ([`load`]).
+    Inproc,
+    /// wrk as a child process ([`wrk`]).
+    Wrk,
+}
+
+/// The load generator resolved for a run: wrk needs its binary and Lua hook.
+enum Loader {
+    Inproc,
+    Wrk { bin: PathBuf, script: PathBuf },
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -317,6 +337,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if targets.is_empty() || args.conns.is_empty() {
         bail!("nothing to run: give at least one scenario and one connection count");
     }
+    let loader = match args.load {
+        LoadChoice::Inproc => Loader::Inproc,
+        LoadChoice::Wrk => Loader::Wrk {
+            bin: wrk::find()?,
+            script: wrk::write_script(work.path())?,
+        },
+    };
     let load_before = loadavg();
     let sha_mbps = sha256_mb_per_sec();
 
@@ -348,7 +375,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for target in &targets {
         for &conns in &args.conns {
-            let [a, b] = run_pair(&args, [&cairn, &static_srv], target, conns).await?;
+            let [a, b] = run_pair(&args, &loader, [&cairn, &static_srv], target, conns).await?;
             rows.extend([a, b]);
         }
     }
@@ -374,6 +401,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "loadavg_before": load_before, "loadavg_after": load_after,
         "duration_secs": args.duration_secs, "warmup_secs": args.warmup_secs,
         "repeat": args.repeat.max(1),
+        "load_generator": format!("{:?}", args.load).to_lowercase(),
         "cairn_env": cairn_env_summary(&args),
         "sha256_mb_per_sec_one_core": sha_mbps,
     });
@@ -420,6 +448,7 @@ async fn warm_and_compare(
 /// keeps each server's median run by throughput (body bytes delivered in the window).
 async fn run_pair(
     args: &Args,
+    loader: &Loader,
     servers: [&Server; 2],
     target: &Target,
     conns: usize,
@@ -428,7 +457,7 @@ async fn run_pair(
     for rep in 0..args.repeat.max(1) {
         let order = if rep % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let row = run_one(args, servers[i], target, conns).await?;
+            let row = run_one(args, loader, servers[i], target, conns).await?;
             eprintln!(
                 "  {:<8} {:>4} conns {:<12} {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
                 row.scenario,
@@ -451,6 +480,7 @@ async fn run_pair(
 /// One run: load on `server` while sampling its memory and the CPU of it and of this process.
 async fn run_one(
     args: &Args,
+    loader: &Loader,
     server: &Server,
     target: &Target,
     conns: usize,
@@ -465,7 +495,14 @@ async fn run_one(
         pid: server.pid,
         addr: server.addr,
     };
-    measure::run(timing, &subject, target, conns, load::Client::default()).await
+    match loader {
+        Loader::Inproc => {
+            measure::run(timing, &subject, target, conns, load::Client::default()).await
+        }
+        Loader::Wrk { bin, script } => {
+            measure::run_wrk(timing, &subject, target, conns, bin, script).await
+        }
+    }
 }
 
 /// Single-core SHA-256 throughput of this machine (MB/s), with the `sha2` crate cairn uses: the
@@ -533,6 +570,13 @@ fn print_header(
     for t in targets {
         println!("target {:<8} {} ({} bytes)", t.scenario, t.path, t.bytes);
     }
+    println!(
+        "load generator: {}",
+        match args.load {
+            LoadChoice::Inproc => "in-process hyper client".to_owned(),
+            LoadChoice::Wrk => format!("wrk, {} threads", wrk::THREADS),
+        }
+    );
     println!(
         "each run: {} s warm-up + {} s measured, connections {:?}, median of {} run(s); progress on stderr",
         args.warmup_secs,
