@@ -401,7 +401,7 @@ async fn zip(
         .zip(module, version)
         .await
         .map_err(Failure::Mirror)?;
-    if a.body.is_none() && !state.mirror.blobs().contains(&a.sha256) {
+    if a.body.is_none() && !state.mirror.blobs().servable(&a.sha256) {
         // Evicted between the lookup and now (issue 12): this refills it.
         a = state
             .mirror
@@ -423,6 +423,9 @@ async fn zip(
     } else if let Some(bytes) = &a.body {
         // Passed through uncached (disk at flood): validated in memory, never stored.
         Response::new(body::full(bytes.slice(start as usize..end as usize)))
+    } else if let Some(bytes) = hot_blob(state, &a.sha256, a.size).await? {
+        // A small blob from memory: verified when it was read in (issue 13).
+        Response::new(body::full(bytes.slice(start as usize..end as usize)))
     } else {
         Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
     };
@@ -441,6 +444,33 @@ async fn zip(
     }
     set_common(&mut resp, &etag, IMMUTABLE);
     Ok(resp)
+}
+
+/// A small blob's verified bytes from the hot cache (filled from disk on first use), or
+/// `None` when it is not kept in memory. A copy that fails its check is quarantined and the
+/// request fails (retrying refills it).
+async fn hot_blob(
+    state: &HttpState,
+    sha256: &str,
+    size: u64,
+) -> Result<Option<bytes::Bytes>, Failure> {
+    if state.mirror.verify_on_read() == crate::config::VerifyPolicy::Always {
+        // Every response re-reads and re-hashes the file (the operator asked for that).
+        return Ok(None);
+    }
+    let bytes = state
+        .mirror
+        .blobs()
+        .read_hot(sha256, size)
+        .await
+        .map_err(|e| {
+            Failure::Mirror(crate::mirror::MirrorError::Storage(format!(
+                "{e}; try again"
+            )))
+        })?;
+    // The recorded size is what Content-Length says; a mismatch cannot pass the hash check,
+    // but never slice past the end.
+    Ok(bytes.filter(|b| b.len() as u64 == size))
 }
 
 /// Opens the blob and streams `[start, end)`. Unless the policy says otherwise, a blob whose

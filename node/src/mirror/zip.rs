@@ -45,7 +45,7 @@ impl Mirror {
         let inner = &self.inner;
         let local = inner.meta.get_version(module, version);
         if let Some(rec) = local.map_err(MirrorError::storage)? {
-            if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
+            if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.servable(&z.sha256)) {
                 count_cache("zip", true);
                 inner.blobs.touch(&z.sha256);
                 return Ok(answer(z));
