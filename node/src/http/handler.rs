@@ -474,7 +474,24 @@ async fn zip(
         // A small blob from memory: verified when it was read in (issue 13).
         Response::new(body::full(bytes.slice(start as usize..end as usize)))
     } else {
-        Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
+        match zip_body(state, &a.sha256, start, end, a.size).await {
+            Ok(b) => Response::new(b),
+            // Evicted after the check above (the disk worker runs meanwhile): refill once.
+            Err(_) if !state.mirror.blobs().contains(&a.sha256) => {
+                let again = Box::pin(state.mirror.zip(module, version))
+                    .await
+                    .map_err(Failure::Mirror)?;
+                match &again.body {
+                    Some(bytes) => {
+                        Response::new(body::full(bytes.slice(start as usize..end as usize)))
+                    }
+                    None => {
+                        Response::new(zip_body(state, &again.sha256, start, end, again.size).await?)
+                    }
+                }
+            }
+            Err(f) => return Err(f),
+        }
     };
     let h = resp.headers_mut();
     h.insert(
