@@ -106,11 +106,39 @@ pub struct LoadResult {
     pub first_error: Option<String>,
     /// Sorted latencies of the counted requests, microseconds.
     pub latencies_us: Vec<u32>,
+    /// Percentiles reported by an external load generator (wrk), used when `latencies_us` is
+    /// empty.
+    pub summary: Option<LatencySummary>,
+}
+
+/// Latency percentiles (microseconds) as an external load generator reports them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: u32,
+    /// 90th percentile.
+    pub p90: u32,
+    /// 99th percentile.
+    pub p99: u32,
+    /// Slowest request.
+    pub max: u32,
+    /// How long the generator actually ran.
+    pub window: Duration,
 }
 
 impl LoadResult {
     /// The `q` quantile (0..=1) of latency, in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
+        if let (true, Some(s)) = (self.latencies_us.is_empty(), &self.summary) {
+            // The nearest reported percentile at or above `q`.
+            let us = match q {
+                q if q <= 0.5 => s.p50,
+                q if q <= 0.9 => s.p90,
+                q if q <= 0.99 => s.p99,
+                _ => s.max,
+            };
+            return f64::from(us) / 1000.0;
+        }
         if self.latencies_us.is_empty() {
             return 0.0;
         }

@@ -12,6 +12,7 @@ use crate::corpus::Target;
 use crate::load::{self, Client};
 use crate::procstat;
 use crate::report::Row;
+use crate::wrk;
 
 /// How long each part of a run lasts, seconds.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +81,59 @@ pub async fn run(
         server: subject.name.clone(),
         load,
         window_secs: timing.duration_secs,
+        server_cpu_pct: pct(srv1.saturating_sub(srv0)),
+        client_cpu_pct: pct(cli1.saturating_sub(cli0)),
+        mem,
+    })
+}
+
+/// One run with wrk as the load generator ([`crate::wrk`]): a warm-up invocation, then a
+/// measured one while the server's memory is sampled; client CPU is wrk's own.
+pub async fn run_wrk(
+    timing: Timing,
+    subject: &Subject,
+    target: &Target,
+    conns: usize,
+    bin: &std::path::Path,
+    script: &std::path::Path,
+) -> anyhow::Result<Row> {
+    let pids = procstat::tree(subject.pid);
+    let spec = wrk::WrkSpec {
+        bin: bin.to_path_buf(),
+        script: script.to_path_buf(),
+        addr: subject.addr,
+        path: target.path.clone(),
+        expected_bytes: target.bytes,
+        conns,
+    };
+    let sampler = procstat::Sampler::start(pids.clone(), Duration::from_millis(100));
+    if timing.warmup_secs > 0.0 {
+        wrk::run(&spec, timing.warmup_secs).await?;
+    }
+    let (srv0, cli0) = (
+        procstat::tree_cpu_ticks(&pids),
+        procstat::children_cpu_ticks(),
+    );
+    let load = wrk::run(&spec, timing.duration_secs).await?;
+    let (srv1, cli1) = (
+        procstat::tree_cpu_ticks(&pids),
+        procstat::children_cpu_ticks(),
+    );
+    let mem = sampler.finish().await;
+    tokio::time::sleep(Duration::from_secs_f64(timing.pause_secs)).await;
+    let window_secs = load
+        .summary
+        .map(|s| s.window.as_secs_f64())
+        .filter(|w| *w > 0.0)
+        .unwrap_or(timing.duration_secs);
+    let pct = |ticks: u64| ticks as f64 / procstat::clock_ticks() / window_secs * 100.0;
+    Ok(Row {
+        scenario: target.scenario,
+        body_bytes: target.bytes,
+        conns,
+        server: subject.name.clone(),
+        load,
+        window_secs,
         server_cpu_pct: pct(srv1.saturating_sub(srv0)),
         client_cpu_pct: pct(cli1.saturating_sub(cli0)),
         mem,

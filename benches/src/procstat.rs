@@ -73,6 +73,23 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// CPU ticks (`cutime + cstime`) of this process's waited-for children (e.g. wrk runs).
+pub fn children_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    // cutime is field 16, cstime 17 (indexes 13 and 14 after the command name).
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(13) + field(14)
+}
+
 /// Summed CPU ticks of a process tree (`[0]` is this process).
 pub fn tree_cpu_ticks(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|p| cpu_ticks(*p)).sum()

@@ -35,7 +35,19 @@ pub struct Server {
 }
 
 impl Drop for Server {
+    /// Stops the server with SIGTERM so that it takes its children along (SIGKILL of the
+    /// nginx master orphans its workers), then SIGKILL if it is still there after 5 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -199,20 +211,36 @@ pub async fn start_static(
 ) -> anyhow::Result<Server> {
     let nginx = find_on_path("nginx");
     let mut server = match (choice, nginx) {
-        (StaticChoice::Nginx, None) => bail!("--static-server nginx, but nginx is not on PATH"),
+        (StaticChoice::Nginx, None) => {
+            bail!("--static-server nginx, but nginx is not on PATH; {NGINX_HINT}")
+        }
         (StaticChoice::Nginx | StaticChoice::Auto, Some(bin)) => start_nginx(&bin, corpus, work)?,
-        (StaticChoice::Hyper | StaticChoice::Auto, _) => start_hyper_static(corpus, work).await?,
+        (StaticChoice::Auto, None) => {
+            eprintln!(
+                "cairn-bench: nginx not found, comparing with the built-in hyper file server \
+                 instead (about half nginx's speed on small files); {NGINX_HINT}"
+            );
+            start_hyper_static(corpus, work).await?
+        }
+        (StaticChoice::Hyper, _) => start_hyper_static(corpus, work).await?,
     };
     wait_ready(&mut server, probe).await?;
     Ok(server)
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+/// The first `name` on `PATH`, else in `/usr/sbin` or `/usr/local/sbin` (where Debian puts
+/// nginx, often not on a non-root user's `PATH`).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+/// How to get nginx, for the error and the `auto` fallback notice.
+pub const NGINX_HINT: &str = "install it (Debian/Ubuntu: `sudo apt-get install -y nginx-light`; \
+     macOS: `brew install nginx`); issue 13's targets are ratios against nginx";
 
 /// nginx with a minimal config: 2 workers, sendfile, no access log, long keep-alive.
 fn start_nginx(bin: &Path, corpus: &Path, work: &Path) -> anyhow::Result<Server> {

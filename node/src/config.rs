@@ -144,6 +144,11 @@ pub struct CacheSettings {
     /// ctime), `always` (every response), or `never`. A failed check aborts the response and
     /// quarantines the copy. The periodic scrub covers silent media corruption.
     pub verify_on_read: VerifyPolicy,
+    /// Memory budget (bytes) of the hot-blob cache: zips up to 1 MiB (and at most a quarter of
+    /// the budget) are kept in memory after their first hit, read once from disk and checked
+    /// against their sha256, so later hits cost no disk access; an entry goes when its blob is
+    /// evicted, quarantined or purged. 0 turns it off. Unused with `verify_on_read = always`.
+    pub hot_blob_bytes: u64,
 }
 
 impl Default for CacheSettings {
@@ -154,6 +159,7 @@ impl Default for CacheSettings {
             negative_ttl_secs: 60,
             negative_max_entries: 100_000,
             verify_on_read: VerifyPolicy::Changed,
+            hot_blob_bytes: 256 << 20,
         }
     }
 }

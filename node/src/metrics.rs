@@ -53,6 +53,23 @@ pub fn describe() {
         Unit::Bytes,
         "Bytes of blobs held by this node."
     );
+    describe_gauge!(
+        "cairn_blob_hot_bytes",
+        Unit::Bytes,
+        "Bytes of verified small blobs held in memory by the hot-blob cache (cache.hot_blob_bytes)."
+    );
+    describe_gauge!(
+        "cairn_blob_hot_entries",
+        "Blobs held in memory by the hot-blob cache."
+    );
+    describe_counter!(
+        "cairn_blob_hot_hits_total",
+        "Zip answers served from the hot-blob cache (no disk access)."
+    );
+    describe_counter!(
+        "cairn_blob_hot_fills_total",
+        "Small blobs read from disk, checked against their sha256 and kept in the hot-blob cache."
+    );
     describe_counter!(
         "cairn_blob_quarantined_total",
         "Blobs moved to quarantine after failing sha256 verification."

@@ -103,6 +103,9 @@ impl Node {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
+        if config.cache.verify_on_read != crate::config::VerifyPolicy::Always {
+            blobs.hot().set_budget(config.cache.hot_blob_bytes);
+        }
         let proxies = config.egress.proxies();
         let proxy = |p: &Option<crate::egress::ProxyUrl>| p.as_ref().map(|p| p.redacted());
         tracing::info!(

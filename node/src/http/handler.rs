@@ -97,7 +97,7 @@ fn cache_status(hit: bool) -> &'static str {
 fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &tracing::Span) {
     let status = resp.status();
     let elapsed = start.elapsed();
-    metrics::counter!(super::metrics::REQUESTS_TOTAL, "endpoint" => endpoint, "status" => status.as_str().to_string())
+    metrics::counter!(super::metrics::REQUESTS_TOTAL, "endpoint" => endpoint, "status" => status_label(status))
         .increment(1);
     metrics::histogram!(super::metrics::REQUEST_DURATION, "endpoint" => endpoint)
         .record(elapsed.as_secs_f64());
@@ -118,6 +118,26 @@ fn record(endpoint: &'static str, resp: &Response<Body>, start: Instant, span: &
     } else {
         tracing::debug!(status = status.as_u16(), ms, "request served");
     }
+}
+
+/// The `status` label: a static string for the usual codes (no allocation per request).
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    let s: &'static str = match status.as_u16() {
+        200 => "200",
+        206 => "206",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        410 => "410",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => return metrics::SharedString::from(status.as_str().to_string()),
+    };
+    metrics::SharedString::const_str(s)
 }
 
 fn request_id(parts: &http::request::Parts) -> String {
@@ -181,8 +201,16 @@ async fn dispatch(
             };
             ("metrics", answer, None)
         }
-        Route::Whoami => ("whoami", super::whoami::answer(state, parts).await, None),
-        Route::Index => ("index", Ok(super::policy::feed(state, parts).await), None),
+        Route::Whoami => (
+            "whoami",
+            Box::pin(super::whoami::answer(state, parts)).await,
+            None,
+        ),
+        Route::Index => (
+            "index",
+            Ok(Box::pin(super::policy::feed(state, parts)).await),
+            None,
+        ),
         Route::Sumdb(rest) => {
             let who = state.access.authenticate(&parts.headers).await;
             let lookup = sumdb_lookup(&rest);
@@ -196,7 +224,7 @@ async fn dispatch(
             } == Decision::Allow;
             let (mut answer, cache) = match refusal(state, &who, decision) {
                 Some(f) => (Err(f), None),
-                None => crate::mirror::observe_cache(sumdb(state, parts, &rest)).await,
+                None => crate::mirror::observe_cache(Box::pin(sumdb(state, parts, &rest))).await,
             };
             if !open {
                 privatize(&mut answer);
@@ -310,7 +338,7 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
     }
     match req {
         ProxyRequest::List { module } => {
-            let body = m.list(&module).await.map_err(Failure::Mirror)?;
+            let body = Box::pin(m.list(&module)).await.map_err(Failure::Mirror)?;
             let body = match super::policy::list(state, &module, body) {
                 Ok(b) => b,
                 Err(refused) => return Ok(*refused),
@@ -323,7 +351,7 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
             ))
         }
         ProxyRequest::Latest { module } => {
-            let body = m.latest(&module).await.map_err(Failure::Mirror)?;
+            let body = Box::pin(m.latest(&module)).await.map_err(Failure::Mirror)?;
             let body = match super::policy::latest(state, &module, body) {
                 Ok(b) => b,
                 Err(refused) => return Ok(*refused),
@@ -331,7 +359,17 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
             Ok(bytes_response(parts, body, "application/json", short))
         }
         ProxyRequest::Info { module, version } => {
-            let a = m.info(&module, &version).await.map_err(Failure::Mirror)?;
+            // Hits answer without building the fill's future (boxed: it is large).
+            let hit = m.version_hit(&module, &version, "info");
+            let a = match hit.map_err(Failure::Mirror)? {
+                Some(rec) => crate::mirror::version::InfoAnswer {
+                    body: bytes::Bytes::from(rec.info),
+                    immutable: true,
+                },
+                None => Box::pin(m.info(&module, &version))
+                    .await
+                    .map_err(Failure::Mirror)?,
+            };
             if let Some(refused) = super::policy::resolved(state, &module, &a.body) {
                 return Ok(refused);
             }
@@ -339,7 +377,15 @@ async fn proxy(state: &HttpState, parts: &http::request::Parts, req: ProxyReques
             Ok(bytes_response(parts, a.body, "application/json", cache))
         }
         ProxyRequest::Mod { module, version } => {
-            let body = m.gomod(&module, &version).await.map_err(Failure::Mirror)?;
+            let body = match m
+                .version_hit(&module, &version, "mod")
+                .map_err(Failure::Mirror)?
+            {
+                Some(rec) => bytes::Bytes::from(rec.gomod),
+                None => Box::pin(m.gomod(&module, &version))
+                    .await
+                    .map_err(Failure::Mirror)?,
+            };
             Ok(bytes_response(
                 parts,
                 body,
@@ -396,16 +442,17 @@ async fn zip(
     module: &str,
     version: &str,
 ) -> Answer {
-    let mut a = state
-        .mirror
-        .zip(module, version)
-        .await
-        .map_err(Failure::Mirror)?;
-    if a.body.is_none() && !state.mirror.blobs().contains(&a.sha256) {
+    // Hits answer without building the fill's future (boxed: it is large).
+    let hit = state.mirror.zip_hit(module, version);
+    let mut a = match hit.map_err(Failure::Mirror)? {
+        Some(a) => a,
+        None => Box::pin(state.mirror.zip(module, version))
+            .await
+            .map_err(Failure::Mirror)?,
+    };
+    if a.body.is_none() && !state.mirror.blobs().servable(&a.sha256) {
         // Evicted between the lookup and now (issue 12): this refills it.
-        a = state
-            .mirror
-            .zip(module, version)
+        a = Box::pin(state.mirror.zip(module, version))
             .await
             .map_err(Failure::Mirror)?;
     }
@@ -423,8 +470,28 @@ async fn zip(
     } else if let Some(bytes) = &a.body {
         // Passed through uncached (disk at flood): validated in memory, never stored.
         Response::new(body::full(bytes.slice(start as usize..end as usize)))
+    } else if let Some(bytes) = hot_blob(state, &a.sha256, a.size).await? {
+        // A small blob from memory: verified when it was read in (issue 13).
+        Response::new(body::full(bytes.slice(start as usize..end as usize)))
     } else {
-        Response::new(zip_body(state, &a.sha256, start, end, a.size).await?)
+        match zip_body(state, &a.sha256, start, end, a.size).await {
+            Ok(b) => Response::new(b),
+            // Evicted after the check above (the disk worker runs meanwhile): refill once.
+            Err(_) if !state.mirror.blobs().contains(&a.sha256) => {
+                let again = Box::pin(state.mirror.zip(module, version))
+                    .await
+                    .map_err(Failure::Mirror)?;
+                match &again.body {
+                    Some(bytes) => {
+                        Response::new(body::full(bytes.slice(start as usize..end as usize)))
+                    }
+                    None => {
+                        Response::new(zip_body(state, &again.sha256, start, end, again.size).await?)
+                    }
+                }
+            }
+            Err(f) => return Err(f),
+        }
     };
     let h = resp.headers_mut();
     h.insert(
@@ -441,6 +508,33 @@ async fn zip(
     }
     set_common(&mut resp, &etag, IMMUTABLE);
     Ok(resp)
+}
+
+/// A small blob's verified bytes from the hot cache (filled from disk on first use), or
+/// `None` when it is not kept in memory. A copy that fails its check is quarantined and the
+/// request fails (retrying refills it).
+async fn hot_blob(
+    state: &HttpState,
+    sha256: &str,
+    size: u64,
+) -> Result<Option<bytes::Bytes>, Failure> {
+    if state.mirror.verify_on_read() == crate::config::VerifyPolicy::Always {
+        // Every response re-reads and re-hashes the file (the operator asked for that).
+        return Ok(None);
+    }
+    let bytes = state
+        .mirror
+        .blobs()
+        .read_hot(sha256, size)
+        .await
+        .map_err(|e| {
+            Failure::Mirror(crate::mirror::MirrorError::Storage(format!(
+                "{e}; try again"
+            )))
+        })?;
+    // The recorded size is what Content-Length says; a mismatch cannot pass the hash check,
+    // but never slice past the end.
+    Ok(bytes.filter(|b| b.len() as u64 == size))
 }
 
 /// Opens the blob and streams `[start, end)`. Unless the policy says otherwise, a blob whose

@@ -66,6 +66,16 @@ pub fn refresh_gauges(state: &HttpState) {
     let blobs = state.mirror.blobs();
     metrics::gauge!("cairn_blob_objects").set(blobs.objects() as f64);
     metrics::gauge!("cairn_blob_bytes").set(blobs.bytes() as f64);
+    // The hot cache counts with plain atomics (no metrics call on the hit path).
+    let hot = blobs.hot();
+    let (hot_bytes, hot_entries) = hot.usage();
+    metrics::gauge!("cairn_blob_hot_bytes").set(hot_bytes as f64);
+    metrics::gauge!("cairn_blob_hot_entries").set(hot_entries as f64);
+    let stats = hot.stats();
+    metrics::counter!("cairn_blob_hot_hits_total")
+        .absolute(stats.hits.load(std::sync::atomic::Ordering::Relaxed));
+    metrics::counter!("cairn_blob_hot_fills_total")
+        .absolute(stats.fills.load(std::sync::atomic::Ordering::Relaxed));
     metrics::gauge!("cairn_version_records").set(state.consensus.reader().version_count() as f64);
     match disk_space(&state.data_dir) {
         Ok(space) => {

@@ -45,7 +45,7 @@ impl Mirror {
         let inner = &self.inner;
         let local = inner.meta.get_version(module, version);
         if let Some(rec) = local.map_err(MirrorError::storage)? {
-            if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.contains(&z.sha256)) {
+            if let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.servable(&z.sha256)) {
                 count_cache("zip", true);
                 inner.blobs.touch(&z.sha256);
                 return Ok(answer(z));
@@ -60,6 +60,26 @@ impl Mirror {
             .as_ref()
             .map(answer)
             .ok_or_else(|| MirrorError::Storage("zip fill finished without a zip".into()))
+    }
+
+    /// The hit path of [`Mirror::zip`]: the zip of a canonical version whose blob this node
+    /// can serve, without awaiting anything; `None` when a fill is needed (call `zip`).
+    pub fn zip_hit(&self, module: &str, version: &str) -> MirrorResult<Option<ZipAnswer>> {
+        self.check_allowed(module)?;
+        if !super::version::is_canonical_for(module, version) {
+            return Ok(None);
+        }
+        let inner = &self.inner;
+        let local = inner.meta.get_version(module, version);
+        let Some(rec) = local.map_err(MirrorError::storage)? else {
+            return Ok(None);
+        };
+        let Some(z) = rec.zip.as_ref().filter(|z| inner.blobs.servable(&z.sha256)) else {
+            return Ok(None);
+        };
+        count_cache("zip", true);
+        inner.blobs.touch(&z.sha256);
+        Ok(Some(answer(z)))
     }
 
     /// Fills (module, version) on this node without routing to an owner: the owner's side of a

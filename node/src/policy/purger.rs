@@ -73,17 +73,16 @@ pub fn run_once(consensus: &Consensus, blobs: &BlobStore) -> Result<usize, MetaE
             if let Err(e) = consensus.blob_queue().remove(sha) {
                 tracing::warn!(sha256 = %sha, error = %e, "cannot drop the pending fetch");
             }
-            if let Ok(path) = blobs.path_of(sha) {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {
-                        removed += 1;
-                        metrics::counter!(super::metrics::PURGED_BLOBS_TOTAL).increment(1);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(sha256 = %sha, error = %e, "cannot delete a purged blob");
-                        continue;
-                    }
+            // Through the store, so its hot-memory copy goes too (issue 13).
+            match blobs.remove_purged(sha) {
+                Ok(true) => {
+                    removed += 1;
+                    metrics::counter!(super::metrics::PURGED_BLOBS_TOTAL).increment(1);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(sha256 = %sha, error = %e, "cannot delete a purged blob");
+                    continue;
                 }
             }
         }

@@ -85,6 +85,8 @@ struct Inner {
     marks: (AtomicU64, AtomicU64),
     /// Wakes the disk worker (a permit is kept, so no wake-up is lost).
     wake: tokio::sync::Notify,
+    /// Verified copies of hot small blobs (issue 13); dropped whenever the file goes away.
+    hot: super::hot::HotBlobs,
 }
 
 /// Most entries remembered in the verified set (it is cleared when full: a bound, not an LRU).
@@ -146,6 +148,7 @@ impl BlobStore {
                 flooded: std::sync::atomic::AtomicBool::new(false),
                 marks: (AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)),
                 wake: tokio::sync::Notify::new(),
+                hot: super::hot::HotBlobs::default(),
             }),
         };
         store.recount()?;
@@ -362,6 +365,7 @@ impl BlobStore {
             Some(stamp) if actual == sha256 => self.mark_verified(sha256, stamp),
             _ => {
                 self.verified().remove(sha256);
+                self.inner.hot.remove(sha256);
             }
         }
         Ok(actual == sha256)
@@ -371,6 +375,7 @@ impl BlobStore {
     pub fn quarantine(&self, sha256: &str) -> Result<(), BlobError> {
         let path = self.path_of(sha256)?;
         self.verified().remove(sha256);
+        self.inner.hot.remove(sha256);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let n: u32 = rand::random();
         let dest = self.inner.quarantine.join(format!("{sha256}.{n:08x}"));
@@ -431,6 +436,7 @@ impl BlobStore {
             Err(e) => return Err(BlobError::Io { path, source: e }),
         };
         self.evicted_set().insert(sha256.to_string());
+        self.inner.hot.remove(sha256);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -445,6 +451,76 @@ impl BlobStore {
         self.inner.bytes.fetch_sub(size, Ordering::Relaxed);
         self.publish_gauges();
         Ok(size)
+    }
+
+    /// Deletes a purged blob's file (an operator purge, issue 12) and forgets it everywhere a
+    /// hit could find it: the hot cache, the verified set, its access time. Returns whether a
+    /// file was deleted.
+    pub fn remove_purged(&self, sha256: &str) -> Result<bool, BlobError> {
+        let path = self.path_of(sha256)?;
+        self.inner.hot.remove(sha256);
+        self.verified().remove(sha256);
+        self.inner.atimes.remove(sha256);
+        // The object and byte counters are not adjusted, as the purger never did: decrementing
+        // them here underflowed in a cluster purge (a blob not counted on this node), and a
+        // restart recounts them anyway.
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BlobError::Io { path, source: e }),
+        }
+    }
+
+    /// Whether a hit can be served: the blob is in the hot cache or on disk (the hot cache
+    /// first, so a hot hit costs no `stat`).
+    pub fn servable(&self, sha256: &str) -> bool {
+        self.inner.hot.contains(sha256) || self.contains(sha256)
+    }
+
+    /// A small blob's bytes from the hot cache, else read from disk, checked against its
+    /// address and kept in the cache; `Ok(None)` when the blob is too large for the cache (or
+    /// the cache is off) or its file is gone. A copy that fails the check is quarantined and
+    /// [`BlobError::Mismatch`] returned: nothing of it is served.
+    pub async fn read_hot(
+        &self,
+        sha256: &str,
+        size: u64,
+    ) -> Result<Option<bytes::Bytes>, BlobError> {
+        if let Some(bytes) = self.inner.hot.get(sha256) {
+            return Ok(Some(bytes));
+        }
+        if !self.inner.hot.admits(size) {
+            return Ok(None);
+        }
+        let path = self.path_of(sha256)?;
+        let ticket = self.inner.hot.ticket();
+        let read = tokio::task::spawn_blocking(move || read_hashed(&path, size))
+            .await
+            .map_err(|e| BlobError::Io {
+                path: PathBuf::from("<hot fill task>"),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        let Some((bytes, actual, stamp)) = read else {
+            return Ok(None);
+        };
+        if actual != sha256 {
+            metrics::counter!("cairn_blob_verify_failures_total").increment(1);
+            tracing::warn!(sha256, actual = %actual, "blob failed verification while filling the hot cache");
+            self.quarantine(sha256)?;
+            return Err(BlobError::Mismatch {
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        self.mark_verified(sha256, stamp);
+        let bytes = bytes::Bytes::from(bytes);
+        self.inner.hot.insert(sha256, bytes.clone(), ticket);
+        Ok(Some(bytes))
+    }
+
+    /// The in-memory cache of hot small blobs (see [`super::hot`]).
+    pub fn hot(&self) -> &super::hot::HotBlobs {
+        &self.inner.hot
     }
 
     /// Sets the store sizes at which the disk worker is woken at once and storing stops at
@@ -503,6 +579,31 @@ pub fn hash_file(path: &Path) -> Result<(String, u64), BlobError> {
         size += n as u64;
     }
     Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Reads a whole file of `size` bytes and hashes it: its bytes, sha256 and stamp; `None` if it
+/// is gone. A file of another size is read as it is (its hash cannot match).
+fn read_hashed(path: &Path, size: u64) -> Result<Option<(Vec<u8>, String, FileStamp)>, BlobError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(BlobError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    let meta = file.metadata().map_err(io_err(path))?;
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // Bounded by the recorded size plus one byte, so a grown file is read no further than
+    // needed to fail the check.
+    (&mut file)
+        .take(size + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    let actual = hex::encode(Sha256::digest(&buf));
+    Ok(Some((buf, actual, FileStamp::of(&meta))))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BlobError> {
@@ -610,6 +711,53 @@ mod tests {
         store.commit(tmp, None).await.unwrap();
         assert!(store.contains(&info.sha256));
         assert!(!store.is_evicted(&info.sha256), "refilled");
+    }
+
+    /// A hot store holding `content` as a blob that has been read into memory once.
+    async fn hot_store(content: &[u8]) -> (tempfile::TempDir, BlobStore, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.hot().set_budget(64 << 20);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, content).unwrap();
+        let info = store.commit(tmp, None).await.unwrap();
+        let got = store.read_hot(&info.sha256, info.size).await.unwrap();
+        assert_eq!(got.as_deref(), Some(content));
+        assert!(store.hot().contains(&info.sha256));
+        (dir, store, info.sha256)
+    }
+
+    #[tokio::test]
+    async fn hot_copies_go_when_the_blob_is_evicted_quarantined_or_purged() {
+        let (_d, store, sha) = hot_store(b"evict me").await;
+        store.evict(&sha).unwrap();
+        assert!(!store.hot().contains(&sha) && !store.servable(&sha));
+        assert_eq!(store.read_hot(&sha, 8).await.unwrap(), None);
+
+        let (_d, store, sha) = hot_store(b"quarantine me").await;
+        store.quarantine(&sha).unwrap();
+        assert!(!store.hot().contains(&sha) && !store.servable(&sha));
+        assert_eq!(store.read_hot(&sha, 13).await.unwrap(), None);
+
+        let (_d, store, sha) = hot_store(b"purge me").await;
+        assert!(store.remove_purged(&sha).unwrap());
+        assert!(!store.hot().contains(&sha) && !store.servable(&sha));
+        assert_eq!(store.read_hot(&sha, 8).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_copy_never_enters_the_hot_cache_and_is_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        store.hot().set_budget(64 << 20);
+        let tmp = store.temp_path();
+        std::fs::write(&tmp, b"good bytes").unwrap();
+        let info = store.commit(tmp, None).await.unwrap();
+        std::fs::write(store.path_of(&info.sha256).unwrap(), b"evil bytes").unwrap();
+        let r = store.read_hot(&info.sha256, info.size).await;
+        assert!(matches!(r, Err(BlobError::Mismatch { .. })), "{r:?}");
+        assert!(!store.hot().contains(&info.sha256));
+        assert!(!store.contains(&info.sha256), "quarantined");
     }
 
     #[tokio::test]

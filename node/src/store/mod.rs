@@ -2,6 +2,7 @@
 
 pub mod atime;
 pub mod blob;
+pub mod hot;
 pub mod meta;
 
 /// The wall clock in unix milliseconds, for timestamps a proposer stamps on records (apply never

@@ -90,6 +90,12 @@ async fn budget_evicts_lru_keeps_pins_and_refills_identically() {
         got.extend(env.mod_download_ok(&mvs(batch)).await.unwrap());
     }
     assert_maps_eq("first download", &expected(c, &all), &sums(&got));
+    // The zips went through the hot-blob cache (issue 13): an evicted one must still be
+    // refilled below, not answered from memory.
+    assert!(
+        metric(&node, "cairn_blob_hot_fills_total", &[]).await > 0.0,
+        "no zip entered the hot-blob cache"
+    );
 
     let high = budget * 60 / 100;
     wait_until(
