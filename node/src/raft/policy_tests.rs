@@ -5,13 +5,12 @@
 use std::path::Path;
 
 use openraft::storage::RaftStateMachine;
-use openraft::testing::log_id;
-use openraft::{Entry, EntryPayload, RaftSnapshotBuilder};
+use openraft::RaftSnapshotBuilder;
 
-use super::apply::apply_entries;
 use super::db::MetaDb;
 use super::flusher::Flusher;
 use super::state_machine::StateMachine;
+use super::tests::{apply_cmds as apply, conflict};
 use super::*;
 use crate::store::meta::{DenyRule, MetaCmd, MetaResp, Tombstone, VersionRecord, ZipRef};
 
@@ -63,22 +62,6 @@ fn purge(module: &str, version: &str) -> MetaCmd {
         at_ms: 6,
         sha256: None,
     })
-}
-
-fn apply(db: &MetaDb, first: u64, cmds: Vec<MetaCmd>) -> Vec<MetaResp> {
-    let entries: Vec<Entry<TypeConfig>> = cmds
-        .into_iter()
-        .enumerate()
-        .map(|(i, cmd)| Entry {
-            log_id: log_id(1, 1, first + i as u64),
-            payload: EntryPayload::Normal(cmd),
-        })
-        .collect();
-    apply_entries(&db.sm, &entries).unwrap()
-}
-
-fn conflict(r: &MetaResp) -> bool {
-    matches!(r, MetaResp::Conflict { .. })
 }
 
 /// Every (module, version, ts) the feed shows, paged `limit` at a time the way a follower

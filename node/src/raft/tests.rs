@@ -86,7 +86,7 @@ fn list(module: &str, versions: &[&str], at: i64) -> MetaCmd {
 }
 
 /// Applies `cmds` as consecutive normal entries starting at `first_index`.
-fn apply_cmds(db: &MetaDb, first_index: u64, cmds: Vec<MetaCmd>) -> Vec<MetaResp> {
+pub(super) fn apply_cmds(db: &MetaDb, first_index: u64, cmds: Vec<MetaCmd>) -> Vec<MetaResp> {
     let entries: Vec<Entry<TypeConfig>> = cmds
         .into_iter()
         .enumerate()
@@ -98,7 +98,7 @@ fn apply_cmds(db: &MetaDb, first_index: u64, cmds: Vec<MetaCmd>) -> Vec<MetaResp
     apply_entries(&db.sm, &entries).unwrap()
 }
 
-fn conflict(resp: &MetaResp) -> bool {
+pub(super) fn conflict(resp: &MetaResp) -> bool {
     matches!(resp, MetaResp::Conflict { .. })
 }
 
