@@ -92,6 +92,15 @@ impl ClusterConfig {
     }
 }
 
+/// The HTTP client that probes members (`/readyz`, `/metrics`): loopback only, short timeouts.
+fn probe_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(3))
+        .build()
+}
+
 /// Whether a node's process is running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {
@@ -254,11 +263,7 @@ impl TestCluster {
             peers,
             upstream: upstream.to_string(),
             config: config.clone(),
-            probe: reqwest::Client::builder()
-                .no_proxy()
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(3))
-                .build()?,
+            probe: probe_client()?,
             pki,
         })
     }
@@ -332,11 +337,7 @@ impl TestCluster {
             peers,
             upstream: upstream.to_string(),
             config: config.clone(),
-            probe: reqwest::Client::builder()
-                .no_proxy()
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(3))
-                .build()?,
+            probe: probe_client()?,
             pki,
         };
         cluster.wait_for_leader().await?;
