@@ -644,7 +644,13 @@ fn report(args: &ClusterArgs, res: &Results) -> String {
             let s = ProfileSummary::of(p.name, rounds);
             let timing = match p.raft {
                 Some((hb, a, b)) => format!("{hb} ms / {a}-{b} ms"),
-                None => "defaults (200 / 450-900)".into(),
+                None => {
+                    let d = cairn_node::raft::RaftSettings::default();
+                    format!(
+                        "defaults ({} / {}-{})",
+                        d.heartbeat_ms, d.election_min_ms, d.election_max_ms
+                    )
+                }
             };
             let _ = writeln!(
                 out,

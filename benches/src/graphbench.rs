@@ -51,11 +51,12 @@ pub struct GraphArgs {
 /// The node defaults for Raft (what the ratio is about), the test harness's quick liveness
 /// probes and repair (they only matter after the kill).
 fn config() -> ClusterConfig {
+    let raft = cairn_node::raft::RaftSettings::default();
     ClusterConfig::fast()
         .insecure()
-        .set("raft", "heartbeat_ms", 200)
-        .set("raft", "election_min_ms", 450)
-        .set("raft", "election_max_ms", 900)
+        .set("raft", "heartbeat_ms", raft.heartbeat_ms)
+        .set("raft", "election_min_ms", raft.election_min_ms)
+        .set("raft", "election_max_ms", raft.election_max_ms)
 }
 
 /// Runs the rounds and prints a table.
@@ -64,11 +65,7 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<()> {
         bail!("the go command is required (on PATH, or CAIRN_GO_BIN)");
     };
     let corpus = cluster_corpus(&crate::workspace_root().join("target/bench-verify-corpus"));
-    let all: Vec<String> = corpus
-        .entries
-        .iter()
-        .map(|e| format!("{}@{}", e.module, e.version))
-        .collect();
+    let all = corpus.module_versions();
     let want: BTreeMap<String, (String, String)> = corpus
         .entries
         .iter()

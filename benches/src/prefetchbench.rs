@@ -53,11 +53,7 @@ pub async fn run(args: PrefetchArgs) -> anyhow::Result<()> {
         bail!("the go command is required (on PATH, or CAIRN_GO_BIN)");
     };
     let corpus = cluster_corpus(&crate::workspace_root().join("target/bench-verify-corpus"));
-    let all: Vec<String> = corpus
-        .entries
-        .iter()
-        .map(|e| format!("{}@{}", e.module, e.version))
-        .collect();
+    let all = corpus.module_versions();
     let dir = tempfile::tempdir()?;
     let sum_path = dir.path().join("go.sum");
     let text = corpus.go_sum();

@@ -213,11 +213,7 @@ async fn graph(
     fixture: &Fixture,
     db: &FakeSumdb,
 ) -> anyhow::Result<Graph> {
-    let all: Vec<String> = corpus
-        .entries
-        .iter()
-        .map(|e| format!("{}@{}", e.module, e.version))
-        .collect();
+    let all = corpus.module_versions();
     let key = db.verifier_key();
     let config = ClusterConfig::fast()
         .set(

@@ -149,11 +149,7 @@ async fn p12_prefetch_fills_each_go_sum_line_once_and_a_second_run_fetches_nothi
     // The upstream dies; the go command gets every prefetched version with its hashes.
     fixture.kill().await;
     let env = GoEnv::new(&go, &node.url()).unwrap();
-    let mvs: Vec<String> = c
-        .entries
-        .iter()
-        .map(|e| format!("{}@{}", e.module, e.version))
-        .collect();
+    let mvs = c.module_versions();
     let got = sums(&env.mod_download_ok(&mvs).await.unwrap());
     let want: BTreeMap<_, _> = expected_sums(c);
     crate::common::assert_maps_eq("go mod download after prefetch", &want, &got);
