@@ -219,7 +219,7 @@ fn render(
         t.filled,
         t.cached,
         t.failed,
-        progress::human_bytes(t.bytes as f64),
+        crate::backup_progress::bytes(t.bytes),
     );
     if let Some(w) = walked {
         out.push_str(&format!(

@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::backup_progress::bytes;
+
 /// Counters of a run.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
@@ -98,25 +100,9 @@ pub fn line(t: &Tally, elapsed: Duration) -> String {
         t.filled,
         t.cached,
         t.failed,
-        human_bytes(t.bytes as f64),
-        human_bytes(t.bytes as f64 / secs),
+        bytes(t.bytes),
+        bytes((t.bytes as f64 / secs) as u64),
     )
-}
-
-/// `12.3 MiB`
-pub fn human_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// `4s`, `3m20s`
@@ -153,6 +139,5 @@ mod tests {
         assert!(l.ends_with("ETA 6.0s"), "{l}");
         assert_eq!(human_secs(200.0), "3m20s");
         assert_eq!(human_secs(0.43), "0.4s");
-        assert_eq!(human_bytes(512.0), "512 B");
     }
 }
