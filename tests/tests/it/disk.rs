@@ -158,7 +158,10 @@ async fn flood_serves_hits_passes_misses_through_and_recovers() {
     let all: Vec<(String, String)> = generated_versions().into_iter().skip(60).take(12).collect();
     let avg = all.iter().map(|(m, v)| entry(c, m, v).zip_len).sum::<u64>() / all.len() as u64;
     let budget = avg * 4;
-    let node = start_node(&fixture.url(), &disk_config(budget, "30%", "50%", "70%")).await;
+    // The generated zips are all about `avg` bytes: two of them are 50 % of the budget, so the
+    // high watermark sits above that. At exactly 50 % the refill after recovery landed on the
+    // high mark and started an eviction pass of its own (see the issue 12 note).
+    let node = start_node(&fixture.url(), &disk_config(budget, "30%", "55%", "70%")).await;
     cli(&node, &["pin", "*"]).await;
 
     // Fill one version at a time until the node floods (pins keep everything).
