@@ -92,6 +92,7 @@ mod procstat;
 mod promtext;
 mod replication;
 mod report;
+mod scalebench;
 mod securitybench;
 mod securityparts;
 mod securityreport;
@@ -205,6 +206,10 @@ enum Cmd {
     /// Backup and restore throughput against a plain copy (fsync) of the same blob files
     /// (writes target/bench-backup.json).
     Backup(backupbench::BackupArgs),
+    /// A million version records: generation through the apply path with a write soak,
+    /// restart to ready, hit latency against a small state, and a new node catching up by
+    /// snapshot (writes target/bench-scale.json).
+    Scale(scalebench::ScaleArgs),
 }
 
 /// Which load generator drives the hit benchmark.
@@ -317,6 +322,10 @@ fn main() -> ExitCode {
         Some(Cmd::Backup(backup_args)) => (
             "cairn-bench backup: failed",
             runtime.block_on(backupbench::run(backup_args)),
+        ),
+        Some(Cmd::Scale(scale_args)) => (
+            "cairn-bench scale: failed",
+            runtime.block_on(scalebench::run(scale_args)),
         ),
         None => ("cairn-bench: setup failed", runtime.block_on(bench(args))),
     };

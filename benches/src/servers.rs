@@ -96,18 +96,30 @@ pub async fn start_cairn_with(
     config: Option<&Path>,
 ) -> anyhow::Result<Server> {
     let data = work.join("cairn-data");
-    std::fs::create_dir_all(&data)?;
-    let log = work.join("cairn-node.log");
-    let mut cmd = Command::new(bin);
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
     if let Some(config) = config {
-        cmd.arg("--config").arg(config);
+        args.extend(["--config".into(), config.into()]);
     }
-    let child = cmd
-        .args(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"])
+    args.extend(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"].map(Into::into));
+    args.extend(["--upstream".into(), format!("file://{}", corpus.display()).into()]);
+    spawn_cairn(bin, &data, &args, env, READY_TIMEOUT).await
+}
+
+/// Starts `cairn-node` with `args` (besides `--data-dir data` and json warn logs into
+/// `<data>.log`) and waits up to `ready` for `/readyz`.
+pub async fn spawn_cairn(
+    bin: &Path,
+    data: &Path,
+    args: &[std::ffi::OsString],
+    env: &[(String, String)],
+    ready: Duration,
+) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(data)?;
+    let log = data.with_extension("log");
+    let child = Command::new(bin)
+        .args(args)
         .arg("--data-dir")
-        .arg(&data)
-        .arg("--upstream")
-        .arg(format!("file://{}", corpus.display()))
+        .arg(data)
         .args(["--log-format", "json", "--log-level", "warn"])
         // The bench corpus is local: no public checksum database knows it (verification has
         // its own bench, `cairn-bench verify`).
@@ -128,12 +140,13 @@ pub async fn start_cairn_with(
         log,
         child,
     };
-    let (http, plain) = wait_listen_addrs(&mut server, &data.join("listen-addrs.json")).await?;
+    let (http, plain) =
+        wait_listen_addrs(&mut server, &data.join("listen-addrs.json"), ready).await?;
     match plain {
         Some(plain) => (server.addr, server.https) = (plain, Some(http)),
         None => server.addr = http,
     }
-    wait_ready(&mut server, "/readyz").await?;
+    wait_ready(&mut server, "/readyz", ready).await?;
     Ok(server)
 }
 
@@ -142,8 +155,9 @@ pub async fn start_cairn_with(
 async fn wait_listen_addrs(
     server: &mut Server,
     file: &Path,
+    timeout: Duration,
 ) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let parse = |json: &serde_json::Value, key: &str| -> anyhow::Result<Option<SocketAddr>> {
         json[key]
             .as_str()
@@ -163,7 +177,7 @@ async fn wait_listen_addrs(
         }
         if Instant::now() > deadline {
             bail!(
-                "cairn-node wrote no {} within {READY_TIMEOUT:?}",
+                "cairn-node wrote no {} within {timeout:?}",
                 file.display()
             );
         }
@@ -172,8 +186,8 @@ async fn wait_listen_addrs(
 }
 
 /// Polls `GET path` until it answers 200.
-async fn wait_ready(server: &mut Server, path: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+async fn wait_ready(server: &mut Server, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
     loop {
         server.check_alive()?;
         let last = match get(server.addr, path).await {
@@ -183,7 +197,7 @@ async fn wait_ready(server: &mut Server, path: &str) -> anyhow::Result<()> {
         };
         if Instant::now() > deadline {
             bail!(
-                "{} not ready at {path} within {READY_TIMEOUT:?}: {last}",
+                "{} not ready at {path} within {timeout:?}: {last}",
                 server.name
             );
         }
@@ -224,7 +238,7 @@ pub async fn start_static(
         }
         (StaticChoice::Hyper, _) => start_hyper_static(corpus, work).await?,
     };
-    wait_ready(&mut server, probe).await?;
+    wait_ready(&mut server, probe, READY_TIMEOUT).await?;
     Ok(server)
 }
 
