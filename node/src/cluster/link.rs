@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cairn_proto::v1::fill_reply::Outcome;
 use cairn_proto::v1::mirror_client::MirrorClient;
-use cairn_proto::v1::FillRequest;
+use cairn_proto::v1::{FillRequest, RefreshRequest};
 use futures_util::future::BoxFuture;
 
 use super::owner;
@@ -208,6 +208,53 @@ impl ClusterOps for ClusterLink {
                     "copying blob {sha256} to peers took longer than {}s",
                     deadline.as_secs()
                 ))),
+            }
+        })
+    }
+
+    fn refresh_owner(&self, key: &str) -> Option<RemoteOwner> {
+        let live = self.peers.live();
+        let id = owner::owner_of(key, live.iter().map(|p| p.id))?;
+        if id == self.self_id {
+            return None;
+        }
+        let addr = live.into_iter().find(|p| p.id == id)?.addr;
+        Some(RemoteOwner { id, addr })
+    }
+
+    fn refresh_remote<'a>(
+        &'a self,
+        owner: &'a RemoteOwner,
+        module: &'a str,
+        latest: bool,
+    ) -> BoxFuture<'a, Result<(), MirrorError>> {
+        Box::pin(async move {
+            let unreachable = |why: String| {
+                MirrorError::Storage(format!(
+                    "refresh owner node {} unreachable: {why}",
+                    owner.id
+                ))
+            };
+            let channel = self
+                .peers
+                .channel(&owner.addr)
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut req = tonic::Request::new(RefreshRequest {
+                module: module.to_string(),
+                latest,
+            });
+            req.set_timeout(self.fill_timeout);
+            let r = MirrorClient::new(channel)
+                .refresh(req)
+                .await
+                .map_err(|s| unreachable(s.message().to_string()))?
+                .into_inner();
+            if !r.not_found.is_empty() {
+                Err(MirrorError::NotFound(r.not_found))
+            } else if !r.upstream_error.is_empty() {
+                Err(MirrorError::Upstream(r.upstream_error))
+            } else {
+                Ok(())
             }
         })
     }
