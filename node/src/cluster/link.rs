@@ -16,6 +16,11 @@ use crate::mirror::cluster::{ClusterOps, RemoteOwner};
 use crate::mirror::MirrorError;
 use crate::store::meta::VersionRecord;
 
+/// Deadline of a `Refresh` asked of the refresh owner: one small upstream fetch. Short, so a node
+/// cut off from the owner (a silent link keeps the old connection open) soon refreshes itself;
+/// meanwhile it serves its stale copy.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Largest `Fill` reply accepted: a record carries go.mod (≤ 16 MiB) base64-encoded in JSON.
 const MAX_FILL_REPLY_BYTES: usize = 64 << 20;
 
@@ -243,10 +248,11 @@ impl ClusterOps for ClusterLink {
                 module: module.to_string(),
                 latest,
             });
-            req.set_timeout(self.fill_timeout);
-            let r = MirrorClient::new(channel)
-                .refresh(req)
+            req.set_timeout(REFRESH_TIMEOUT);
+            let mut client = MirrorClient::new(channel);
+            let r = tokio::time::timeout(REFRESH_TIMEOUT, client.refresh(req))
                 .await
+                .map_err(|_| unreachable("no answer in time".to_string()))?
                 .map_err(|s| unreachable(s.message().to_string()))?
                 .into_inner();
             if !r.not_found.is_empty() {

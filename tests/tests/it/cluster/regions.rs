@@ -126,7 +126,33 @@ async fn regions_are_recorded_grouped_and_voter_placement_is_enforced() {
         let m = cl.metrics(leader).await.unwrap();
         panic!("{e:#}\n{}", m.dump("cairn_cluster"));
     }
+    // The leader labels each member's replication lag with the member's region.
+    let lag_labelled = wait_until(
+        "region labels on the leader's lag gauges",
+        patience(2.0),
+        || {
+            let cl = &cl;
+            async move {
+                let m = cl.metrics(leader).await.unwrap();
+                REGIONS
+                    .iter()
+                    .take(3)
+                    .filter(|(id, _)| *id != leader)
+                    .all(|(id, region)| {
+                        let peer = id.to_string();
+                        let filter = [("peer", peer.as_str()), ("region", *region)];
+                        m.matching("cairn_raft_replication_lag_entries", &filter)
+                            .count()
+                            == 1
+                    })
+            }
+        },
+    )
+    .await;
     let m = cl.metrics(leader).await.unwrap();
+    if let Err(e) = lag_labelled {
+        panic!("{e:#}\n{}", m.dump("cairn_raft_replication_lag"));
+    }
     assert!(
         m.has("cairn_node_info")
             && m.sum(
