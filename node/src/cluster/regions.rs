@@ -17,7 +17,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::peers::Peers;
-use crate::raft::placement::region_loss_risk;
+use crate::raft::placement::{region_loss_risk, RegionLossRisk};
 use crate::raft::{Consensus, RaftMember};
 
 /// Gauge: voters in the region (label `region`).
@@ -69,6 +69,10 @@ fn voters_per_region(
     voters
 }
 
+/// Observations of the same placement risk before it is logged: members report their region
+/// a few seconds after a cluster forms, and the transient mix must not warn.
+const RISK_LOG_AFTER: u32 = 10;
+
 /// Sets this node's info gauge and starts the worker that refreshes the region gauges every
 /// `interval` (the liveness probe interval) until `shutdown`.
 pub fn spawn(consensus: Consensus, peers: Peers, interval: Duration, shutdown: CancellationToken) {
@@ -81,39 +85,61 @@ pub fn spawn(consensus: Consensus, peers: Peers, interval: Duration, shutdown: C
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Regions ever exported: a region that left the membership drops to 0 instead of
-        // keeping its last value.
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut last_risk = None;
+        let mut gauges = RegionGauges::default();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let members = consensus.status().members;
             let live: BTreeSet<u64> = peers.live().into_iter().map(|p| p.id).collect();
-            let by = voters_per_region(&members, |id| live.contains(&id));
-            for region in seen.iter().filter(|r| !by.contains_key(*r)) {
-                metrics::gauge!(REGION_VOTERS, "region" => region.clone()).set(0.0);
-                metrics::gauge!(REGION_VOTERS_REACHABLE, "region" => region.clone()).set(0.0);
-            }
-            for (region, (voters, reachable)) in &by {
-                metrics::gauge!(REGION_VOTERS, "region" => region.clone()).set(*voters as f64);
-                metrics::gauge!(REGION_VOTERS_REACHABLE, "region" => region.clone())
-                    .set(*reachable as f64);
-                seen.insert(region.clone());
-            }
-            let risk = region_loss_risk(&members);
-            let survives = if risk.is_none() { 1.0 } else { 0.0 };
-            metrics::gauge!(QUORUM_SURVIVES_REGION_LOSS).set(survives);
-            if risk != last_risk {
-                if let Some(r) = &risk {
-                    tracing::warn!(region = %r.region, voters = r.voters, holds = r.holds, "voter placement does not survive the loss of one region: {r}");
-                }
-                last_risk = risk;
-            }
+            gauges.observe(&consensus.status().members, &live);
         }
     });
+}
+
+/// The worker's memory between observations.
+#[derive(Default)]
+struct RegionGauges {
+    /// Regions ever exported: a region that left the membership drops to 0 instead of keeping
+    /// its last value.
+    seen: BTreeSet<String>,
+    /// The current placement risk and how many observations in a row saw it.
+    risk: Option<(RegionLossRisk, u32)>,
+}
+
+impl RegionGauges {
+    /// Sets the gauges from `members` (`live`: the members answering probes) and logs a
+    /// placement risk once it has lasted [`RISK_LOG_AFTER`] observations.
+    fn observe(&mut self, members: &[RaftMember], live: &BTreeSet<u64>) {
+        let by = voters_per_region(members, |id| live.contains(&id));
+        for region in self.seen.iter().filter(|r| !by.contains_key(*r)) {
+            metrics::gauge!(REGION_VOTERS, "region" => region.clone()).set(0.0);
+            metrics::gauge!(REGION_VOTERS_REACHABLE, "region" => region.clone()).set(0.0);
+        }
+        for (region, (voters, reachable)) in &by {
+            metrics::gauge!(REGION_VOTERS, "region" => region.clone()).set(*voters as f64);
+            metrics::gauge!(REGION_VOTERS_REACHABLE, "region" => region.clone())
+                .set(*reachable as f64);
+            self.seen.insert(region.clone());
+        }
+        let risk = region_loss_risk(members);
+        let survives = if risk.is_none() { 1.0 } else { 0.0 };
+        metrics::gauge!(QUORUM_SURVIVES_REGION_LOSS).set(survives);
+        self.risk = match (risk, self.risk.take()) {
+            (None, Some((_, n))) if n >= RISK_LOG_AFTER => {
+                tracing::info!("voter placement survives the loss of any one region again");
+                None
+            }
+            (None, _) => None,
+            (Some(r), Some((old, n))) if r == old => Some((r, n.saturating_add(1))),
+            (Some(r), _) => Some((r, 1)),
+        };
+        if let Some((r, n)) = &self.risk {
+            if *n == RISK_LOG_AFTER {
+                tracing::warn!(region = %r.region, voters = r.voters, holds = r.holds, "voter placement does not survive the loss of one region: {r}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +178,25 @@ mod tests {
             BTreeMap::from([(String::new(), (1, 1))]),
             "members without a region count under region=\"\""
         );
+    }
+
+    #[test]
+    fn a_placement_risk_is_tracked_until_it_clears() {
+        let risky = [m(1, "a", true), m(2, "a", true), m(3, "b", true)];
+        let fine = [m(1, "a", true), m(2, "b", true), m(3, "c", true)];
+        let live = BTreeSet::from([1, 2, 3]);
+        let mut g = RegionGauges::default();
+        for _ in 0..RISK_LOG_AFTER + 2 {
+            g.observe(&risky, &live);
+        }
+        let (r, n) = g.risk.clone().expect("a risk");
+        assert_eq!(
+            (r.region.as_str(), r.holds, n),
+            ("a", 2, RISK_LOG_AFTER + 2)
+        );
+        assert_eq!(g.seen, BTreeSet::from(["a".to_string(), "b".to_string()]));
+        g.observe(&fine, &live);
+        assert_eq!(g.risk, None);
+        assert!(g.seen.contains("c"));
     }
 }
