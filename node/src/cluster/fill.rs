@@ -1,6 +1,8 @@
 //! The owner's side of owner routing: the internal `cairn.v1.Mirror` service. A node that gets
 //! a miss for a version another node owns calls `Fill` there; the owner fills it through its own
 //! single flight (never routing again, so there are no loops) and returns the committed record.
+//! A node serving a stale list or `@latest` whose refresh this node owns calls `Refresh`: this
+//! node fetches it (unless its own copy is fresh) and commits it for the whole cluster.
 
 use cairn_proto::v1::fill_reply::Outcome;
 use cairn_proto::v1::mirror_server::{Mirror as MirrorRpc, MirrorServer};
