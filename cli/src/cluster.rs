@@ -2,9 +2,12 @@
 //! membership, then every member for its own `Status` (concurrently, short timeout), and judge
 //! the whole.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
+use cairn_node::raft::placement::region_loss_risk;
+use cairn_node::raft::RaftMember;
 use cairn_proto::v1::StatusReply;
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -20,6 +23,10 @@ pub struct MemberView {
     pub addr: String,
     /// Voter (`Some(true)`), learner (`Some(false)`), or not in the membership (`None`).
     pub voter: Option<bool>,
+    /// The region recorded in the membership (empty = none or not reported yet).
+    pub region: String,
+    /// The zone recorded in the membership (empty = none).
+    pub zone: String,
     /// Its own `Status`, or why it could not be had.
     pub reply: Result<StatusReply, String>,
 }
@@ -27,7 +34,7 @@ pub struct MemberView {
 /// The whole cluster as the queried node and its members report it.
 #[derive(Clone, Debug)]
 pub struct ClusterView {
-    /// Every member, sorted by id.
+    /// Every member, grouped by region, by id inside a region.
     pub members: Vec<MemberView>,
 }
 
@@ -69,6 +76,8 @@ pub async fn gather(
             id: m.id,
             addr: m.addr.clone(),
             voter: Some(m.voter),
+            region: m.region.clone(),
+            zone: m.zone.clone(),
             reply: Err("not queried".to_string()),
         })
         .collect();
@@ -77,6 +86,8 @@ pub async fn gather(
             id: first.node_id,
             addr: first.cluster_addr.clone(),
             voter: None,
+            region: first.region.clone(),
+            zone: first.zone.clone(),
             reply: Err("not queried".to_string()),
         });
     }
@@ -95,7 +106,8 @@ pub async fn gather(
     for m in members.iter_mut().filter(|m| m.id == first.node_id) {
         m.reply = Ok(first.clone());
     }
-    members.sort_by_key(|m| m.id);
+    // Grouped by region (members without one first), by id inside a region.
+    members.sort_by(|a, b| (&a.region, a.id).cmp(&(&b.region, b.id)));
     Ok(ClusterView { members })
 }
 
@@ -108,6 +120,71 @@ impl ClusterView {
             .filter_map(|m| m.reply.as_ref().ok())
             .filter(|r| r.raft_state == "Leader")
             .max_by_key(|r| r.current_term)
+    }
+
+    /// Whether any member has a region or zone (the REGION/ZONE columns and the per-region
+    /// lines are shown then).
+    pub fn has_locations(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| !m.region.is_empty() || !m.zone.is_empty())
+    }
+
+    /// Per region: (voters, voters that answered, members).
+    pub fn regions(&self) -> BTreeMap<String, RegionView> {
+        let mut by: BTreeMap<String, RegionView> = BTreeMap::new();
+        for m in &self.members {
+            let r = by.entry(m.region.clone()).or_default();
+            r.members += 1;
+            if m.voter == Some(true) {
+                r.voters += 1;
+                if m.reply.is_ok() {
+                    r.reachable_voters += 1;
+                }
+            }
+        }
+        by
+    }
+
+    /// The warning when the voters would not keep a majority after losing one region.
+    pub fn placement_warning(&self) -> Option<String> {
+        let members: Vec<RaftMember> = self
+            .members
+            .iter()
+            .filter(|m| m.voter.is_some())
+            .map(|m| RaftMember {
+                id: m.id,
+                addr: m.addr.clone(),
+                voter: m.voter == Some(true),
+                region: m.region.clone(),
+                zone: m.zone.clone(),
+                matched_index: None,
+            })
+            .collect();
+        region_loss_risk(&members).map(|r| {
+            format!("WARNING: voter placement does not survive the loss of one region: {r}; spread the voters (`cairn members add`/`remove`, see the README's multi-region section)")
+        })
+    }
+
+    /// One line per region (`region a: 1/1 voters reachable, 2 members`), then the placement
+    /// warning if any; empty for a single-region cluster.
+    fn region_lines(&self) -> String {
+        let mut out = String::new();
+        if !self.has_locations() {
+            return out;
+        }
+        for (region, r) in self.regions() {
+            let name = if region.is_empty() { "(none)" } else { &region };
+            out.push_str(&format!(
+                "region {name}: {}/{} voters reachable, {} members\n",
+                r.reachable_voters, r.voters, r.members
+            ));
+        }
+        if let Some(w) = self.placement_warning() {
+            out.push_str(&w);
+            out.push('\n');
+        }
+        out
     }
 
     /// Judges the view (see [`Health`]).
@@ -180,14 +257,21 @@ impl ClusterView {
     /// The `cairn status` table.
     pub fn render_table(&self) -> String {
         let header = [
-            "ID", "ADDR", "ROLE", "VOTER", "TERM", "APPLIED", "LAG", "BLOBS", "MISSING", "REPAIR",
-            "HEALTH",
+            "ID", "REGION", "ZONE", "ADDR", "ROLE", "VOTER", "TERM", "APPLIED", "LAG", "BLOBS",
+            "MISSING", "REPAIR", "HEALTH",
         ];
+        let regional = self.has_locations();
         let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
         for m in &self.members {
             rows.push(self.row(m));
         }
+        if !regional {
+            for row in &mut rows {
+                row.drain(1..3);
+            }
+        }
         let mut out = align(&rows);
+        out.push_str(&self.region_lines());
         out.push_str(&self.verdict().summary);
         out.push('\n');
         out
@@ -199,7 +283,12 @@ impl ClusterView {
             Some(false) => "learner",
             None => "-",
         };
-        let mut row = vec![m.id.to_string(), m.addr.clone()];
+        let mut row = vec![
+            m.id.to_string(),
+            dash(&m.region),
+            dash(&m.zone),
+            m.addr.clone(),
+        ];
         match &m.reply {
             Ok(r) => row.extend([
                 r.raft_state.to_lowercase(),
@@ -221,7 +310,8 @@ impl ClusterView {
         row
     }
 
-    /// The same as JSON: `{state, leader_id, summary, members: [..]}`.
+    /// The same as JSON: `{state, leader_id, summary, members: [..], regions: {..},
+    /// placement_warning}`.
     pub fn to_json(&self) -> serde_json::Value {
         let v = self.verdict();
         let members: Vec<serde_json::Value> =
@@ -231,12 +321,15 @@ impl ClusterView {
             "leader_id": v.leader,
             "summary": v.summary,
             "members": members,
+            "regions": self.regions(),
+            "placement_warning": self.placement_warning(),
         })
     }
 
     fn member_json(&self, m: &MemberView) -> serde_json::Value {
         let mut j = serde_json::json!({
             "id": m.id, "addr": m.addr, "voter": m.voter, "reachable": m.reply.is_ok(),
+            "region": m.region, "zone": m.zone,
         });
         match &m.reply {
             Ok(r) => {
@@ -257,6 +350,26 @@ impl ClusterView {
             ),
         }
         j
+    }
+}
+
+/// The members of one region in a [`ClusterView`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RegionView {
+    /// Voters in the region.
+    pub voters: usize,
+    /// Voters that answered the status query.
+    pub reachable_voters: usize,
+    /// Members (voters and learners).
+    pub members: usize,
+}
+
+/// `s`, or `-` when empty (a table cell).
+pub fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_string()
+    } else {
+        s.to_string()
     }
 }
 
@@ -321,8 +434,69 @@ mod tests {
             id,
             addr: format!("n{id}:9090"),
             voter: Some(true),
+            region: String::new(),
+            zone: String::new(),
             reply,
         }
+    }
+
+    fn in_region(id: u64, region: &str, voter: bool) -> MemberView {
+        MemberView {
+            voter: Some(voter),
+            region: region.to_string(),
+            ..member(id, Ok(reply(id, "Follower", true)))
+        }
+    }
+
+    #[test]
+    fn members_are_grouped_by_region_and_bad_placement_is_warned() {
+        let mut down = in_region(3, "c", true);
+        down.reply = Err("unreachable: no answer in time".into());
+        let view = ClusterView {
+            members: vec![
+                in_region(1, "a", true),
+                in_region(4, "a", false),
+                in_region(2, "b", true),
+                down,
+            ],
+        };
+        let table = view.render_table();
+        assert!(table.starts_with("ID  REGION  ZONE"), "{table}");
+        assert!(
+            table.contains("region c: 0/1 voters reachable, 1 members"),
+            "{table}"
+        );
+        assert!(
+            table.contains("region a: 1/1 voters reachable, 2 members"),
+            "{table}"
+        );
+        assert_eq!(view.placement_warning(), None);
+        let j = view.to_json();
+        assert_eq!(j["members"][1]["region"], "a");
+        assert_eq!(j["regions"]["c"]["reachable_voters"], 0);
+        assert!(j["placement_warning"].is_null(), "{j}");
+
+        let lopsided = ClusterView {
+            members: vec![
+                in_region(1, "a", true),
+                in_region(2, "a", true),
+                in_region(3, "b", true),
+            ],
+        };
+        let w = lopsided.placement_warning().expect("a warning");
+        assert!(w.contains("region a holds 2 of 3 voters"), "{w}");
+        assert!(lopsided.render_table().contains(&w));
+        assert_eq!(lopsided.to_json()["placement_warning"], w.as_str());
+        // Without locations the table keeps its old columns and says nothing about regions.
+        let plain = ClusterView {
+            members: vec![member(1, Ok(reply(1, "Leader", true)))],
+        };
+        assert!(
+            plain.render_table().starts_with("ID  ADDR"),
+            "{}",
+            plain.render_table()
+        );
+        assert!(!plain.render_table().contains("region"));
     }
 
     #[test]

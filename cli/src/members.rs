@@ -8,13 +8,17 @@ use anyhow::{anyhow, Result};
 use cairn_proto::v1::{AddMemberRequest, Member, MembershipReply, RemoveMemberRequest};
 
 use crate::client;
-use crate::cluster::{align, ClusterView};
+use crate::cluster::{align, dash, ClusterView};
 
-/// `cairn members list`: the membership with each member's reachability and role.
+/// `cairn members list`: the membership with each member's reachability and role, grouped by
+/// region (REGION/ZONE columns when members have one), then the placement warning if the voters
+/// would not survive the loss of one region.
 pub fn render_list(view: &ClusterView) -> String {
-    let mut rows = vec![["ID", "ADDR", "VOTER", "ROLE", "REACHABLE"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![
+        ["ID", "REGION", "ZONE", "ADDR", "VOTER", "ROLE", "REACHABLE"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for m in &view.members {
         let voter = match m.voter {
             Some(true) => "voter",
@@ -27,13 +31,25 @@ pub fn render_list(view: &ClusterView) -> String {
         };
         rows.push(vec![
             m.id.to_string(),
+            dash(&m.region),
+            dash(&m.zone),
             m.addr.clone(),
             voter.to_string(),
             role,
             reachable,
         ]);
     }
-    align(&rows)
+    if !view.has_locations() {
+        for row in &mut rows {
+            row.drain(1..3);
+        }
+    }
+    let mut out = align(&rows);
+    if let Some(w) = view.placement_warning() {
+        out.push_str(&w);
+        out.push('\n');
+    }
+    out
 }
 
 /// `cairn members add`: adds `id` at `addr` (a learner first, then a voter unless `learner`).
@@ -80,7 +96,8 @@ pub async fn remove(
 
 /// The membership after a change, as a table.
 pub fn render_reply(r: &MembershipReply) -> String {
-    let mut rows = vec![["ID", "ADDR", "VOTER"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "ADDR", "VOTER", "REGION"].map(String::from).to_vec()];
+    let located = r.members.iter().any(|m| !m.region.is_empty());
     for m in &r.members {
         let voter = if m.voter { "voter" } else { "learner" };
         let id = if m.id == r.leader_id {
@@ -88,7 +105,12 @@ pub fn render_reply(r: &MembershipReply) -> String {
         } else {
             m.id.to_string()
         };
-        rows.push(vec![id, m.addr.clone(), voter.to_string()]);
+        rows.push(vec![id, m.addr.clone(), voter.to_string(), dash(&m.region)]);
+    }
+    if !located {
+        for row in &mut rows {
+            row.truncate(3);
+        }
     }
     align(&rows)
 }
@@ -103,7 +125,7 @@ pub fn reply_json(r: &MembershipReply) -> serde_json::Value {
 }
 
 fn member_json(m: &Member) -> serde_json::Value {
-    serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter})
+    serde_json::json!({"id": m.id, "addr": m.addr, "voter": m.voter, "region": m.region, "zone": m.zone})
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub fn describe() {
     crate::tls::metrics::describe();
     crate::raft::describe_forwarding();
     crate::cluster::peers::describe();
+    crate::cluster::regions::describe();
     crate::cluster::transfer::metrics::describe();
     crate::cluster::repair::metrics::describe();
     crate::disk::metrics::describe();

@@ -194,6 +194,12 @@ impl Node {
         crate::policy::purger::spawn(consensus.clone(), blobs.clone(), workers.clone());
         crate::policy::backfill::spawn(consensus.clone(), workers.clone());
         crate::raft::location::spawn(consensus.clone(), workers.clone());
+        crate::cluster::regions::spawn(
+            consensus.clone(),
+            peers.clone(),
+            Duration::from_millis(config.cluster.liveness_interval_ms),
+            workers.clone(),
+        );
         let fill_timeout = Duration::from_secs(
             config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
         );

@@ -179,6 +179,20 @@ def panels():
         panel("Peers seen up", [(f"min by (instance, peer) (cairn_peer_up{{{NODE}}})", "{{instance}} sees {{peer}}")], minimum=0,
               desc="CairnPeerDown fires on 0 for 1m."),
     ])
+    out += row("Regions", [
+        panel("Placement survives a region loss", [(f"min by (job) (cairn_cluster_quorum_survives_region_loss{{{CLUSTER}}})", "{{job}}")],
+              kind="stat", w=6, minimum=0,
+              desc="1 when the voters keep a majority after losing any one region (also 1 in a single-region cluster). CairnRegionQuorumAtRisk fires at 0."),
+        panel("Voters per region", [(f"max by (region) (cairn_cluster_region_voters{{{CLUSTER}}})", "{{region}}")], w=9, minimum=0,
+              desc="From the Raft membership (region=\"\": members without cluster.region)."),
+        panel("Reachable voters per region (worst node's view)", [(f"min by (region) (cairn_cluster_region_voters_reachable{{{CLUSTER}}})", "{{region}}")], w=9, minimum=0,
+              desc="Voters of each region that the node seeing the fewest still reaches. 0 for a region: it is cut off from some node (CairnRegionQuorumAtRisk)."),
+        panel("Replication lag by region (entries)", [(f"max by (region, peer) (cairn_raft_replication_lag_entries{{{CLUSTER}}})", "{{region}} peer {{peer}}")],
+              w=12, desc="Reported by the leader for each member, labelled with the member's region."),
+        panel("Replication lag by region (seconds)", [(f"max by (region) (cairn_raft_replication_lag_seconds{{{CLUSTER}}})", "{{region}}")], w=12, unit="s"),
+        panel("Nodes by region and zone", [(f"count by (region, zone) (cairn_node_info{{{CLUSTER}}})", "{{region}} {{zone}}")], kind="stat", w=24, h=4,
+              desc="cairn_node_info: where each scraped node says it runs."),
+    ])
     out += row("Replication and repair", [
         panel("Repair queue by node", [(f"max by (instance) (cairn_repair_queue_length{{{NODE}}})", "{{instance}}")]),
         panel("Blobs missing by node", [(f"max by (instance) (cairn_blobs_missing{{{NODE}}})", "{{instance}}")]),

@@ -270,7 +270,14 @@ impl Admin for AdminService {
         req: tonic::Request<AddMemberRequest>,
     ) -> Result<tonic::Response<MembershipReply>, tonic::Status> {
         let who = Caller::of(&req);
-        let target = format!("node {} at {}", req.get_ref().id, req.get_ref().addr);
+        let r = req.get_ref();
+        // A forced placement is an operator accepting a risk: the audit line says so.
+        let forced = if r.force_placement && !r.learner_only {
+            " (placement forced)"
+        } else {
+            ""
+        };
+        let target = format!("node {} at {}{forced}", r.id, r.addr);
         let result = membership::add(&self.consensus, self.allow_insecure_membership, req).await;
         self.record(&who, "members.add", &target, &result);
         result

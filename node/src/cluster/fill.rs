@@ -1,10 +1,12 @@
 //! The owner's side of owner routing: the internal `cairn.v1.Mirror` service. A node that gets
 //! a miss for a version another node owns calls `Fill` there; the owner fills it through its own
 //! single flight (never routing again, so there are no loops) and returns the committed record.
+//! A node serving a stale list or `@latest` whose refresh this node owns calls `Refresh`: this
+//! node fetches it (unless its own copy is fresh) and commits it for the whole cluster.
 
 use cairn_proto::v1::fill_reply::Outcome;
 use cairn_proto::v1::mirror_server::{Mirror as MirrorRpc, MirrorServer};
-use cairn_proto::v1::{FillReply, FillRequest};
+use cairn_proto::v1::{FillReply, FillRequest, RefreshReply, RefreshRequest};
 
 use crate::mirror::{Mirror, MirrorError};
 
@@ -46,5 +48,28 @@ impl MirrorRpc for FillService {
         Ok(tonic::Response::new(FillReply {
             outcome: Some(outcome),
         }))
+    }
+
+    async fn refresh(
+        &self,
+        req: tonic::Request<RefreshRequest>,
+    ) -> Result<tonic::Response<RefreshReply>, tonic::Status> {
+        let r = req.into_inner();
+        if crate::module::check_path(&r.module).is_err() {
+            return Err(tonic::Status::invalid_argument(format!(
+                "invalid module path {:?}",
+                r.module
+            )));
+        }
+        let mut reply = RefreshReply::default();
+        match self.mirror.refresh_here(&r.module, r.latest).await {
+            Ok(()) => {}
+            Err(MirrorError::NotFound(m)) => reply.not_found = m,
+            Err(e @ (MirrorError::Upstream(_) | MirrorError::Rejected { .. })) => {
+                reply.upstream_error = e.to_string()
+            }
+            Err(e) => return Err(tonic::Status::internal(e.to_string())),
+        }
+        Ok(tonic::Response::new(reply))
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cairn_proto::v1::fill_reply::Outcome;
 use cairn_proto::v1::mirror_client::MirrorClient;
-use cairn_proto::v1::FillRequest;
+use cairn_proto::v1::{FillRequest, RefreshRequest};
 use futures_util::future::BoxFuture;
 
 use super::owner;
@@ -15,6 +15,11 @@ use crate::config::ClusterSettings;
 use crate::mirror::cluster::{ClusterOps, RemoteOwner};
 use crate::mirror::MirrorError;
 use crate::store::meta::VersionRecord;
+
+/// Deadline of a `Refresh` asked of the refresh owner: one small upstream fetch. Short, so a node
+/// cut off from the owner (a silent link keeps the old connection open) soon refreshes itself;
+/// meanwhile it serves its stale copy.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest `Fill` reply accepted: a record carries go.mod (≤ 16 MiB) base64-encoded in JSON.
 const MAX_FILL_REPLY_BYTES: usize = 64 << 20;
@@ -208,6 +213,54 @@ impl ClusterOps for ClusterLink {
                     "copying blob {sha256} to peers took longer than {}s",
                     deadline.as_secs()
                 ))),
+            }
+        })
+    }
+
+    fn refresh_owner(&self, key: &str) -> Option<RemoteOwner> {
+        let live = self.peers.live();
+        let id = owner::owner_of(key, live.iter().map(|p| p.id))?;
+        if id == self.self_id {
+            return None;
+        }
+        let addr = live.into_iter().find(|p| p.id == id)?.addr;
+        Some(RemoteOwner { id, addr })
+    }
+
+    fn refresh_remote<'a>(
+        &'a self,
+        owner: &'a RemoteOwner,
+        module: &'a str,
+        latest: bool,
+    ) -> BoxFuture<'a, Result<(), MirrorError>> {
+        Box::pin(async move {
+            let unreachable = |why: String| {
+                MirrorError::Storage(format!(
+                    "refresh owner node {} unreachable: {why}",
+                    owner.id
+                ))
+            };
+            let channel = self
+                .peers
+                .channel(&owner.addr)
+                .map_err(|e| unreachable(e.to_string()))?;
+            let mut req = tonic::Request::new(RefreshRequest {
+                module: module.to_string(),
+                latest,
+            });
+            req.set_timeout(REFRESH_TIMEOUT);
+            let mut client = MirrorClient::new(channel);
+            let r = tokio::time::timeout(REFRESH_TIMEOUT, client.refresh(req))
+                .await
+                .map_err(|_| unreachable("no answer in time".to_string()))?
+                .map_err(|s| unreachable(s.message().to_string()))?
+                .into_inner();
+            if !r.not_found.is_empty() {
+                Err(MirrorError::NotFound(r.not_found))
+            } else if !r.upstream_error.is_empty() {
+                Err(MirrorError::Upstream(r.upstream_error))
+            } else {
+                Ok(())
             }
         })
     }

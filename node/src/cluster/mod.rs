@@ -6,5 +6,6 @@ pub mod fill;
 pub mod link;
 pub mod owner;
 pub mod peers;
+pub mod regions;
 pub mod repair;
 pub mod transfer;

@@ -11,7 +11,8 @@
 //! `cairn_cluster_members`, and on the leader `cairn_raft_replication_lag_entries{peer}` (its last
 //! log index minus the peer's matched index) and `cairn_raft_replication_lag_seconds{peer}` (time
 //! since the peer last held everything the leader had one probe interval earlier; 0 while it
-//! keeps up). Followers report 0 lag. `peer` is a node id, bounded by the membership.
+//! keeps up), both also labelled with the peer's `region`. Followers report 0 lag. `peer` is a
+//! node id, bounded by the membership.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -345,6 +346,8 @@ struct LagTracker {
     prev_last: Option<u64>,
     /// When each peer last held everything the leader had at the previous observation.
     caught_up_at: HashMap<u64, Instant>,
+    /// The `region` label each peer's lag gauges were last exported with.
+    regions: HashMap<u64, String>,
 }
 
 /// One peer's lag.
@@ -359,9 +362,19 @@ impl LagTracker {
     fn observe(&mut self, st: &RaftStatus, self_id: u64, now: Instant) {
         for (id, lag) in self.update(st, self_id, now) {
             let peer = id.to_string();
-            metrics::gauge!(REPLICATION_LAG_ENTRIES, "peer" => peer.clone())
-                .set(lag.entries as f64);
-            metrics::gauge!(REPLICATION_LAG_SECONDS, "peer" => peer).set(lag.seconds);
+            let region = st.member(id).map(|m| m.region.clone()).unwrap_or_default();
+            // A member that reported its region after its first export: zero the series under
+            // the old label rather than leave it frozen.
+            if let Some(old) = self.regions.insert(id, region.clone()) {
+                if old != region {
+                    let labels = [("peer", peer.clone()), ("region", old)];
+                    metrics::gauge!(REPLICATION_LAG_ENTRIES, &labels).set(0.0);
+                    metrics::gauge!(REPLICATION_LAG_SECONDS, &labels).set(0.0);
+                }
+            }
+            let labels = [("peer", peer), ("region", region)];
+            metrics::gauge!(REPLICATION_LAG_ENTRIES, &labels).set(lag.entries as f64);
+            metrics::gauge!(REPLICATION_LAG_SECONDS, &labels).set(lag.seconds);
         }
     }
 

@@ -47,6 +47,21 @@ pub trait ClusterOps: Send + Sync {
         sha256: &'a str,
         size: u64,
     ) -> BoxFuture<'a, Result<usize, MirrorError>>;
+
+    /// The node that refreshes the stale list or `@latest` `key` for the whole cluster, when it
+    /// is another live node (chosen among all live members, whatever their region, so a refresh
+    /// happens once per cluster); `None` when this node should refresh it.
+    fn refresh_owner(&self, key: &str) -> Option<RemoteOwner>;
+
+    /// Asks `owner` to refresh the list (or `@latest` if `latest`) of `module` and waits until
+    /// it did. Errors: `NotFound`/`Upstream` as the owner saw them; `Storage` when the owner
+    /// could not be reached (the caller then refreshes itself).
+    fn refresh_remote<'a>(
+        &'a self,
+        owner: &'a RemoteOwner,
+        module: &'a str,
+        latest: bool,
+    ) -> BoxFuture<'a, Result<(), MirrorError>>;
 }
 
 /// Whether a remote fill failed only because the owner was unreachable (fill locally then).

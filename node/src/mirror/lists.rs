@@ -3,6 +3,13 @@
 //! (stale-while-revalidate), and served stale when the upstream fails (stale-if-error). A list
 //! is the union of the upstream's list and the tagged versions cached here; pseudo-versions are
 //! never listed.
+//!
+//! In a cluster a stale answer is refreshed once for the whole cluster, not by every node that
+//! serves it (every region would otherwise fetch each list once per TTL): the refresh of a key
+//! belongs to one owner, chosen by rendezvous among all live members
+//! ([`super::cluster::ClusterOps::refresh_owner`]). Other nodes ask it (`Mirror/Refresh`) and
+//! get the new answer through the replicated state; they refresh themselves only when the owner
+//! cannot be reached.
 
 use std::sync::Arc;
 
@@ -30,7 +37,7 @@ impl Mirror {
         if let Some(rec) = inner.meta.get_list(module).map_err(MirrorError::storage)? {
             count_cache("list", true);
             if is_stale(rec.fetched_at_ms, inner.cache.list_ttl_secs) {
-                self.spawn_refresh_list(module);
+                self.spawn_refresh(module, false);
             }
             return Ok(render(&rec.versions, cached));
         }
@@ -88,13 +95,82 @@ impl Mirror {
             .any(|v| super::version::is_canonical_for(module, v)))
     }
 
-    fn spawn_refresh_list(&self, module: &str) {
+    fn spawn_refresh(&self, module: &str, latest: bool) {
         let this = self.clone();
         let module = module.to_string();
         tokio::spawn(async move {
-            let result = this.fetch_list(&module).await;
-            log_refresh("list", &module, result.as_ref().err());
+            let result = this.refresh(&module, latest).await;
+            let kind = if latest { "latest" } else { "list" };
+            log_refresh(kind, &module, result.as_ref().err());
         });
+    }
+
+    /// Refreshes the stale list (or `@latest`) of `module` for the cluster: asks the refresh
+    /// owner when it is another live node, else (or when it cannot be reached) fetches here.
+    /// One refresh per key at a time on this node.
+    async fn refresh(&self, module: &str, latest: bool) -> MirrorResult<()> {
+        let key = refresh_key(module, latest);
+        let this = self.clone();
+        let m = module.to_string();
+        self.inner
+            .refreshes
+            .run(
+                key.clone(),
+                move || async move {
+                    let remote = this.inner.cluster.as_deref().and_then(|c| {
+                        c.refresh_owner(&key).map(|o| (c, o))
+                    });
+                    if let Some((c, owner)) = remote {
+                        match c.refresh_remote(&owner, &m, latest).await {
+                            Err(e) if super::cluster::owner_unreachable(&e) => {
+                                tracing::debug!(module = %m, owner = owner.id, error = %e, "refresh owner unreachable; refreshing here");
+                            }
+                            other => return other,
+                        }
+                    }
+                    this.fetch_here(&m, latest).await
+                },
+                Err(gone()),
+            )
+            .await
+    }
+
+    /// Refreshes the list (or `@latest`) of `module` on this node when its copy is missing or
+    /// stale (the `Mirror/Refresh` RPC of the refresh owner); a no-op when it is fresh, so a
+    /// node whose state lagged behind the owner's refresh does not cause a second fetch.
+    pub async fn refresh_here(&self, module: &str, latest: bool) -> MirrorResult<()> {
+        self.check_allowed(module)?;
+        let (fetched_at_ms, ttl) = if latest {
+            let rec = self
+                .inner
+                .meta
+                .get_latest(module)
+                .map_err(MirrorError::storage)?;
+            (
+                rec.map(|r| r.fetched_at_ms),
+                self.inner.cache.latest_ttl_secs,
+            )
+        } else {
+            let rec = self
+                .inner
+                .meta
+                .get_list(module)
+                .map_err(MirrorError::storage)?;
+            (rec.map(|r| r.fetched_at_ms), self.inner.cache.list_ttl_secs)
+        };
+        if fetched_at_ms.is_some_and(|at| !is_stale(at, ttl)) {
+            return Ok(());
+        }
+        self.fetch_here(module, latest).await
+    }
+
+    /// Fetches the list (or `@latest`) of `module` from the upstream here and commits it.
+    async fn fetch_here(&self, module: &str, latest: bool) -> MirrorResult<()> {
+        if latest {
+            self.fetch_latest(module).await.map(|_| ())
+        } else {
+            self.fetch_list(module).await.map(|_| ())
+        }
     }
 
     /// Fetches, filters and commits the upstream's list (single flight per module).
@@ -149,11 +225,7 @@ impl Mirror {
         {
             count_cache("latest", true);
             if is_stale(rec.fetched_at_ms, inner.cache.latest_ttl_secs) {
-                let (this, m) = (self.clone(), module.to_string());
-                tokio::spawn(async move {
-                    let result = this.fetch_latest(&m).await;
-                    log_refresh("latest", &m, result.as_ref().err());
-                });
+                self.spawn_refresh(module, true);
             }
             return Ok(Bytes::from(rec.info));
         }
@@ -249,6 +321,15 @@ impl Mirror {
                 .increment(1);
             tracing::warn!(kind, error = %e, "could not commit; serving uncached (degraded)");
         }
+    }
+}
+
+/// The rendezvous key of a list or `@latest` refresh (the request path it answers).
+fn refresh_key(module: &str, latest: bool) -> String {
+    if latest {
+        format!("{module}@latest")
+    } else {
+        format!("{module}@v/list")
     }
 }
 

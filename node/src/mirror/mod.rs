@@ -98,6 +98,9 @@ struct Inner {
     queries: Flights<(String, String), MirrorResult<bytes::Bytes>>,
     lists: Flights<String, MirrorResult<Arc<ListRecord>>>,
     latest: Flights<String, MirrorResult<bytes::Bytes>>,
+    /// Background refreshes of stale lists/`@latest` (asked of their owner or done here), one
+    /// per key on this node.
+    refreshes: Flights<String, MirrorResult<()>>,
     cluster: Option<Arc<dyn cluster::ClusterOps>>,
     /// Verifies versions against the checksum database before they are stored.
     checker: Option<Arc<crate::sumdb::Checker>>,
@@ -133,6 +136,7 @@ impl Mirror {
                 queries: Flights::new("query"),
                 lists: Flights::new("list"),
                 latest: Flights::new("latest"),
+                refreshes: Flights::new("refresh"),
                 cluster,
                 checker,
             }),

@@ -79,6 +79,59 @@ pub fn check(members: &[RaftMember], promote: Option<(NodeId, &str)>) -> Option<
         .next()
 }
 
+/// A region whose loss would take the quorum with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionLossRisk {
+    /// The region (`""` = members that reported no region).
+    pub region: String,
+    /// Voters in that region.
+    pub holds: usize,
+    /// Voters in the whole cluster.
+    pub voters: usize,
+}
+
+impl std::fmt::Display for RegionLossRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let region = if self.region.is_empty() {
+            "(no region)"
+        } else {
+            &self.region
+        };
+        write!(
+            f,
+            "region {region} holds {} of {} voters: losing it would leave {} of {}, no majority, so the cluster would lose its quorum",
+            self.holds,
+            self.voters,
+            self.voters - self.holds,
+            self.voters
+        )
+    }
+}
+
+/// Whether the voters of `members` keep a majority after the loss of any one region: `None`
+/// when they do (or when the members span fewer than two regions, so there is no other region
+/// to survive in), else the region (with the most voters) whose loss would lose the quorum.
+///
+/// Stricter than [`check`], which only refuses a region holding a *majority*: a region holding
+/// exactly half (2 + 2 voters) cannot take decisions alone either, yet losing it still loses the
+/// quorum. Growing a cluster passes through such states (1 + 1 before the third region's voter
+/// arrives), so they are warned about, not refused.
+pub fn region_loss_risk(members: &[RaftMember]) -> Option<RegionLossRisk> {
+    let regions: std::collections::BTreeSet<&str> =
+        members.iter().map(|m| m.region.as_str()).collect();
+    if regions.len() < 2 {
+        return None;
+    }
+    let by = voters_by_region(members);
+    let voters: usize = by.values().sum();
+    let (region, holds) = by.into_iter().max_by_key(|(_, n)| *n)?;
+    (2 * (voters - holds) <= voters).then_some(RegionLossRisk {
+        region,
+        holds,
+        voters,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +177,39 @@ mod tests {
         // Promoting an existing learner counts it in its (new) region.
         let p = check(&ms, Some((6, "a"))).expect("refused");
         assert_eq!((p.holds, p.voters), (3, 5));
+    }
+
+    #[test]
+    fn region_loss_needs_a_majority_elsewhere() {
+        let spread = [m(1, "a", true), m(2, "b", true), m(3, "c", true)];
+        assert_eq!(region_loss_risk(&spread), None);
+        let two_two_one = [
+            m(1, "a", true),
+            m(2, "a", true),
+            m(3, "b", true),
+            m(4, "b", true),
+            m(5, "c", true),
+            m(6, "a", false),
+        ];
+        assert_eq!(region_loss_risk(&two_two_one), None);
+        // 2 + 2: each region holds half, losing either leaves no majority.
+        let halves = [
+            m(1, "a", true),
+            m(2, "a", true),
+            m(3, "b", true),
+            m(4, "b", true),
+        ];
+        let r = region_loss_risk(&halves).expect("at risk");
+        assert_eq!((r.holds, r.voters), (2, 4));
+        assert!(r.to_string().contains("lose its quorum"), "{r}");
+        // Learners in other regions do not help.
+        let learners = [m(1, "a", true), m(2, "a", true), m(3, "b", false)];
+        assert_eq!(
+            region_loss_risk(&learners).map(|r| r.region),
+            Some("a".into())
+        );
+        // One region (or none) is not checked.
+        assert_eq!(region_loss_risk(&[m(1, "", true), m(2, "", true)]), None);
+        assert_eq!(region_loss_risk(&[]), None);
     }
 }

@@ -9,10 +9,12 @@ mod corruption;
 mod direct;
 mod failover;
 mod formation;
+mod list_refresh;
 mod membership;
 mod mtls;
 mod owner_routing;
 mod quorum_loss;
+mod regions;
 mod snapshot;
 mod sumdb;
 

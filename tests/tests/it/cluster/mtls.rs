@@ -36,7 +36,7 @@ use super::{fixture, start};
 type Outcome = (&'static str, Result<(), tonic::Status>);
 
 /// A TLS 1.3 client trusting `ca`, presenting `cert` if given.
-fn client_config(ca: &Path, cert: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+pub(super) fn client_config(ca: &Path, cert: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -62,7 +62,7 @@ fn client_config(ca: &Path, cert: Option<(&Path, &Path)>) -> Arc<rustls::ClientC
 }
 
 /// A channel to `addr` over TLS with `config` (the node's certificate names 127.0.0.1).
-async fn channel(
+pub(super) async fn channel(
     addr: std::net::SocketAddr,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Channel, tonic::transport::Error> {
