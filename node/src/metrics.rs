@@ -42,6 +42,7 @@ pub fn describe() {
     crate::cluster::peers::describe();
     crate::cluster::transfer::metrics::describe();
     crate::cluster::repair::metrics::describe();
+    crate::cluster::region::describe();
     crate::disk::metrics::describe();
     describe_counter!("cairn_owner_fills_total", "Misses filled by the owning node on this node's behalf, by result (ok, not_found, upstream_error, unreachable).");
     describe_gauge!(

@@ -158,6 +158,9 @@ impl Node {
         let sumdb = sumdb.with_checker(checker.clone());
         let workers = CancellationToken::new();
         let transfer = BlobTransfer::new(blobs.clone(), &config.cluster);
+        transfer.set_locality(crate::cluster::region::Locality::from_consensus(
+            consensus.clone(),
+        ));
         let peers = Peers::spawn(
             consensus.clone(),
             config.node_id,
@@ -174,7 +177,7 @@ impl Node {
             consensus.clone(),
             blobs.clone(),
             transfer.clone(),
-            config.node_id,
+            peers.clone(),
             &config.cluster,
             workers.clone(),
         );

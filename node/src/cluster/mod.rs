@@ -1,10 +1,11 @@
 //! Everything between nodes that is not Raft itself: blob transfer and replication
 //! ([`transfer`]), the repair worker and scrub ([`repair`]), peer liveness ([`peers`]), and
-//! owner routing of misses ([`owner`]).
+//! owner routing of misses ([`owner`]), and region-scoped choices and metrics ([`region`]).
 
 pub mod fill;
 pub mod link;
 pub mod owner;
 pub mod peers;
+pub mod region;
 pub mod repair;
 pub mod transfer;

@@ -15,6 +15,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 
 use super::{metrics, BlobTransfer, TransferError, CONNECT_TIMEOUT};
+use crate::cluster::region::metrics::{self as region_metrics, RequestKind};
+use crate::cluster::region::{Scope, REGION_HEADER};
 use crate::store::blob::{BlobError, BlobInfo};
 
 /// A stream that broke after delivering data is resumed from its offset; this many attempts in
@@ -103,12 +105,18 @@ impl BlobTransfer {
         size: u64,
         tmp: &mut TempFile,
     ) -> Result<(), TransferError> {
+        let locality = self.locality();
+        let peer_region = locality.count_request(RequestKind::FetchBlob, peer);
+        let crossing = locality.scope(&peer_region) == Scope::CrossRegion;
         let mut stream = self.open_stream(peer, sha256, tmp.written).await?;
         let mut first = true;
         while let Some(chunk) = self.next_chunk(peer, sha256, &mut stream).await? {
             check_chunk(peer, sha256, size, &chunk, first, tmp.written)?;
             tmp.write(&chunk.data).await?;
             metrics::add_fetched_bytes(chunk.data.len());
+            if crossing {
+                region_metrics::add_received(&peer_region, chunk.data.len() as u64);
+            }
             first = false;
         }
         Ok(())
@@ -121,10 +129,11 @@ impl BlobTransfer {
         offset: u64,
     ) -> Result<Streaming<BlobChunk>, TransferError> {
         let mut client = self.client(peer)?;
-        let req = FetchBlobRequest {
+        let mut req = tonic::Request::new(FetchBlobRequest {
             sha256: sha256.to_string(),
             offset,
-        };
+        });
+        name_region(&mut req, self.locality().region());
         let idle = self.inner.idle_timeout;
         match tokio::time::timeout(idle, client.fetch_blob(req)).await {
             Err(_) => Err(timeout(peer, idle)),
@@ -157,6 +166,7 @@ impl BlobTransfer {
         source_addr: &str,
     ) -> Result<bool, TransferError> {
         let mut client = self.client(peer)?;
+        self.locality().count_request(RequestKind::PullBlob, peer);
         let req = PullBlobRequest {
             sha256: sha256.to_string(),
             size,
@@ -202,6 +212,16 @@ impl BlobTransfer {
             .connect_lazy(endpoint, crate::tls::Expect::AnyNode);
         channels.insert(peer.to_string(), channel.clone());
         Ok(channel)
+    }
+}
+
+/// Names this node's region on a request (see [`REGION_HEADER`]), so that the sender counts
+/// the bytes it sends across regions.
+fn name_region<T>(req: &mut tonic::Request<T>, region: &str) {
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(region) {
+        if !region.is_empty() {
+            req.metadata_mut().insert(REGION_HEADER, v);
+        }
     }
 }
 
