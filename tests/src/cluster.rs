@@ -34,6 +34,8 @@ use crate::wait::{patience, wait_for, wait_until};
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     sections: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per-node settings over `sections` (node id → section → key → value).
+    per_node: BTreeMap<u64, BTreeMap<String, BTreeMap<String, String>>>,
     /// Mutual TLS on the cluster port (certificates from a [`ClusterPki`] made at start).
     secure: bool,
 }
@@ -44,6 +46,7 @@ impl ClusterConfig {
     pub fn fast() -> Self {
         ClusterConfig {
             sections: BTreeMap::new(),
+            per_node: BTreeMap::new(),
             secure: true,
         }
         .set("raft", "heartbeat_ms", 100)
@@ -78,10 +81,38 @@ impl ClusterConfig {
         self
     }
 
-    /// The TOML text.
+    /// Sets `key = value` in `[section]` of node `id` only (over what [`ClusterConfig::set`]
+    /// gives every node); `value` is written as is (quote strings yourself).
+    pub fn set_for(mut self, id: u64, section: &str, key: &str, value: impl Display) -> Self {
+        self.per_node
+            .entry(id)
+            .or_default()
+            .entry(section.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The TOML text shared by every node.
     pub fn toml(&self) -> String {
+        Self::render(&self.sections)
+    }
+
+    /// The TOML text of node `id`: the shared settings with its own over them.
+    pub fn toml_for(&self, id: u64) -> String {
+        let mut sections = self.sections.clone();
+        for (section, keys) in self.per_node.get(&id).into_iter().flatten() {
+            sections
+                .entry(section.clone())
+                .or_default()
+                .extend(keys.clone());
+        }
+        Self::render(&sections)
+    }
+
+    fn render(sections: &BTreeMap<String, BTreeMap<String, String>>) -> String {
         let mut out = String::new();
-        for (section, keys) in &self.sections {
+        for (section, keys) in sections {
             let _ = writeln!(out, "[{section}]");
             for (k, v) in keys {
                 let _ = writeln!(out, "{k} = {v}");
@@ -222,13 +253,13 @@ impl TestCluster {
         let http = |id: u64| loopback(ports[2 * (id as usize - 1)]);
         let grpc = |id: u64| loopback(ports[2 * (id as usize - 1) + 1]);
         let peers: BTreeMap<u64, SocketAddr> = ids.iter().map(|&id| (id, grpc(id))).collect();
-        let toml = config.toml();
         let pki = match config.secure {
             true => Some(Arc::new(ClusterPki::new()?)),
             false => None,
         };
         let mut opts = Vec::new();
         for &id in &ids {
+            let toml = config.toml_for(id);
             let o = node_options(id, http(id), grpc(id), &peers, upstream, &toml);
             opts.push(with_certs(o, pki.as_deref(), id)?);
         }
@@ -280,7 +311,8 @@ impl TestCluster {
             let (http, grpc) = (loopback(ports[0]), loopback(ports[1]));
             let mut peers = self.peers.clone();
             peers.insert(id, grpc);
-            let opts = node_options(id, http, grpc, &peers, &self.upstream, &self.config.toml());
+            let toml = self.config.toml_for(id);
+            let opts = node_options(id, http, grpc, &peers, &self.upstream, &toml);
             let opts = with_certs(opts, self.pki.as_deref(), id)?;
             match CairnNode::start(opts).await {
                 Ok(node) => {
@@ -324,7 +356,7 @@ impl TestCluster {
         };
         let dir = tempfile::Builder::new().prefix("cairn-node-").tempdir()?;
         prepare(dir.path().join("data"), grpc).await?;
-        let opts = node_options(1, http, grpc, &peers, upstream, &config.toml());
+        let opts = node_options(1, http, grpc, &peers, upstream, &config.toml_for(1));
         let node = CairnNode::start_in(with_certs(opts, pki.as_deref(), 1)?, dir).await?;
         let member = Member {
             node,
@@ -939,6 +971,20 @@ mod tests {
         assert_eq!(t.matches("[raft]").count(), 1, "{t}");
         assert!(t.contains("snapshot_every_logs = 50"), "{t}");
         assert!(t.contains("[cache]\nlist_ttl_secs = 1"), "{t}");
+    }
+
+    #[test]
+    fn per_node_settings_override_shared_ones() {
+        let c = ClusterConfig::fast()
+            .set("cluster", "region", "\"a\"")
+            .set_for(2, "cluster", "region", "\"b\"");
+        assert!(c.toml_for(1).contains("region = \"a\""));
+        let t2 = c.toml_for(2);
+        assert!(
+            t2.contains("region = \"b\"") && !t2.contains("\"a\""),
+            "{t2}"
+        );
+        assert_eq!(t2.matches("[cluster]").count(), 1, "{t2}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod membership;
 mod mtls;
 mod owner_routing;
 mod quorum_loss;
+mod regions;
 mod snapshot;
 mod sumdb;
 
