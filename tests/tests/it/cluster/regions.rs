@@ -60,17 +60,14 @@ fn dump(all: &BTreeMap<u64, Metrics>) -> String {
         .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
-    let Some(go) = go("cluster_regions_fill_near_the_client_and_cross_each_boundary_once") else {
-        return;
-    };
-    let fixture = fixture().await;
-    let mut config = ClusterConfig::fast().insecure();
+/// Starts nodes 1, 2 in region a and 3, 4 in region b, and waits until every node knows every
+/// region and sees every peer alive.
+async fn start_two_regions(upstream: &str, config: ClusterConfig) -> TestCluster {
+    let mut config = config.insecure();
     for id in 1..=4 {
         config = config.set_for(id, "cluster", "region", format!("\"{}\"", region_of(id)));
     }
-    let cl = start(4, &fixture.url(), &config).await;
+    let cl = start(4, upstream, &config).await;
     for id in cl.ids() {
         let what = format!("node {id} to record every member's region");
         wait_until(what, patience(2.0), || regions_recorded(&cl, id))
@@ -78,6 +75,16 @@ async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
             .unwrap();
     }
     cl.wait_liveness_agrees().await.unwrap();
+    cl
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
+    let Some(go) = go("cluster_regions_fill_near_the_client_and_cross_each_boundary_once") else {
+        return;
+    };
+    let fixture = fixture().await;
+    let cl = start_two_regions(&fixture.url(), ClusterConfig::fast()).await;
 
     // Cold misses through node 1 (region a).
     let versions = standard_versions(false);
@@ -109,6 +116,11 @@ async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
         let m = &before[&id];
         let fills = m.sum(REQUESTS, &[("kind", "fill"), ("scope", "cross_region")]);
         assert_eq!(fills, 0.0, "node {id} sent a fill across regions\n{ms}");
+        let pulls = m.sum(
+            REQUESTS,
+            &[("kind", "pull_blob"), ("scope", "cross_region")],
+        );
+        assert_eq!(pulls, 0.0, "node {id} asked region b for a copy\n{ms}");
         let got = m.sum(BYTES, &[("direction", "received")]);
         assert_eq!(got, 0.0, "region a received blob bytes from b\n{ms}");
     }
@@ -163,4 +175,48 @@ async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
     }
     let held: BTreeSet<String> = cl.blob_set(3);
     assert!(held.is_superset(&shas));
+}
+
+/// `cluster.min_copies_remote_regions = 1`: a download through region a returns only once
+/// every new zip is also on a node of region b (the one that pulls it into region b).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_regions_min_copies_remote_regions_waits_for_a_copy_in_the_other_region() {
+    let Some(go) =
+        go("cluster_regions_min_copies_remote_regions_waits_for_a_copy_in_the_other_region")
+    else {
+        return;
+    };
+    let fixture = fixture().await;
+    let config = ClusterConfig::fast().set("cluster", "min_copies_remote_regions", 1);
+    let cl = start_two_regions(&fixture.url(), config).await;
+    let versions: Vec<(String, String)> = standard_versions(false).into_iter().take(6).collect();
+    let d = GoEnv::new(&go, &cl.url(1))
+        .unwrap()
+        .mod_download_ok(&args(&versions))
+        .await
+        .unwrap();
+    assert_maps_eq("hashes through node 1", &expected(&versions), &sums(&d));
+    let in_b: BTreeSet<String> = cl.blob_set(3).union(&cl.blob_set(4)).cloned().collect();
+    let shas = zip_shas(&versions);
+    let missing: Vec<&String> = shas.difference(&in_b).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged zips not in region b: {missing:?}"
+    );
+    // The copies were asked for by the fills (not left to repair, which may be quick too).
+    let mut asked = 0.0;
+    for id in [1, 2] {
+        let held = cl.blob_set(id);
+        assert!(held.is_superset(&shas), "node {id} lacks a zip of region a");
+        let m = cl.metrics(id).await.unwrap();
+        asked += m.sum(
+            REQUESTS,
+            &[("kind", "pull_blob"), ("scope", "cross_region")],
+        );
+    }
+    assert!(
+        asked >= shas.len() as f64,
+        "{asked} cross-region copies asked for {} zips",
+        shas.len()
+    );
 }
