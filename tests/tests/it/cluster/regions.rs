@@ -28,8 +28,18 @@ fn region_of(id: u64) -> &'static str {
     }
 }
 
-/// Whether node `id`'s membership records every member's region.
+/// Whether node `id`'s membership records the region of each of the 4 members.
 async fn regions_recorded(cl: &TestCluster, id: u64) -> bool {
+    regions_recorded_as(cl, id, 4, region_of).await
+}
+
+/// Whether node `id`'s membership has `n` members, each in `region(id)`.
+async fn regions_recorded_as(
+    cl: &TestCluster,
+    id: u64,
+    n: usize,
+    region: fn(u64) -> &'static str,
+) -> bool {
     let url = format!("http://{}", cl.grpc_addr(id));
     let Ok(mut client) = AdminClient::connect(url).await else {
         return false;
@@ -38,7 +48,7 @@ async fn regions_recorded(cl: &TestCluster, id: u64) -> bool {
         return false;
     };
     let members = reply.into_inner().members;
-    members.len() == 4 && members.iter().all(|m| m.region == region_of(m.id))
+    members.len() == n && members.iter().all(|m| m.region == region(m.id))
 }
 
 async fn all_metrics(cl: &TestCluster) -> BTreeMap<u64, Metrics> {
@@ -218,5 +228,69 @@ async fn cluster_regions_min_copies_remote_regions_waits_for_a_copy_in_the_other
         asked >= shas.len() as f64,
         "{asked} cross-region copies asked for {} zips",
         shas.len()
+    );
+}
+
+/// Voters 1, 2, 3 in regions a, b, c; learners 4 and 5 in region d. Misses through node 5 are
+/// owned by node 4 or 5 (learners fill, and forward their proposals to the leader) and never
+/// sent to another region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_regions_learners_own_and_fill_the_misses_of_their_region() {
+    let Some(go) = go("cluster_regions_learners_own_and_fill_the_misses_of_their_region") else {
+        return;
+    };
+    fn region(id: u64) -> &'static str {
+        ["a", "b", "c", "d", "d"][id as usize - 1]
+    }
+    let fixture = fixture().await;
+    let mut config = ClusterConfig::fast().insecure();
+    for id in 1..=5 {
+        config = config.set_for(id, "cluster", "region", format!("\"{}\"", region(id)));
+    }
+    let mut cl = start(3, &fixture.url(), &config).await;
+    for id in [4, 5] {
+        cl.start_joiner(id).await.unwrap();
+        let addr = cl.grpc_addr(id).to_string();
+        cl.cli_at(1, &["members", "add", &id.to_string(), &addr, "--learner"])
+            .await
+            .unwrap()
+            .ok()
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", cl.log_tails(30)));
+    }
+    for id in cl.ids() {
+        let what = format!("node {id} to record every member's region");
+        wait_until(what, patience(2.0), || {
+            regions_recorded_as(&cl, id, 5, region)
+        })
+        .await
+        .unwrap();
+    }
+    cl.wait_liveness_agrees().await.unwrap();
+
+    let versions = standard_versions(false);
+    let d = GoEnv::new(&go, &cl.url(5))
+        .unwrap()
+        .mod_download_ok(&args(&versions))
+        .await
+        .unwrap();
+    assert_maps_eq("hashes through node 5", &expected(&versions), &sums(&d));
+    for (module, version) in &versions {
+        let zip = version_path(module, version, "zip");
+        assert_eq!(fixture.count(&zip), 1, "upstream fetches of {zip}");
+    }
+    let (m4, m5) = (cl.metrics(4).await.unwrap(), cl.metrics(5).await.unwrap());
+    let upstream = |m: &Metrics| m.sum("cairn_upstream_requests_total", &[("kind", "zip")]);
+    assert!(
+        upstream(&m4) > 0.0 && upstream(&m5) > 0.0,
+        "both learners filled misses (upstream zip requests: node 4 {}, node 5 {})",
+        upstream(&m4),
+        upstream(&m5)
+    );
+    assert!(m5.sum(REQUESTS, &[("kind", "fill"), ("scope", "local")]) > 0.0);
+    assert_eq!(
+        m5.sum(REQUESTS, &[("kind", "fill"), ("scope", "cross_region")]),
+        0.0,
+        "{}",
+        m5.dump("cairn_cluster_")
     );
 }
