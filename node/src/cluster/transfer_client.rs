@@ -64,7 +64,17 @@ impl BlobTransfer {
         sha256: &str,
         size: u64,
     ) -> Result<BlobInfo, TransferError> {
-        let mut tmp = TempFile::create(self.inner.blobs.temp_path()).await?;
+        let fresh = self.inner.blobs.temp_path();
+        let partial = partial_path(&fresh, sha256);
+        let mut tmp = TempFile::resume_or_create(fresh, &partial, size).await?;
+        if tmp.written > 0 {
+            tracing::info!(
+                peer,
+                sha256,
+                offset = tmp.written,
+                "resuming a partial blob transfer"
+            );
+        }
         let mut stalls = 0;
         loop {
             let before = tmp.written;
@@ -73,6 +83,9 @@ impl BlobTransfer {
             };
             stalls = if tmp.written > before { 0 } else { stalls + 1 };
             if !resumable(&e) || tmp.written == 0 || stalls > MAX_STALLS {
+                if resumable(&e) && tmp.written > 0 {
+                    tmp.keep_as(&partial).await;
+                }
                 return Err(e);
             }
             tracing::info!(peer, sha256, offset = tmp.written, error = %e, "blob stream broke; resuming");
@@ -360,6 +373,74 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+// === partial receives (issue 14) ===
+
+/// Where the bytes of a receive cut off for good wait for the next attempt (any peer: blobs
+/// are content-addressed, and the whole file is hashed before it is installed). The blob
+/// store empties its temp directory at start, so partials live as long as the process.
+pub(super) fn partial_path(temp: &std::path::Path, sha256: &str) -> PathBuf {
+    temp.with_file_name(format!("{sha256}.partial"))
+}
+
+impl TempFile {
+    /// Takes over the partial receive at `partial` (renamed to `fresh`, its bytes re-hashed)
+    /// when there is one no longer than `size`; otherwise a new empty temp file at `fresh`.
+    async fn resume_or_create(
+        fresh: PathBuf,
+        partial: &std::path::Path,
+        size: u64,
+    ) -> Result<TempFile, BlobError> {
+        if tokio::fs::rename(partial, &fresh).await.is_ok() {
+            match TempFile::reopen(fresh.clone(), size).await {
+                Some(t) => return Ok(t),
+                None => {
+                    let _ = tokio::fs::remove_file(&fresh).await;
+                }
+            }
+        }
+        TempFile::create(fresh).await
+    }
+
+    /// Opens `path` for appending with the hash of what it holds (`None` if unreadable or
+    /// longer than `size`).
+    async fn reopen(path: PathBuf, size: u64) -> Option<TempFile> {
+        let p = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256, u64)> {
+            let mut hasher = Sha256::new();
+            let n = std::io::copy(&mut std::fs::File::open(&p)?, &mut hasher)?;
+            Ok((hasher, n))
+        });
+        let (hasher, written) = hashed.await.ok()?.ok()?;
+        if written > size {
+            return None;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await
+            .ok()?;
+        Some(TempFile {
+            path,
+            file: Some(file),
+            written,
+            hasher,
+        })
+    }
+
+    /// Keeps the bytes received so far at `partial` for the next attempt (removed instead if
+    /// that fails).
+    async fn keep_as(mut self, partial: &std::path::Path) {
+        if let Some(mut file) = self.file.take() {
+            if file.flush().await.is_err() {
+                return; // dropped: removed
+            }
+        }
+        if tokio::fs::rename(&self.path, partial).await.is_ok() {
+            self.path = PathBuf::new();
         }
     }
 }
