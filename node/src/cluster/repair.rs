@@ -13,9 +13,11 @@
 //!   members of its own region first (in random order); when none holds the blob, only the
 //!   region's cross-region puller ([`super::region::cross_region_puller`]: first by rendezvous
 //!   of the sha256 among the region's live members) fetches it from another region; the
-//!   others back off and copy it inside the region once it landed. When the puller goes
-//!   down, liveness moves the role to the next node; a node that has waited
-//!   [`TAKEOVER_AFTER_ATTEMPTS`] times pulls across regions itself (a live but stuck puller).
+//!   others wait (re-checking their region every few seconds) and copy it inside the region
+//!   once it landed. When the puller goes down, liveness moves the role to the next node; a
+//!   node that has waited [`wait::TAKEOVER_AFTER`] while another region was reachable pulls
+//!   across regions itself (a live but stuck puller). Time cut off from every other region
+//!   does not count, so after a cut only the pullers cross.
 //! - **scan**: at start and every [`SCAN_INTERVAL`], walk all version records and queue the
 //!   blobs absent here (a node that joined by snapshot install never applied the old entries;
 //!   a crash may have lost a blob). Sets the `missing` gauge.
@@ -47,6 +49,8 @@ mod scan;
 #[cfg(test)]
 #[path = "repair_tests.rs"]
 mod tests;
+#[path = "repair_wait.rs"]
+pub mod wait;
 #[path = "repair_worker.rs"]
 mod worker;
 
@@ -63,11 +67,6 @@ pub type PeerAddrs = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 /// Where the worker looks for blobs, read before each fetch: this node's id and region and
 /// every member with its region and liveness. [`Repair::spawn`] reads them from [`Peers`].
 pub type PeerSource = Arc<dyn Fn() -> Sources + Send + Sync>;
-
-/// A waiting node pulls a blob across regions itself after this many attempts found no copy
-/// in its region (with the default 60 s backoff cap, about three minutes): the region's puller
-/// may be live but unable to fetch it (disk at its flood mark, evicted copy).
-pub const TAKEOVER_AFTER_ATTEMPTS: u32 = 8;
 
 /// The members a repair may fetch from, as seen at one moment.
 #[derive(Clone, Debug, Default)]
@@ -122,6 +121,8 @@ struct Shared {
     missing: AtomicU64,
     last_scan_ms: AtomicU64,
     scrubbing: AtomicBool,
+    /// Blobs this node waits for its region's puller to bring across.
+    waits: wait::Waits,
 }
 
 impl std::fmt::Debug for Repair {
@@ -199,6 +200,7 @@ impl Repair {
             missing: AtomicU64::new(0),
             last_scan_ms: AtomicU64::new(0),
             scrubbing: AtomicBool::new(false),
+            waits: wait::Waits::default(),
         });
         worker::start(shared.clone(), consensus.raft().metrics(), shutdown);
         tracing::info!(

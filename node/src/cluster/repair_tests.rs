@@ -247,8 +247,15 @@ async fn a_waiting_node_copies_the_blob_inside_its_region() {
     let cmd = version("v1.0.0", &sha256, bytes.len() as u64);
     s.consensus.propose(cmd).await.unwrap();
     let queue = s.consensus.blob_queue();
-    let attempts = || queue.get(&sha256).unwrap().map_or(0, |e| e.attempts);
-    eventually("node 2 waited once", || attempts() >= 1).await;
+    let waited = || {
+        queue
+            .get(&sha256)
+            .unwrap()
+            .is_some_and(|e| e.next_try_ms > 0)
+    };
+    eventually("node 2 waited once", waited).await;
+    let entry = queue.get(&sha256).unwrap().unwrap();
+    assert_eq!(entry.attempts, 0, "waiting is not a failed attempt");
     assert!(!s.local.blobs.contains(&sha256), "node 2 crossed regions");
     put(&b_peer.blobs, &bytes).await; // node 3 pulled it across
     eventually("copied from node 3", || s.local.blobs.contains(&sha256)).await;

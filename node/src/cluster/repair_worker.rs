@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{metrics, now_ms, Shared, SCAN_INTERVAL, TAKEOVER_AFTER_ATTEMPTS};
+use super::wait::other_region_reachable;
+use super::{metrics, now_ms, Shared, SCAN_INTERVAL};
 use crate::cluster::region::{self, Here};
 use crate::cluster::transfer::TransferError;
 use crate::raft::{NodeAddr, NodeId, QueueEntry};
@@ -138,7 +139,7 @@ impl Shared {
             id: view.self_id,
             region: &view.region,
         };
-        let takeover = entry.attempts >= TAKEOVER_AFTER_ATTEMPTS;
+        let takeover = self.waits.takeover(&sha256);
         let plan = region::blob_sources(&sha256, here, &view.members, takeover);
         let res = self.fetch_planned(&sha256, entry.size, &plan).await;
         match res {
@@ -153,10 +154,9 @@ impl Shared {
             }
             Err(e) if e.is_not_found() && plan.waiting_for.is_some() => {
                 let puller = plan.waiting_for.unwrap_or_default();
-                let why = Waiting { puller, inner: e };
-                self.back_off(&sha256, entry, &why, "waiting");
+                self.wait_more(&sha256, entry, other_region_reachable(&view), puller);
             }
-            Err(e) => self.back_off(&sha256, entry, &e, "failed"),
+            Err(e) => self.back_off(&sha256, entry, &e),
         }
     }
 
@@ -201,6 +201,7 @@ impl Shared {
     }
 
     fn forget(&self, sha256: &str, result: &'static str) {
+        self.waits.done(sha256);
         if let Err(e) = self.queue.remove(sha256) {
             tracing::warn!(sha256, error = %e, "cannot remove a repaired blob from the queue");
         }
@@ -209,47 +210,25 @@ impl Shared {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| m.checked_sub(1))
                 .ok();
         }
-        metrics::count_repair(result);
+        metrics::count_repair("failed");
     }
 
-    /// Reschedules a failed (or waiting) entry with exponential backoff. Logs at warn on the 1st, 2nd,
+    /// Reschedules a failed entry with exponential backoff. Logs at warn on the 1st, 2nd,
     /// 4th, 8th... failure of a blob and at debug otherwise, so a long outage stays readable.
-    fn back_off(
-        &self,
-        sha256: &str,
-        mut entry: QueueEntry,
-        e: &dyn std::fmt::Display,
-        result: &'static str,
-    ) {
+    fn back_off(&self, sha256: &str, mut entry: QueueEntry, e: &TransferError) {
         entry.attempts = entry.attempts.saturating_add(1);
         let delay = backoff(entry.attempts, self.timing.backoff_max);
         entry.next_try_ms = now_ms().saturating_add(delay.as_millis() as u64);
         if let Err(qe) = self.queue.reschedule(sha256, &entry) {
             tracing::warn!(sha256, error = %qe, "cannot reschedule a blob repair");
         }
-        metrics::count_repair(result);
+        metrics::count_repair("failed");
         let retry_s = delay.as_secs();
         if entry.attempts.is_power_of_two() {
             tracing::warn!(sha256, attempts = entry.attempts, retry_in_s = retry_s, error = %e, "blob repair failed; will retry");
         } else {
             tracing::debug!(sha256, attempts = entry.attempts, retry_in_s = retry_s, error = %e, "blob repair failed; will retry");
         }
-    }
-}
-
-/// Why a node waits: its region's cross-region puller has not landed the blob yet.
-struct Waiting {
-    puller: u64,
-    inner: TransferError,
-}
-
-impl std::fmt::Display for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "waiting for node {} to bring the blob into this region ({})",
-            self.puller, self.inner
-        )
     }
 }
 
