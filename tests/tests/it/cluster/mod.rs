@@ -13,7 +13,7 @@ mod membership;
 mod mtls;
 mod owner_routing;
 mod quorum_loss;
-mod regions;
+mod region_data;
 mod snapshot;
 mod sumdb;
 
