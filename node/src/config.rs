@@ -333,6 +333,10 @@ pub struct ClusterSettings {
     /// A new zip is acknowledged only once it is fsynced on this many nodes (capped by the
     /// number of live members).
     pub min_copies: usize,
+    /// Besides the `min_copies` copies (placed in the filling node's region first), a new zip
+    /// is acknowledged only once it is fsynced on a node of this many other regions (capped by
+    /// the regions with a live member). 0 = the other regions get it asynchronously (repair).
+    pub min_copies_remote_regions: usize,
     /// How long a fill waits for peers to confirm their copies.
     pub replicate_timeout_secs: u64,
     /// Route each miss to the version's owner node (rendezvous hashing over live members), so
@@ -390,6 +394,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
             min_copies: 2,
+            min_copies_remote_regions: 0,
             replicate_timeout_secs: 120,
             owner_routing: true,
             liveness_interval_ms: 1000,

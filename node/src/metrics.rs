@@ -40,9 +40,10 @@ pub fn describe() {
     crate::tls::metrics::describe();
     crate::raft::describe_forwarding();
     crate::cluster::peers::describe();
-    crate::cluster::regions::describe();
+    crate::cluster::region_health::describe();
     crate::cluster::transfer::metrics::describe();
     crate::cluster::repair::metrics::describe();
+    crate::cluster::region::describe();
     crate::disk::metrics::describe();
     describe_counter!("cairn_owner_fills_total", "Misses filled by the owning node on this node's behalf, by result (ok, not_found, upstream_error, unreachable).");
     describe_gauge!(

@@ -158,6 +158,9 @@ impl Node {
         let sumdb = sumdb.with_checker(checker.clone());
         let workers = CancellationToken::new();
         let transfer = BlobTransfer::new(blobs.clone(), &config.cluster);
+        transfer.set_locality(crate::cluster::region::Locality::from_consensus(
+            consensus.clone(),
+        ));
         let peers = Peers::spawn(
             consensus.clone(),
             config.node_id,
@@ -174,7 +177,7 @@ impl Node {
             consensus.clone(),
             blobs.clone(),
             transfer.clone(),
-            config.node_id,
+            peers.clone(),
             &config.cluster,
             workers.clone(),
         );
@@ -194,7 +197,7 @@ impl Node {
         crate::policy::purger::spawn(consensus.clone(), blobs.clone(), workers.clone());
         crate::policy::backfill::spawn(consensus.clone(), workers.clone());
         crate::raft::location::spawn(consensus.clone(), workers.clone());
-        crate::cluster::regions::spawn(
+        crate::cluster::region_health::spawn(
             consensus.clone(),
             peers.clone(),
             Duration::from_millis(config.cluster.liveness_interval_ms),

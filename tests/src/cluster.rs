@@ -980,6 +980,20 @@ mod tests {
     }
 
     #[test]
+    fn per_node_settings_override_shared_ones() {
+        let c = ClusterConfig::fast()
+            .set("cluster", "region", "\"a\"")
+            .set_for(2, "cluster", "region", "\"b\"");
+        assert!(c.toml_for(1).contains("region = \"a\""));
+        let t2 = c.toml_for(2);
+        assert!(
+            t2.contains("region = \"b\"") && !t2.contains("\"a\""),
+            "{t2}"
+        );
+        assert_eq!(t2.matches("[cluster]").count(), 1, "{t2}");
+    }
+
+    #[test]
     fn free_ports_are_distinct() {
         let p = free_ports(6).unwrap();
         assert_eq!(p.iter().collect::<BTreeSet<_>>().len(), 6);

@@ -1,5 +1,6 @@
 //! The mirror's view of the cluster ([`ClusterOps`]), implemented over peer liveness
-//! ([`Peers`]), rendezvous ownership ([`super::owner`]) and blob transfer ([`BlobTransfer`]).
+//! ([`Peers`]), region-scoped rendezvous choices ([`super::region`]) and blob transfer
+//! ([`BlobTransfer`]).
 
 use std::time::Duration;
 
@@ -8,8 +9,8 @@ use cairn_proto::v1::mirror_client::MirrorClient;
 use cairn_proto::v1::{FillRequest, RefreshRequest};
 use futures_util::future::BoxFuture;
 
-use super::owner;
-use super::peers::Peers;
+use super::peers::{PeerInfo, Peers};
+use super::region::{self, metrics::RequestKind, Here};
 use super::transfer::BlobTransfer;
 use crate::config::ClusterSettings;
 use crate::mirror::cluster::{ClusterOps, RemoteOwner};
@@ -52,22 +53,21 @@ impl ClusterLink {
         }
     }
 
-    /// Live peers other than this node, best candidates for `key` first, as (id, addr).
-    fn others_ranked(&self, key: &str) -> Vec<(u64, String)> {
-        let live: Vec<_> = self
-            .peers
-            .live()
-            .into_iter()
-            .filter(|p| p.id != self.self_id)
-            .collect();
-        owner::ranked(key, live.iter().map(|p| p.id))
-            .into_iter()
-            .filter_map(|id| {
-                live.iter()
-                    .find(|p| p.id == id)
-                    .map(|p| (id, p.addr.clone()))
-            })
-            .collect()
+    fn here(&self) -> Here<'_> {
+        Here {
+            id: self.self_id,
+            region: self.peers.self_region(),
+        }
+    }
+
+    /// Live peers other than this node that hold or may take `key`: those of this node's region
+    /// first, then those of the other regions (region by region), each ranked for `key`.
+    fn others_ranked(&self, key: &str) -> Vec<PeerInfo> {
+        let members = self.peers.members();
+        let mut out = region::local_ranked(key, self.here(), &members);
+        let remote = region::remote_ranked(key, self.here(), &members);
+        out.extend(remote.into_iter().flat_map(|(_, group)| group));
+        out
     }
 
     async fn fill_at(
@@ -84,6 +84,9 @@ impl ClusterLink {
             .peers
             .channel(&owner.addr)
             .map_err(|e| unreachable(e.to_string()))?;
+        self.transfer
+            .locality()
+            .count_request(RequestKind::Fill, &owner.addr);
         let mut req = tonic::Request::new(FillRequest {
             module: module.to_string(),
             version: version.to_string(),
@@ -105,45 +108,93 @@ impl ClusterLink {
         }
     }
 
+    /// Makes the blob durable per `min_copies` and `min_copies_remote_regions`: copies go to
+    /// the live nodes of this node's region first (ranked for the blob) and, at the same time,
+    /// to one node of each required other region (the node that would pull it into its region
+    /// anyway). When this region has too few live nodes, the missing copies go to the other
+    /// regions, so a fill is as durable as before regions existed.
     async fn replicate_inner(&self, sha256: &str, size: u64) -> Result<usize, MirrorError> {
-        let live = self.peers.live().len().max(1);
+        let members = self.peers.members();
+        let live = members.iter().filter(|p| p.live).count().max(1);
         let needed = self.settings.min_copies.min(live).saturating_sub(1);
-        if needed == 0 {
+        let local = region::local_ranked(sha256, self.here(), &members);
+        let remote = region::remote_ranked(sha256, self.here(), &members);
+        let want_regions = self.settings.min_copies_remote_regions.min(remote.len());
+        if needed == 0 && want_regions == 0 {
             return Ok(1);
         }
         let source = self.peers.addr_of(self.self_id).unwrap_or_default();
-        let mut acks = 0;
-        let mut targets = self.others_ranked(sha256).into_iter();
-        while acks < needed {
-            let batch: Vec<_> = targets.by_ref().take(needed - acks).collect();
+        let copy =
+            |targets: Vec<PeerInfo>, n: usize| self.copy_to(targets, n, sha256, size, &source);
+        let in_regions = async {
+            let mut holders = Vec::new();
+            for (_, group) in &remote {
+                if holders.len() >= want_regions {
+                    break;
+                }
+                holders.extend(copy(group.clone(), 1).await);
+            }
+            holders
+        };
+        let local_n = needed.min(local.len());
+        let (local_acks, remote_holders) = tokio::join!(copy(local, local_n), in_regions);
+        let mut acks = local_acks.len() + remote_holders.len();
+        if acks < needed {
+            let spill: Vec<PeerInfo> = remote
+                .iter()
+                .flat_map(|(_, group)| group)
+                .filter(|p| !remote_holders.contains(&p.id))
+                .cloned()
+                .collect();
+            acks += copy(spill, needed - acks).await.len();
+        }
+        if acks >= needed && remote_holders.len() >= want_regions {
+            Ok(acks + 1)
+        } else {
+            Err(MirrorError::Storage(format!(
+                "blob {sha256} is on {} node(s) ({} in other regions), {} required ({} other regions)",
+                acks + 1,
+                remote_holders.len(),
+                needed + 1,
+                want_regions
+            )))
+        }
+    }
+
+    /// Asks `targets`, in order and `n` at a time, to pull the blob from `source` until `n`
+    /// of them hold it; returns the ids of those that confirmed.
+    async fn copy_to(
+        &self,
+        targets: Vec<PeerInfo>,
+        n: usize,
+        sha256: &str,
+        size: u64,
+        source: &str,
+    ) -> Vec<u64> {
+        let mut acked = Vec::new();
+        let mut targets = targets.into_iter();
+        while acked.len() < n {
+            let batch: Vec<PeerInfo> = targets.by_ref().take(n - acked.len()).collect();
             if batch.is_empty() {
                 break;
             }
             let calls = batch
                 .iter()
-                .map(|(_, addr)| self.transfer.replicate_to(addr, sha256, size, &source));
-            for (r, (id, _)) in futures_util::future::join_all(calls)
+                .map(|p| self.transfer.replicate_to(&p.addr, sha256, size, source));
+            for (r, p) in futures_util::future::join_all(calls)
                 .await
                 .into_iter()
                 .zip(&batch)
             {
                 match r {
-                    Ok(()) => acks += 1,
+                    Ok(()) => acked.push(p.id),
                     Err(e) => {
-                        tracing::warn!(peer = id, sha256, error = %e, "peer could not take a copy")
+                        tracing::warn!(peer = p.id, sha256, error = %e, "peer could not take a copy")
                     }
                 }
             }
         }
-        if acks >= needed {
-            Ok(acks + 1)
-        } else {
-            Err(MirrorError::Storage(format!(
-                "blob {sha256} is on {} node(s), {} required",
-                acks + 1,
-                needed + 1
-            )))
-        }
+        acked
     }
 }
 
@@ -152,12 +203,12 @@ impl ClusterOps for ClusterLink {
         if !self.settings.owner_routing {
             return None;
         }
-        let live = self.peers.live();
-        let id = owner::owner_of(key, live.iter().map(|p| p.id))?;
+        let members = self.peers.members();
+        let id = region::owner(key, self.here(), &members);
         if id == self.self_id {
             return None;
         }
-        let addr = live.into_iter().find(|p| p.id == id)?.addr;
+        let addr = members.into_iter().find(|p| p.id == id)?.addr;
         Some(RemoteOwner { id, addr })
     }
 
@@ -190,7 +241,7 @@ impl ClusterOps for ClusterLink {
             let addrs: Vec<String> = self
                 .others_ranked(sha256)
                 .into_iter()
-                .map(|(_, a)| a)
+                .map(|p| p.addr)
                 .collect();
             self.transfer
                 .fetch_from_any(&addrs, sha256, size)

@@ -93,6 +93,8 @@ pub struct PeerInfo {
     pub voter: bool,
     /// Answers liveness probes (always true for this node).
     pub live: bool,
+    /// The region recorded in the membership (empty = none, or not reported yet).
+    pub region: String,
 }
 
 /// Peer liveness and shared channels (cheap to clone).
@@ -183,10 +185,22 @@ impl Peers {
                 addr: m.addr.clone(),
                 voter: m.voter,
                 live: m.id == self.inner.self_id || liveness.get(&m.id).is_none_or(|l| !l.down),
+                region: m.region.clone(),
             })
             .collect();
         out.sort_by_key(|p| p.id);
         out
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> u64 {
+        self.inner.self_id
+    }
+
+    /// This node's configured region (`cluster.region`; empty = none). Used rather than the
+    /// membership's record, which lags until the node's location report is committed.
+    pub fn self_region(&self) -> &str {
+        &self.inner.consensus.settings().region
     }
 
     /// The live members, sorted by id.

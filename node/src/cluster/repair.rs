@@ -6,8 +6,18 @@
 //!
 //! - **queue**: every `repair_interval_secs`, whenever something is enqueued, and whenever the
 //!   applied index moves (apply queues each newly recorded zip), fetch each due blob from a
-//!   peer (in random order, a few blobs in parallel). Present → dropped; fetched → dropped;
-//!   failed → retried after `min(repair_backoff_max_secs, 2^attempts s)`, jittered.
+//!   peer (a few blobs in parallel). Present → dropped; fetched → dropped; failed → retried
+//!   after `min(repair_backoff_max_secs, 2^attempts s)`, jittered.
+//!
+//!   Regions (issue 14): a blob crosses each region boundary once. The worker asks the
+//!   members of its own region first (in random order); when none holds the blob, only the
+//!   region's cross-region puller ([`super::region::cross_region_puller`]: first by rendezvous
+//!   of the sha256 among the region's live members) fetches it from another region; the
+//!   others wait (re-checking their region every few seconds) and copy it inside the region
+//!   once it landed. When the puller goes down, liveness moves the role to the next node; a
+//!   node that has waited [`wait::TAKEOVER_AFTER`] while another region was reachable pulls
+//!   across regions itself (a live but stuck puller). Time cut off from every other region
+//!   does not count, so after a cut only the pullers cross.
 //! - **scan**: at start and every [`SCAN_INTERVAL`], walk all version records and queue the
 //!   blobs absent here (a node that joined by snapshot install never applied the old entries;
 //!   a crash may have lost a blob). Sets the `missing` gauge.
@@ -26,6 +36,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::peers::{PeerInfo, Peers};
 use super::transfer::BlobTransfer;
 use crate::config::ClusterSettings;
 use crate::raft::{BlobQueue, Consensus, MetaReader, NodeId};
@@ -38,6 +49,8 @@ mod scan;
 #[cfg(test)]
 #[path = "repair_tests.rs"]
 mod tests;
+#[path = "repair_wait.rs"]
+pub mod wait;
 #[path = "repair_worker.rs"]
 mod worker;
 
@@ -47,9 +60,24 @@ pub use metrics::describe;
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where the worker looks for blobs: returns the cluster addresses (`HOST:PORT`) of the other
-/// nodes. [`Repair::spawn`] reads the Raft membership; tests (or a liveness-aware caller) pass
-/// their own to [`Repair::spawn_with_peers`].
+/// nodes, all taken as members of this node's region. Tests pass their own to
+/// [`Repair::spawn_with_peers`].
 pub type PeerAddrs = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// Where the worker looks for blobs, read before each fetch: this node's id and region and
+/// every member with its region and liveness. [`Repair::spawn`] reads them from [`Peers`].
+pub type PeerSource = Arc<dyn Fn() -> Sources + Send + Sync>;
+
+/// The members a repair may fetch from, as seen at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// This node's id.
+    pub self_id: NodeId,
+    /// This node's region (empty = none).
+    pub region: String,
+    /// The members (this node may be among them; it is skipped).
+    pub members: Vec<PeerInfo>,
+}
 
 /// Handle to the running repair worker (cheap to clone).
 #[derive(Clone)]
@@ -86,13 +114,15 @@ struct Shared {
     blobs: BlobStore,
     transfer: BlobTransfer,
     reader: MetaReader,
-    peers: PeerAddrs,
+    sources: PeerSource,
     timing: Timing,
     /// Wakes the queue loop (`notify_one` keeps a permit, so no wake-up is lost).
     wake: Notify,
     missing: AtomicU64,
     last_scan_ms: AtomicU64,
     scrubbing: AtomicBool,
+    /// Blobs this node waits for its region's puller to bring across.
+    waits: wait::Waits,
 }
 
 impl std::fmt::Debug for Repair {
@@ -105,21 +135,25 @@ impl std::fmt::Debug for Repair {
 
 impl Repair {
     /// Starts the worker: it keeps every blob referenced by the replicated state present and
-    /// intact on this node, fetching from the other members of the Raft membership. It stops
-    /// when `shutdown` is cancelled.
+    /// intact on this node, fetching from the other members of the Raft membership (those of
+    /// its region first, see the module doc). It stops when `shutdown` is cancelled.
     pub fn spawn(
         consensus: Consensus,
         blobs: BlobStore,
         transfer: BlobTransfer,
-        self_id: NodeId,
+        peers: Peers,
         settings: &ClusterSettings,
         shutdown: CancellationToken,
     ) -> Repair {
-        let peers = membership_peers(consensus.clone(), self_id);
-        Repair::spawn_with_peers(consensus, blobs, transfer, peers, settings, shutdown)
+        let sources: PeerSource = Arc::new(move || Sources {
+            self_id: peers.self_id(),
+            region: peers.self_region().to_string(),
+            members: peers.members(),
+        });
+        Repair::spawn_with_sources(consensus, blobs, transfer, sources, settings, shutdown)
     }
 
-    /// Like [`Repair::spawn`], with the peer addresses supplied by `peers`.
+    /// Like [`Repair::spawn`], with the peer addresses supplied by `peers` (no regions).
     pub fn spawn_with_peers(
         consensus: Consensus,
         blobs: BlobStore,
@@ -128,17 +162,45 @@ impl Repair {
         settings: &ClusterSettings,
         shutdown: CancellationToken,
     ) -> Repair {
+        let sources: PeerSource = Arc::new(move || Sources {
+            self_id: 0,
+            region: String::new(),
+            members: (peers)()
+                .into_iter()
+                .zip(1..)
+                .map(|(addr, id)| PeerInfo {
+                    id,
+                    addr,
+                    voter: true,
+                    live: true,
+                    region: String::new(),
+                })
+                .collect(),
+        });
+        Repair::spawn_with_sources(consensus, blobs, transfer, sources, settings, shutdown)
+    }
+
+    /// Like [`Repair::spawn`], with the members supplied by `sources`.
+    pub fn spawn_with_sources(
+        consensus: Consensus,
+        blobs: BlobStore,
+        transfer: BlobTransfer,
+        sources: PeerSource,
+        settings: &ClusterSettings,
+        shutdown: CancellationToken,
+    ) -> Repair {
         let shared = Arc::new(Shared {
             queue: consensus.blob_queue(),
             blobs,
             transfer,
             reader: consensus.reader(),
-            peers,
+            sources,
             timing: Timing::from(settings),
             wake: Notify::new(),
             missing: AtomicU64::new(0),
             last_scan_ms: AtomicU64::new(0),
             scrubbing: AtomicBool::new(false),
+            waits: wait::Waits::default(),
         });
         worker::start(shared.clone(), consensus.raft().metrics(), shutdown);
         tracing::info!(
@@ -190,19 +252,6 @@ impl From<&ClusterSettings> for Timing {
                 .then(|| Duration::from_secs(s.scrub_interval_secs)),
         }
     }
-}
-
-/// The other members' cluster addresses, read from the Raft membership at each call.
-fn membership_peers(consensus: Consensus, self_id: NodeId) -> PeerAddrs {
-    Arc::new(move || {
-        consensus
-            .status()
-            .members
-            .into_iter()
-            .filter(|m| m.id != self_id && !m.addr.is_empty())
-            .map(|m| m.addr)
-            .collect()
-    })
 }
 
 /// Wall-clock unix milliseconds (queue times are persisted, so they cannot be monotonic).

@@ -7,7 +7,7 @@ use metrics::{describe_counter, describe_gauge, Unit};
 pub const REPAIR_QUEUE_LENGTH: &str = "cairn_repair_queue_length";
 /// Gauge: blobs referenced by the state but absent here, as of the last scan.
 pub const BLOBS_MISSING: &str = "cairn_blobs_missing";
-/// Counter: queue entries handled by result (`fetched|present|failed`).
+/// Counter: queue entries handled by result (`fetched|present|evicted|failed|waiting`).
 pub const REPAIRS_TOTAL: &str = "cairn_repairs_total";
 /// Counter: blobs the scrub found corrupt (quarantined and queued).
 pub const SCRUB_CORRUPT_TOTAL: &str = "cairn_scrub_corrupt_total";
@@ -29,7 +29,7 @@ pub fn describe() {
     describe_counter!(
         REPAIRS_TOTAL,
         Unit::Count,
-        "Repair queue entries handled, by result (fetched, present, failed)."
+        "Repair queue entries handled, by result (fetched, present, evicted, failed, waiting: another node of this region is bringing it across regions)."
     );
     describe_counter!(
         SCRUB_CORRUPT_TOTAL,

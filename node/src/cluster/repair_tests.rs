@@ -189,3 +189,75 @@ fn backoff_grows_to_its_cap_with_jitter() {
     }
     assert_eq!(QueueEntry::new(3).next_try_ms, 0);
 }
+
+/// Issue 14: node 2 (region b) lacks a blob held only by node 1 (region a). Node 3 (region b) is
+/// the region's cross-region puller for it, so node 2 does not cross: it waits until node 3
+/// holds the blob, then copies it from node 3. Byte counters confirm nothing crossed here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_node_copies_the_blob_inside_its_region() {
+    use crate::cluster::region::{self, Here};
+    let s = setup().await; // s.peer plays node 1 (region a)
+    let b_peer = node(); // node 3 (region b)
+    let b_addr = serve(&b_peer.transfer).await;
+    let members = |a: &str, b: &str| {
+        vec![
+            PeerInfo {
+                id: 1,
+                addr: a.to_string(),
+                voter: true,
+                live: true,
+                region: "a".into(),
+            },
+            PeerInfo {
+                id: 3,
+                addr: b.to_string(),
+                voter: true,
+                live: true,
+                region: "b".into(),
+            },
+        ]
+    };
+    // A blob whose puller in region b is node 3, not this node (2).
+    let (sha256, bytes) = (1000..)
+        .map(|n| {
+            use sha2::Digest;
+            let bytes = data(n);
+            (hex::encode(sha2::Sha256::digest(&bytes)), bytes)
+        })
+        .find(|(sha, _)| {
+            let here = Here { id: 2, region: "b" };
+            region::cross_region_puller(sha, here, &members("x:1", "y:1")) == 3
+        })
+        .unwrap();
+    put(&s.peer.blobs, &bytes).await;
+    let view = members(&s.peer_addr, &b_addr);
+    let sources: PeerSource = Arc::new(move || Sources {
+        self_id: 2,
+        region: "b".into(),
+        members: view.clone(),
+    });
+    let _repair = Repair::spawn_with_sources(
+        s.consensus.clone(),
+        s.local.blobs.clone(),
+        s.local.transfer.clone(),
+        sources,
+        &settings(0),
+        s.shutdown.clone(),
+    );
+    let cmd = version("v1.0.0", &sha256, bytes.len() as u64);
+    s.consensus.propose(cmd).await.unwrap();
+    let queue = s.consensus.blob_queue();
+    let waited = || {
+        queue
+            .get(&sha256)
+            .unwrap()
+            .is_some_and(|e| e.next_try_ms > 0)
+    };
+    eventually("node 2 waited once", waited).await;
+    let entry = queue.get(&sha256).unwrap().unwrap();
+    assert_eq!(entry.attempts, 0, "waiting is not a failed attempt");
+    assert!(!s.local.blobs.contains(&sha256), "node 2 crossed regions");
+    put(&b_peer.blobs, &bytes).await; // node 3 pulled it across
+    eventually("copied from node 3", || s.local.blobs.contains(&sha256)).await;
+    s.stop().await;
+}

@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rand::seq::SliceRandom;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::wait::other_region_reachable;
 use super::{metrics, now_ms, Shared, SCAN_INTERVAL};
+use crate::cluster::region::{self, Here};
 use crate::cluster::transfer::TransferError;
 use crate::raft::{NodeAddr, NodeId, QueueEntry};
+use crate::store::blob::BlobInfo;
 
 /// Blobs fetched in parallel by one queue pass. Small: each transfer is large and the
 /// transfer layer bounds concurrency again; a few overlap latency across peers.
@@ -122,7 +124,8 @@ impl Shared {
         Ok(tokio::task::spawn_blocking(move || queue.due(now, BATCH)).await??)
     }
 
-    /// Fetches one queued blob unless it is here already.
+    /// Fetches one queued blob unless it is here already: from this node's region first, from
+    /// the other regions only as the region's cross-region puller (see `repair.rs`).
     async fn repair_one(&self, sha256: String, entry: QueueEntry) {
         if self.blobs.contains(&sha256) {
             return self.forget(&sha256, "present");
@@ -131,17 +134,14 @@ impl Shared {
             // Dropped on purpose by the disk worker: refilled on demand, not by repair.
             return self.forget(&sha256, "evicted");
         }
-        let mut peers = (self.peers)();
-        peers.shuffle(&mut rand::rng());
-        let res = if peers.is_empty() {
-            Err(TransferError::NoPeers {
-                sha256: sha256.clone(),
-            })
-        } else {
-            self.transfer
-                .fetch_from_any(&peers, &sha256, entry.size)
-                .await
+        let view = (self.sources)();
+        let here = Here {
+            id: view.self_id,
+            region: &view.region,
         };
+        let takeover = self.waits.takeover(&sha256);
+        let plan = region::blob_sources(&sha256, here, &view.members, takeover);
+        let res = self.fetch_planned(&sha256, entry.size, &plan).await;
         match res {
             Ok(info) => {
                 tracing::info!(
@@ -152,11 +152,56 @@ impl Shared {
                 );
                 self.forget(&sha256, "fetched");
             }
+            Err(e) if e.is_not_found() && plan.waiting_for.is_some() => {
+                let puller = plan.waiting_for.unwrap_or_default();
+                self.wait_more(&sha256, entry, other_region_reachable(&view), puller);
+            }
             Err(e) => self.back_off(&sha256, entry, &e),
         }
     }
 
+    /// Tries the region's members, then (if the plan allows) the other regions.
+    async fn fetch_planned(
+        &self,
+        sha256: &str,
+        size: u64,
+        plan: &region::BlobSources,
+    ) -> Result<BlobInfo, TransferError> {
+        let no_peers = || TransferError::NoPeers {
+            sha256: sha256.to_string(),
+        };
+        let local = match plan.local.is_empty() {
+            true => Err(no_peers()),
+            false => {
+                self.transfer
+                    .fetch_from_any(&plan.local, sha256, size)
+                    .await
+            }
+        };
+        match local {
+            Ok(info) => return Ok(info),
+            Err(e) if plan.remote.is_empty() => {
+                // Nobody else has it here: a waiting node reports "not found" so it backs off
+                // quietly; a node with no peer at all reports that.
+                return match (&e, plan.waiting_for) {
+                    (TransferError::NoPeers { .. }, Some(_)) => Err(TransferError::NotFound {
+                        peer: "this region".to_string(),
+                        sha256: sha256.to_string(),
+                    }),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => {
+                tracing::debug!(sha256, error = %e, "no copy in this region; fetching from another")
+            }
+        }
+        self.transfer
+            .fetch_from_any(&plan.remote, sha256, size)
+            .await
+    }
+
     fn forget(&self, sha256: &str, result: &'static str) {
+        self.waits.done(sha256);
         if let Err(e) = self.queue.remove(sha256) {
             tracing::warn!(sha256, error = %e, "cannot remove a repaired blob from the queue");
         }
@@ -165,7 +210,7 @@ impl Shared {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| m.checked_sub(1))
                 .ok();
         }
-        metrics::count_repair(result);
+        metrics::count_repair("failed");
     }
 
     /// Reschedules a failed entry with exponential backoff. Logs at warn on the 1st, 2nd,

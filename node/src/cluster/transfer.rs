@@ -186,6 +186,9 @@ struct Inner {
     replicate_timeout: Duration,
     /// TLS for connections to peers.
     tls: crate::tls::ClusterTls,
+    /// Regions of this node and its peers, for the cross-region metrics (set once by the node;
+    /// unset = no regions).
+    locality: std::sync::OnceLock<super::region::Locality>,
 }
 
 impl BlobTransfer {
@@ -217,6 +220,7 @@ impl BlobTransfer {
                 idle_timeout,
                 replicate_timeout: Duration::from_secs(settings.replicate_timeout_secs.max(1)),
                 tls: settings.tls.clone(),
+                locality: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -227,6 +231,17 @@ impl BlobTransfer {
         cairn_proto::v1::blob_server::BlobServer::new(BlobGrpc::new(self.clone()))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit)
+    }
+
+    /// Tells the transfers where this node and its peers are, so that requests and bytes
+    /// crossing regions are counted (`region_metrics.rs`). Only the first call counts.
+    pub fn set_locality(&self, locality: super::region::Locality) {
+        let _ = self.inner.locality.set(locality);
+    }
+
+    /// Where this node and its peers are ([`super::region::Locality::none`] until set).
+    pub fn locality(&self) -> super::region::Locality {
+        self.inner.locality.get().cloned().unwrap_or_default()
     }
 
     /// The blob store this node transfers from and into.

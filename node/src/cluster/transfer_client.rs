@@ -15,6 +15,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 
 use super::{metrics, BlobTransfer, TransferError, CONNECT_TIMEOUT};
+use crate::cluster::region::metrics::{self as region_metrics, RequestKind};
+use crate::cluster::region::{Scope, REGION_HEADER};
 use crate::store::blob::{BlobError, BlobInfo};
 
 /// A stream that broke after delivering data is resumed from its offset; this many attempts in
@@ -62,7 +64,17 @@ impl BlobTransfer {
         sha256: &str,
         size: u64,
     ) -> Result<BlobInfo, TransferError> {
-        let mut tmp = TempFile::create(self.inner.blobs.temp_path()).await?;
+        let fresh = self.inner.blobs.temp_path();
+        let partial = partial_path(&fresh, sha256);
+        let mut tmp = TempFile::resume_or_create(fresh, &partial, size).await?;
+        if tmp.written > 0 {
+            tracing::info!(
+                peer,
+                sha256,
+                offset = tmp.written,
+                "resuming a partial blob transfer"
+            );
+        }
         let mut stalls = 0;
         loop {
             let before = tmp.written;
@@ -71,6 +83,9 @@ impl BlobTransfer {
             };
             stalls = if tmp.written > before { 0 } else { stalls + 1 };
             if !resumable(&e) || tmp.written == 0 || stalls > MAX_STALLS {
+                if resumable(&e) && tmp.written > 0 {
+                    tmp.keep_as(&partial).await;
+                }
                 return Err(e);
             }
             tracing::info!(peer, sha256, offset = tmp.written, error = %e, "blob stream broke; resuming");
@@ -103,12 +118,18 @@ impl BlobTransfer {
         size: u64,
         tmp: &mut TempFile,
     ) -> Result<(), TransferError> {
+        let locality = self.locality();
+        let peer_region = locality.count_request(RequestKind::FetchBlob, peer);
+        let crossing = locality.scope(&peer_region) == Scope::CrossRegion;
         let mut stream = self.open_stream(peer, sha256, tmp.written).await?;
         let mut first = true;
         while let Some(chunk) = self.next_chunk(peer, sha256, &mut stream).await? {
             check_chunk(peer, sha256, size, &chunk, first, tmp.written)?;
             tmp.write(&chunk.data).await?;
             metrics::add_fetched_bytes(chunk.data.len());
+            if crossing {
+                region_metrics::add_received(&peer_region, chunk.data.len() as u64);
+            }
             first = false;
         }
         Ok(())
@@ -121,10 +142,11 @@ impl BlobTransfer {
         offset: u64,
     ) -> Result<Streaming<BlobChunk>, TransferError> {
         let mut client = self.client(peer)?;
-        let req = FetchBlobRequest {
+        let mut req = tonic::Request::new(FetchBlobRequest {
             sha256: sha256.to_string(),
             offset,
-        };
+        });
+        name_region(&mut req, self.locality().region());
         let idle = self.inner.idle_timeout;
         match tokio::time::timeout(idle, client.fetch_blob(req)).await {
             Err(_) => Err(timeout(peer, idle)),
@@ -157,6 +179,7 @@ impl BlobTransfer {
         source_addr: &str,
     ) -> Result<bool, TransferError> {
         let mut client = self.client(peer)?;
+        self.locality().count_request(RequestKind::PullBlob, peer);
         let req = PullBlobRequest {
             sha256: sha256.to_string(),
             size,
@@ -202,6 +225,16 @@ impl BlobTransfer {
             .connect_lazy(endpoint, crate::tls::Expect::AnyNode);
         channels.insert(peer.to_string(), channel.clone());
         Ok(channel)
+    }
+}
+
+/// Names this node's region on a request (see [`REGION_HEADER`]), so that the sender counts
+/// the bytes it sends across regions.
+fn name_region<T>(req: &mut tonic::Request<T>, region: &str) {
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(region) {
+        if !region.is_empty() {
+            req.metadata_mut().insert(REGION_HEADER, v);
+        }
     }
 }
 
@@ -340,6 +373,74 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+// === partial receives (issue 14) ===
+
+/// Where the bytes of a receive cut off for good wait for the next attempt (any peer: blobs
+/// are content-addressed, and the whole file is hashed before it is installed). The blob
+/// store empties its temp directory at start, so partials live as long as the process.
+pub(super) fn partial_path(temp: &std::path::Path, sha256: &str) -> PathBuf {
+    temp.with_file_name(format!("{sha256}.partial"))
+}
+
+impl TempFile {
+    /// Takes over the partial receive at `partial` (renamed to `fresh`, its bytes re-hashed)
+    /// when there is one no longer than `size`; otherwise a new empty temp file at `fresh`.
+    async fn resume_or_create(
+        fresh: PathBuf,
+        partial: &std::path::Path,
+        size: u64,
+    ) -> Result<TempFile, BlobError> {
+        if tokio::fs::rename(partial, &fresh).await.is_ok() {
+            match TempFile::reopen(fresh.clone(), size).await {
+                Some(t) => return Ok(t),
+                None => {
+                    let _ = tokio::fs::remove_file(&fresh).await;
+                }
+            }
+        }
+        TempFile::create(fresh).await
+    }
+
+    /// Opens `path` for appending with the hash of what it holds (`None` if unreadable or
+    /// longer than `size`).
+    async fn reopen(path: PathBuf, size: u64) -> Option<TempFile> {
+        let p = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256, u64)> {
+            let mut hasher = Sha256::new();
+            let n = std::io::copy(&mut std::fs::File::open(&p)?, &mut hasher)?;
+            Ok((hasher, n))
+        });
+        let (hasher, written) = hashed.await.ok()?.ok()?;
+        if written > size {
+            return None;
+        }
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .await
+            .ok()?;
+        Some(TempFile {
+            path,
+            file: Some(file),
+            written,
+            hasher,
+        })
+    }
+
+    /// Keeps the bytes received so far at `partial` for the next attempt (removed instead if
+    /// that fails).
+    async fn keep_as(mut self, partial: &std::path::Path) {
+        if let Some(mut file) = self.file.take() {
+            if file.flush().await.is_err() {
+                return; // dropped: removed
+            }
+        }
+        if tokio::fs::rename(&self.path, partial).await.is_ok() {
+            self.path = PathBuf::new();
         }
     }
 }

@@ -14,6 +14,8 @@ impl BlobTransfer {
         let mut out = Vec::with_capacity(shas.len());
         for chunk in shas.chunks(MAX_HAS_BLOBS) {
             let mut client = self.client(peer)?;
+            let kind = crate::cluster::region::metrics::RequestKind::HasBlobs;
+            self.locality().count_request(kind, peer);
             let req = tonic::Request::new(HasBlobsRequest {
                 sha256: chunk.to_vec(),
             });

@@ -32,6 +32,20 @@ impl BlobGrpc {
         BlobGrpc { transfer }
     }
 
+    /// The region of a requesting node when it is not this node's (from the region it names
+    /// on the request; a request naming none comes from a node without a region).
+    fn cross_region_peer<T>(&self, request: &Request<T>) -> Option<String> {
+        let locality = self.transfer.locality();
+        let named = request
+            .metadata()
+            .get(crate::cluster::region::REGION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|r| crate::config::valid_location(r))
+            .unwrap_or_default();
+        (locality.scope(named) == crate::cluster::region::Scope::CrossRegion)
+            .then(|| named.to_string())
+    }
+
     /// Opens the blob positioned at `offset`, with its total length.
     async fn open_at(&self, sha256: &str, offset: u64) -> Result<(File, u64), Status> {
         let opened = self.transfer.blobs().open_blob(sha256).await;
@@ -60,6 +74,7 @@ impl Blob for BlobGrpc {
         &self,
         request: Request<FetchBlobRequest>,
     ) -> Result<Response<Self::FetchBlobStream>, Status> {
+        let cross_region = self.cross_region_peer(&request);
         let FetchBlobRequest { sha256, offset } = request.into_inner();
         check_sha(&sha256).map_err(|e| e.to_status())?;
         let (file, len) = self.open_at(&sha256, offset).await?;
@@ -79,6 +94,7 @@ impl Blob for BlobGrpc {
             len,
             chunk: self.transfer.inner.chunk_bytes,
             tx,
+            cross_region,
         };
         tokio::spawn(send.run(permit));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -144,6 +160,8 @@ struct Outgoing {
     len: u64,
     chunk: usize,
     tx: mpsc::Sender<Result<BlobChunk, Status>>,
+    /// The receiver's region when it is another region than this node's.
+    cross_region: Option<String>,
 }
 
 impl Outgoing {
@@ -172,6 +190,9 @@ impl Outgoing {
                 return;
             }
             metrics::add_served_bytes(n);
+            if let Some(region) = &self.cross_region {
+                crate::cluster::region::metrics::add_sent(region, n);
+            }
             self.offset += n;
             first = false;
             if self.offset >= self.len {

@@ -359,12 +359,15 @@ async fn pull_blob_validates_its_request() {
 
 // === broken streams ===
 
+/// A stream cut for good fails, but keeps what it received (issue 14): the next fetch, from
+/// any peer, continues from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_cut_midway_fails_and_leaves_nothing() {
+async fn stream_cut_for_good_fails_and_the_next_fetch_resumes_it() {
     let (src, dst) = (node(), node());
     let bytes = data(3 * 1024 * 1024);
     let sha256 = put(&src.blobs, &bytes).await;
-    let proxy = cutting_proxy(serve(&src.transfer).await, 1024 * 1024, false).await;
+    let direct = serve(&src.transfer).await;
+    let proxy = cutting_proxy(direct.clone(), 1024 * 1024, false).await;
     let size = bytes.len() as u64;
     let err = dst
         .transfer
@@ -373,7 +376,40 @@ async fn stream_cut_midway_fails_and_leaves_nothing() {
         .unwrap_err();
     assert!(matches!(err, TransferError::Unreachable { .. }), "{err}");
     assert!(!dst.blobs.contains(&sha256));
+    assert_eq!(temp_files(dst.dir.path()), 1, "the partial is kept");
+    let info = dst
+        .transfer
+        .fetch_from(&direct, &sha256, size)
+        .await
+        .unwrap();
+    assert_eq!(info.size, size);
+    assert!(dst.blobs.verify(&sha256).await.unwrap());
     assert_eq!(temp_files(dst.dir.path()), 0);
+}
+
+/// A kept partial that does not belong to the blob (wrong bytes) is caught by the hash check
+/// and removed; the fetch after that starts over and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_partial_is_refused_then_forgotten() {
+    let (src, dst) = (node(), node());
+    let bytes = data(600_000);
+    let sha256 = put(&src.blobs, &bytes).await;
+    let direct = serve(&src.transfer).await;
+    let partial = client::partial_path(&dst.blobs.temp_path(), &sha256);
+    std::fs::write(&partial, vec![7u8; 1000]).unwrap();
+    let size = bytes.len() as u64;
+    let err = dst
+        .transfer
+        .fetch_from(&direct, &sha256, size)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::Mismatch { .. }), "{err}");
+    assert_eq!(temp_files(dst.dir.path()), 0);
+    dst.transfer
+        .fetch_from(&direct, &sha256, size)
+        .await
+        .unwrap();
+    assert!(dst.blobs.verify(&sha256).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

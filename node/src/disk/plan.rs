@@ -7,6 +7,13 @@
 //! one membership, so no two nodes can each decide the other keeps the last copy. A keeper
 //! never evicts it; any other node drops its copy only after every keeper confirmed it holds
 //! the blob (`HasBlobs`).
+//!
+//! Regions (issue 14) do not change this rule, on purpose. Fills place their `min_copies` in the
+//! filling node's region by liveness (`cluster::region`), which nodes may momentarily see
+//! differently; keepers must be a function of the membership alone, or two nodes could each
+//! count on the other. Keepers in another region than the fill's copies are safe: a non-keeper
+//! only drops its copy once every keeper confirmed holding it, and the repair worker brings
+//! every blob to every node.
 
 use crate::cluster::owner;
 

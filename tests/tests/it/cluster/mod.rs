@@ -14,6 +14,7 @@ mod membership;
 mod mtls;
 mod owner_routing;
 mod quorum_loss;
+mod region_data;
 mod regions;
 mod snapshot;
 mod sumdb;
