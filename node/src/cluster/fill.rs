@@ -33,7 +33,12 @@ impl MirrorRpc for FillService {
                 r.module, r.version
             )));
         }
-        let outcome = match self.mirror.fill_here(&r.module, &r.version, r.zip).await {
+        let requester = Some(r.requester).filter(|&id| id != 0);
+        let outcome = match self
+            .mirror
+            .fill_here(&r.module, &r.version, r.zip, requester)
+            .await
+        {
             Ok(rec) => Outcome::RecordJson(
                 serde_json::to_string(&rec).map_err(|e| tonic::Status::internal(e.to_string()))?,
             ),

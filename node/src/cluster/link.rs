@@ -83,6 +83,7 @@ impl ClusterLink {
             module: module.to_string(),
             version: version.to_string(),
             zip,
+            requester: self.self_id,
         });
         req.set_timeout(self.fill_timeout);
         let reply = MirrorClient::new(channel)
@@ -100,34 +101,59 @@ impl ClusterLink {
         }
     }
 
-    async fn replicate_inner(&self, sha256: &str, size: u64) -> Result<usize, MirrorError> {
+    /// Copies the blob to every live peer at once (`prefer` first in line) and returns as soon
+    /// as `min_copies - 1` of them hold it fsynced; the other copies finish in the background
+    /// (issue 13: a fan-out instead of one copy before the commit and the rest after it).
+    async fn replicate_inner(
+        &self,
+        sha256: &str,
+        size: u64,
+        prefer: Option<u64>,
+        body: Option<bytes::Bytes>,
+    ) -> Result<usize, MirrorError> {
         let live = self.peers.live().len().max(1);
         let needed = self.settings.min_copies.min(live).saturating_sub(1);
         if needed == 0 {
             return Ok(1);
         }
         let source = self.peers.addr_of(self.self_id).unwrap_or_default();
-        let mut acks = 0;
-        let mut targets = self.others_ranked(sha256).into_iter();
-        while acks < needed {
-            let batch: Vec<_> = targets.by_ref().take(needed - acks).collect();
-            if batch.is_empty() {
-                break;
-            }
-            let calls = batch
-                .iter()
-                .map(|(_, addr)| self.transfer.replicate_to(addr, sha256, size, &source));
-            for (r, (id, _)) in futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .zip(&batch)
-            {
-                match r {
-                    Ok(()) => acks += 1,
-                    Err(e) => {
-                        tracing::warn!(peer = id, sha256, error = %e, "peer could not take a copy")
+        let mut targets = self.others_ranked(sha256);
+        if let Some(pos) = prefer.and_then(|p| targets.iter().position(|(id, _)| *id == p)) {
+            let preferred = targets.remove(pos);
+            targets.insert(0, preferred);
+        }
+        let mut calls: futures_util::stream::FuturesUnordered<_> = targets
+            .into_iter()
+            .map(|(id, addr)| {
+                let (transfer, sha, source) =
+                    (self.transfer.clone(), sha256.to_owned(), source.clone());
+                let body = body.clone();
+                // Spawned: a copy that is not needed for the answer still completes.
+                let task = tokio::spawn(async move {
+                    match body {
+                        Some(body) => {
+                            let wait = Duration::from_secs(10);
+                            transfer
+                                .push_or_pull(&addr, &sha, body, &source, wait)
+                                .await
+                        }
+                        None => transfer.replicate_to(&addr, &sha, size, &source).await,
                     }
+                });
+                async move { (id, task.await) }
+            })
+            .collect();
+        let mut acks = 0;
+        while acks < needed {
+            let Some((id, res)) = futures_util::StreamExt::next(&mut calls).await else {
+                break;
+            };
+            match res {
+                Ok(Ok(())) => acks += 1,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = id, sha256, error = %e, "peer could not take a copy")
                 }
+                Err(e) => tracing::warn!(peer = id, sha256, error = %e, "copy task failed"),
             }
         }
         if acks >= needed {
@@ -199,10 +225,13 @@ impl ClusterOps for ClusterLink {
         &'a self,
         sha256: &'a str,
         size: u64,
+        prefer: Option<u64>,
+        body: Option<bytes::Bytes>,
     ) -> BoxFuture<'a, Result<usize, MirrorError>> {
         Box::pin(async move {
             let deadline = Duration::from_secs(self.settings.replicate_timeout_secs);
-            match tokio::time::timeout(deadline, self.replicate_inner(sha256, size)).await {
+            let copies = self.replicate_inner(sha256, size, prefer, body);
+            match tokio::time::timeout(deadline, copies).await {
                 Ok(r) => r,
                 Err(_) => Err(MirrorError::Storage(format!(
                     "copying blob {sha256} to peers took longer than {}s",

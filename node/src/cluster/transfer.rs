@@ -143,6 +143,17 @@ impl TransferError {
         matches!(self, TransferError::NotFound { .. })
     }
 
+    /// Whether the peer does not know the RPC (an older version during a rolling upgrade).
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Remote {
+                code: tonic::Code::Unimplemented,
+                ..
+            }
+        )
+    }
+
     /// The gRPC status that reports this error to a `PullBlob` caller.
     pub fn to_status(&self) -> tonic::Status {
         let msg = self.to_string();
@@ -302,6 +313,111 @@ impl BlobTransfer {
             }
         }
         res.map(|_| ())
+    }
+
+    /// Sends a whole small blob to `peer_addr` (`PutBlob`) and returns once the peer holds it
+    /// fsynced, or fails after `replicate_timeout_secs`. Unlike [`BlobTransfer::replicate_to`]
+    /// this node need not hold the blob: a fill pushes while it installs its own copy.
+    pub async fn push_to(
+        &self,
+        peer_addr: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+    ) -> Result<(), TransferError> {
+        check_sha(sha256)?;
+        check_addr(peer_addr)?;
+        let started = tokio::time::Instant::now();
+        let res = self.put_remote(peer_addr, sha256, body).await;
+        metrics::record_replication(&res, started.elapsed());
+        match &res {
+            Ok(already) => {
+                tracing::debug!(peer = %peer_addr, sha256, already_present = already, "blob pushed")
+            }
+            Err(e) => tracing::warn!(peer = %peer_addr, sha256, error = %e, "blob push failed"),
+        }
+        res.map(|_| ())
+    }
+
+    /// Like [`BlobTransfer::push_to`]; a peer too old for `PutBlob` is asked to pull the blob
+    /// from `source_addr` (this node) instead, once this node holds it (within `wait`).
+    pub async fn push_or_pull(
+        &self,
+        peer_addr: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+        source_addr: &str,
+        wait: Duration,
+    ) -> Result<(), TransferError> {
+        let size = body.len() as u64;
+        match self.push_to(peer_addr, sha256, body).await {
+            Err(e) if e.is_unimplemented() => {
+                let deadline = tokio::time::Instant::now() + wait;
+                while self.present(sha256).is_none() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                self.replicate_to(peer_addr, sha256, size, source_addr)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Stores a whole blob received from `peer` (`PutBlob`): checks that it hashes to `sha256`,
+    /// writes a temp file and commits it (fsync, rename, directory fsync). `Ok(true)` when it
+    /// was already here.
+    pub(crate) async fn store_whole(
+        &self,
+        peer: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+    ) -> Result<bool, TransferError> {
+        check_sha(sha256)?;
+        if self.present(sha256).is_some() {
+            return Ok(true);
+        }
+        let _flight = self.inner.flights.enter(sha256).await;
+        if self.present(sha256).is_some() {
+            return Ok(true);
+        }
+        // The semaphore is never closed, so `acquire` cannot fail; proceed regardless.
+        let _permit = self.inner.recv_permits.acquire().await.ok();
+        let tmp = self.inner.blobs.temp_path();
+        let size = body.len() as u64;
+        let (path, data) = (tmp.clone(), body);
+        let written = tokio::task::spawn_blocking(move || {
+            use sha2::Digest;
+            let actual = hex::encode(sha2::Sha256::digest(&data));
+            std::fs::write(&path, &data).map(|()| actual)
+        })
+        .await;
+        let actual = match written {
+            Ok(Ok(actual)) => actual,
+            Ok(Err(source)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(TransferError::Storage(BlobError::Io { path: tmp, source }));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(TransferError::Storage(BlobError::Io {
+                    path: tmp,
+                    source: std::io::Error::other(e.to_string()),
+                }));
+            }
+        };
+        if actual != sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(TransferError::Mismatch {
+                peer: peer.to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        self.inner
+            .blobs
+            .commit_hashed(tmp, actual, size)
+            .await
+            .map_err(TransferError::Storage)?;
+        Ok(false)
     }
 
     /// The blob's info if it is already stored here.

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use cairn_proto::v1::blob_server::Blob;
 use cairn_proto::v1::{
     BlobChunk, FetchBlobRequest, HasBlobsReply, HasBlobsRequest, PullBlobReply, PullBlobRequest,
+    PutBlobRequest,
 };
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -116,6 +117,30 @@ impl Blob for BlobGrpc {
             })),
             Ok(Err(e)) => Err(e.to_status()),
             Err(e) => Err(Status::internal(format!("pull task failed: {e}"))),
+        }
+    }
+
+    async fn put_blob(
+        &self,
+        request: Request<PutBlobRequest>,
+    ) -> Result<Response<PullBlobReply>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "a peer".to_owned(), |a| a.to_string());
+        let PutBlobRequest { sha256, data } = request.into_inner();
+        // Spawned so the copy finishes (and is not wasted) even if the sender gives up.
+        let transfer = self.transfer.clone();
+        let task = tokio::spawn(async move {
+            let res = transfer.store_whole(&peer, &sha256, data).await;
+            if let Err(e) = &res {
+                tracing::warn!(peer = %peer, sha256, error = %e, "blob pushed by a peer refused");
+            }
+            res
+        });
+        match task.await {
+            Ok(Ok(already_present)) => Ok(Response::new(PullBlobReply { already_present })),
+            Ok(Err(e)) => Err(e.to_status()),
+            Err(e) => Err(Status::internal(format!("put task failed: {e}"))),
         }
     }
 

@@ -337,6 +337,44 @@ async fn replicate_to_makes_a_peer_pull_from_a_source() {
     assert_eq!(temp_files(target.dir.path()), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_stores_a_whole_blob_and_refuses_wrong_bytes() {
+    let (client, target) = (node(), node());
+    let target_addr = serve(&target.transfer).await;
+    let bytes = data(300_000);
+    let sha256 = sha(&bytes);
+    let t = &client.transfer;
+    t.push_to(&target_addr, &sha256, bytes.clone().into())
+        .await
+        .unwrap();
+    assert!(target.blobs.verify(&sha256).await.unwrap());
+    // Idempotent: a second push finds it present.
+    t.push_to(&target_addr, &sha256, bytes.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(target.blobs.objects(), 1);
+    // Bytes that do not hash to the address are refused and nothing is kept.
+    let other = "e".repeat(64);
+    let err = t
+        .push_to(&target_addr, &other, bytes.into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            TransferError::Remote {
+                code: tonic::Code::DataLoss,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!target.blobs.contains(&other));
+    assert_eq!(target.blobs.objects(), 1);
+    assert_eq!(temp_files(target.dir.path()), 0);
+    assert_eq!(client.blobs.objects(), 0, "the sender keeps nothing");
+}
+
 #[tokio::test]
 async fn pull_blob_validates_its_request() {
     let target = node();

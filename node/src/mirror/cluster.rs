@@ -40,14 +40,24 @@ pub trait ClusterOps: Send + Sync {
         size: u64,
     ) -> BoxFuture<'a, Result<(), MirrorError>>;
 
-    /// Makes a blob this node holds durable on `min_copies` nodes (capped by the live members);
-    /// returns how many nodes hold it now, this one included.
+    /// Makes a blob durable on `min_copies` nodes (capped by the live members); returns how
+    /// many nodes held it when that was reached, this one included. `prefer` (a node id, the
+    /// node that asked for the fill) gets one of the copies first when it is live. With `body`
+    /// (the whole blob, at most [`PUSH_MAX_BYTES`]) the peers are sent the bytes and this node
+    /// need not hold the blob yet; without it they pull it from this node.
     fn replicate<'a>(
         &'a self,
         sha256: &'a str,
         size: u64,
+        prefer: Option<u64>,
+        body: Option<bytes::Bytes>,
     ) -> BoxFuture<'a, Result<usize, MirrorError>>;
 }
+
+/// Zips up to this size are pushed whole to the peers while the filling node installs its own
+/// copy; larger ones are installed first and pulled in chunks. Well under the gRPC message
+/// limit of blob transfers.
+pub const PUSH_MAX_BYTES: u64 = 1 << 20;
 
 /// Whether a remote fill failed only because the owner was unreachable (fill locally then).
 pub fn owner_unreachable(e: &MirrorError) -> bool {
