@@ -12,7 +12,7 @@ use super::owner;
 use super::peers::Peers;
 use super::transfer::BlobTransfer;
 use crate::config::ClusterSettings;
-use crate::mirror::cluster::{ClusterOps, RemoteOwner};
+use crate::mirror::cluster::{ClusterOps, CopySource, RemoteOwner};
 use crate::mirror::MirrorError;
 use crate::store::meta::VersionRecord;
 
@@ -83,9 +83,10 @@ impl ClusterLink {
             module: module.to_string(),
             version: version.to_string(),
             zip,
-            requester: self.self_id,
         });
         req.set_timeout(self.fill_timeout);
+        req.metadata_mut()
+            .insert(super::fill::REQUESTER_KEY, self.self_id.into());
         let reply = MirrorClient::new(channel)
             .max_decoding_message_size(MAX_FILL_REPLY_BYTES)
             .fill(req)
@@ -109,7 +110,7 @@ impl ClusterLink {
         sha256: &str,
         size: u64,
         prefer: Option<u64>,
-        body: Option<bytes::Bytes>,
+        from: CopySource,
     ) -> Result<usize, MirrorError> {
         let live = self.peers.live().len().max(1);
         let needed = self.settings.min_copies.min(live).saturating_sub(1);
@@ -117,6 +118,11 @@ impl ClusterLink {
             return Ok(1);
         }
         let source = self.peers.addr_of(self.self_id).unwrap_or_default();
+        // A staged file is served to the peers until the last copy task is done with it.
+        let staged = match &from {
+            CopySource::Staged(path) => Some(self.transfer.stage(sha256, path.clone())),
+            _ => None,
+        };
         let mut targets = self.others_ranked(sha256);
         if let Some(pos) = prefer.and_then(|p| targets.iter().position(|(id, _)| *id == p)) {
             let preferred = targets.remove(pos);
@@ -127,17 +133,20 @@ impl ClusterLink {
             .map(|(id, addr)| {
                 let (transfer, sha, source) =
                     (self.transfer.clone(), sha256.to_owned(), source.clone());
-                let body = body.clone();
+                let (from, staged) = (from.clone(), staged.clone());
                 // Spawned: a copy that is not needed for the answer still completes.
                 let task = tokio::spawn(async move {
-                    match body {
-                        Some(body) => {
+                    let _staged = staged;
+                    match from {
+                        CopySource::Whole(body) => {
                             let wait = Duration::from_secs(10);
                             transfer
                                 .push_or_pull(&addr, &sha, body, &source, wait)
                                 .await
                         }
-                        None => transfer.replicate_to(&addr, &sha, size, &source).await,
+                        CopySource::Installed | CopySource::Staged(_) => {
+                            transfer.replicate_to(&addr, &sha, size, &source).await
+                        }
                     }
                 });
                 async move { (id, task.await) }
@@ -226,11 +235,11 @@ impl ClusterOps for ClusterLink {
         sha256: &'a str,
         size: u64,
         prefer: Option<u64>,
-        body: Option<bytes::Bytes>,
+        from: CopySource,
     ) -> BoxFuture<'a, Result<usize, MirrorError>> {
         Box::pin(async move {
             let deadline = Duration::from_secs(self.settings.replicate_timeout_secs);
-            let copies = self.replicate_inner(sha256, size, prefer, body);
+            let copies = self.replicate_inner(sha256, size, prefer, from);
             match tokio::time::timeout(deadline, copies).await {
                 Ok(r) => r,
                 Err(_) => Err(MirrorError::Storage(format!(

@@ -17,7 +17,8 @@
 //! `transfer_metrics.rs` (metric names and descriptions).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -193,6 +194,9 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     /// Receives in flight per sha256, so concurrent requests for one blob download it once.
     flights: client::Flights,
+    /// Checked temp files being installed, served to peers by sha256 before they are in the
+    /// store (see [`BlobTransfer::stage`]).
+    staged: Mutex<HashMap<String, PathBuf>>,
     idle_timeout: Duration,
     replicate_timeout: Duration,
     /// TLS for connections to peers.
@@ -225,6 +229,7 @@ impl BlobTransfer {
                 recv_permits: Arc::new(Semaphore::new(total - sends)),
                 channels: Mutex::new(HashMap::new()),
                 flights: client::Flights::default(),
+                staged: Mutex::new(HashMap::new()),
                 idle_timeout,
                 replicate_timeout: Duration::from_secs(settings.replicate_timeout_secs.max(1)),
                 tls: settings.tls.clone(),
@@ -420,6 +425,30 @@ impl BlobTransfer {
         Ok(false)
     }
 
+    /// Serves `path` (a complete temp file whose content hashes to `sha256`, checked by the
+    /// caller) as the blob to peers until the returned guard and all its clones are dropped,
+    /// so that they can copy it while this node fsyncs and installs it.
+    pub fn stage(&self, sha256: &str, path: PathBuf) -> Arc<Staged> {
+        self.inner
+            .staged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sha256.to_owned(), path);
+        Arc::new(Staged {
+            transfer: self.clone(),
+            sha256: sha256.to_owned(),
+        })
+    }
+
+    /// The staged temp file of `sha256`, if any.
+    fn staged_path(&self, sha256: &str) -> Option<PathBuf> {
+        let staged = self.inner.staged.lock();
+        staged
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sha256)
+            .cloned()
+    }
+
     /// The blob's info if it is already stored here.
     fn present(&self, sha256: &str) -> Option<BlobInfo> {
         let path = self.inner.blobs.path_of(sha256).ok()?;
@@ -434,6 +463,23 @@ impl BlobTransfer {
     /// may be configured with different chunk sizes).
     fn message_limit(&self) -> usize {
         CHUNK_BOUNDS.1 + FRAME_SLACK
+    }
+}
+
+/// A staged blob (see [`BlobTransfer::stage`]); unstaged when dropped.
+#[derive(Debug)]
+pub struct Staged {
+    transfer: BlobTransfer,
+    sha256: String,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let mut staged = self.transfer.inner.staged.lock();
+        let staged = staged.as_mut().map_err(|_| ());
+        if let Ok(map) = staged {
+            map.remove(&self.sha256);
+        }
     }
 }
 

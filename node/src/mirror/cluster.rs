@@ -42,16 +42,28 @@ pub trait ClusterOps: Send + Sync {
 
     /// Makes a blob durable on `min_copies` nodes (capped by the live members); returns how
     /// many nodes held it when that was reached, this one included. `prefer` (a node id, the
-    /// node that asked for the fill) gets one of the copies first when it is live. With `body`
-    /// (the whole blob, at most [`PUSH_MAX_BYTES`]) the peers are sent the bytes and this node
-    /// need not hold the blob yet; without it they pull it from this node.
+    /// node that asked for the fill) gets one of the copies first when it is live. `from` says
+    /// where the peers get the bytes.
     fn replicate<'a>(
         &'a self,
         sha256: &'a str,
         size: u64,
         prefer: Option<u64>,
-        body: Option<bytes::Bytes>,
+        from: CopySource,
     ) -> BoxFuture<'a, Result<usize, MirrorError>>;
+}
+
+/// Where the peers taking copies of a new blob get its bytes.
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// The blob is installed in this node's store: they pull it.
+    Installed,
+    /// The whole blob (at most [`PUSH_MAX_BYTES`]): it is sent to them, and this node need
+    /// not hold it yet.
+    Whole(bytes::Bytes),
+    /// A complete, checked temp file whose sha256 is the blob's, being installed here while
+    /// the peers pull it (it may be renamed into the store meanwhile).
+    Staged(std::path::PathBuf),
 }
 
 /// Zips up to this size are pushed whole to the peers while the filling node installs its own

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::cluster::CopySource;
 use super::{count_cache, gone, reject, Mirror, MirrorError, MirrorResult};
 use crate::modzip::{self, ZipLimits};
 use crate::store::meta::{VersionRecord, ZipRef};
@@ -32,6 +33,8 @@ struct CheckedZip {
     size: u64,
     /// Its `h1:` hash.
     h1: String,
+    /// The fsync of the temp file, started when the download ended.
+    sync: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Removes a temp file when dropped unless it was moved into the store.
@@ -218,11 +221,19 @@ impl Mirror {
         self.commit_version(with_zip, "zip").await
     }
 
-    /// Moves a checked zip into the blob store (fsync, rename, directory fsync).
+    /// Moves a checked zip into the blob store once its fsync is done (rename, directory
+    /// fsync).
     async fn install(&self, checked: CheckedZip) -> MirrorResult<()> {
         let CheckedZip {
-            tmp, sha256, size, ..
+            tmp,
+            sha256,
+            size,
+            sync,
+            ..
         } = checked;
+        sync.await
+            .map_err(|e| MirrorError::Storage(e.to_string()))?
+            .map_err(MirrorError::storage)?;
         // Hashed while it was downloaded: the file is not read again.
         let blobs = &self.inner.blobs;
         blobs
@@ -232,10 +243,11 @@ impl Mirror {
         Ok(())
     }
 
-    /// Installs a checked zip here and makes it durable on `min_copies` nodes. A small zip is
-    /// pushed whole to the peers while this node installs its own copy (issue 13: the copies
-    /// no longer wait for the local fsyncs); a larger one is installed first, then pulled by
-    /// the peers. The outer error is the local install's; the inner one the copies'.
+    /// Installs a checked zip here and makes it durable on `min_copies` nodes, the copies
+    /// running while this node fsyncs and installs its own (issue 13): a small zip is pushed
+    /// whole to the peers, a larger one is pulled by them from the checked temp file (or from
+    /// the store once it is renamed there). The outer error is the local install's; the inner
+    /// one the copies'.
     async fn install_and_copy(
         &self,
         c: &dyn super::cluster::ClusterOps,
@@ -243,17 +255,15 @@ impl Mirror {
         requester: Option<u64>,
     ) -> MirrorResult<MirrorResult<usize>> {
         let (sha256, size) = (checked.sha256.clone(), checked.size);
-        if size > super::cluster::PUSH_MAX_BYTES {
-            self.install(checked).await?;
-            return Ok(c.replicate(&sha256, size, requester, None).await);
-        }
-        let body = tokio::fs::read(&checked.tmp.0)
-            .await
-            .map_err(MirrorError::storage)?;
-        let body = bytes::Bytes::from(body);
+        let from = if size > super::cluster::PUSH_MAX_BYTES {
+            CopySource::Staged(checked.tmp.0.clone())
+        } else {
+            let body = tokio::fs::read(&checked.tmp.0).await;
+            CopySource::Whole(body.map_err(MirrorError::storage)?.into())
+        };
         let (installed, copies) = tokio::join!(
             self.install(checked),
-            c.replicate(&sha256, size, requester, Some(body))
+            c.replicate(&sha256, size, requester, from)
         );
         installed?;
         Ok(copies)
@@ -309,19 +319,17 @@ impl Mirror {
             modzip::check_zip(std::io::BufReader::new(file), &m, &v, &limits)
                 .map_err(|e| e.to_string())
         });
-        // The fsync runs while the zip is checked (issue 13): the file is renamed into the
-        // store only if the check passes, and the store's own fsync then finds nothing to do.
+        // The fsync runs while the zip is checked and copied to the peers (issue 13): the file
+        // is renamed into the store only if the check passes, once the fsync is done, and the
+        // store's own fsync then finds nothing to do.
         let path = tmp.0.clone();
         let sync = tokio::task::spawn_blocking(move || {
             std::fs::File::open(&path).and_then(|f| f.sync_all())
         });
-        let (checked, synced) = tokio::join!(check, sync);
-        let summary = checked
+        let summary = check
+            .await
             .map_err(|e| MirrorError::Storage(e.to_string()))?
             .map_err(|reason| reject("zip", "bad_zip", format!("{module}@{version}: {reason}")))?;
-        synced
-            .map_err(|e| MirrorError::Storage(e.to_string()))?
-            .map_err(MirrorError::storage)?;
         if let Some(want) = want_h1.filter(|w| *w != summary.h1) {
             let db = crate::sumdb::DbHashes {
                 db: self
@@ -341,6 +349,7 @@ impl Mirror {
             sha256: fetched.sha256,
             size: fetched.size,
             h1: summary.h1,
+            sync,
         })
     }
 }
