@@ -102,9 +102,13 @@ impl ClusterLink {
         }
     }
 
-    /// Copies the blob to every live peer at once (`prefer` first in line) and returns as soon
-    /// as `min_copies - 1` of them hold it fsynced; the other copies finish in the background
-    /// (issue 13: a fan-out instead of one copy before the commit and the rest after it).
+    /// Copies the blob to the live peers, `prefer` first in line, and returns as soon as
+    /// `min_copies - 1` of them hold it fsynced. A whole (small) blob is pushed to every peer
+    /// at once; a large one goes to the `min_copies - 1` first peers, the next one stepping in
+    /// for each that fails, and to the others once those hold it, so that the copies the
+    /// answer waits for do not share the bandwidth with the rest (issue 13). The other copies
+    /// finish in the background, before the record is committed if they can, instead of
+    /// waiting for its apply.
     async fn replicate_inner(
         &self,
         sha256: &str,
@@ -128,30 +132,35 @@ impl ClusterLink {
             let preferred = targets.remove(pos);
             targets.insert(0, preferred);
         }
-        let mut calls: futures_util::stream::FuturesUnordered<_> = targets
-            .into_iter()
-            .map(|(id, addr)| {
-                let (transfer, sha, source) =
-                    (self.transfer.clone(), sha256.to_owned(), source.clone());
-                let (from, staged) = (from.clone(), staged.clone());
-                // Spawned: a copy that is not needed for the answer still completes.
-                let task = tokio::spawn(async move {
-                    let _staged = staged;
-                    match from {
-                        CopySource::Whole(body) => {
-                            let wait = Duration::from_secs(10);
-                            transfer
-                                .push_or_pull(&addr, &sha, body, &source, wait)
-                                .await
-                        }
-                        CopySource::Installed | CopySource::Staged(_) => {
-                            transfer.replicate_to(&addr, &sha, size, &source).await
-                        }
+        // Starts one copy as a task of its own: a copy not needed for the answer completes
+        // even when nobody waits for it.
+        let start = |(id, addr): (u64, String)| {
+            let (transfer, sha, source) =
+                (self.transfer.clone(), sha256.to_owned(), source.clone());
+            let (from, staged) = (from.clone(), staged.clone());
+            let task = tokio::spawn(async move {
+                let _staged = staged;
+                match from {
+                    CopySource::Whole(body) => {
+                        let wait = Duration::from_secs(10);
+                        transfer
+                            .push_or_pull(&addr, &sha, body, &source, wait)
+                            .await
                     }
-                });
-                async move { (id, task.await) }
-            })
-            .collect();
+                    CopySource::Installed | CopySource::Staged(_) => {
+                        transfer.replicate_to(&addr, &sha, size, &source).await
+                    }
+                }
+            });
+            async move { (id, task.await) }
+        };
+        let first = match from {
+            CopySource::Whole(_) => targets.len(),
+            _ => needed,
+        };
+        let mut rest = targets.into_iter();
+        let mut calls: futures_util::stream::FuturesUnordered<_> =
+            rest.by_ref().take(first).map(&start).collect();
         let mut acks = 0;
         while acks < needed {
             let Some((id, res)) = futures_util::StreamExt::next(&mut calls).await else {
@@ -164,16 +173,20 @@ impl ClusterLink {
                 }
                 Err(e) => tracing::warn!(peer = id, sha256, error = %e, "copy task failed"),
             }
+            if acks < needed {
+                calls.extend(rest.next().map(&start));
+            }
         }
-        if acks >= needed {
-            Ok(acks + 1)
-        } else {
-            Err(MirrorError::Storage(format!(
+        if acks < needed {
+            return Err(MirrorError::Storage(format!(
                 "blob {sha256} is on {} node(s), {} required",
                 acks + 1,
                 needed + 1
-            )))
+            )));
         }
+        // The remaining peers copy it in the background (their tasks run on when dropped).
+        rest.for_each(|target| drop(start(target)));
+        Ok(acks + 1)
     }
 }
 

@@ -25,7 +25,7 @@ pub struct ZipAnswer {
     pub body: Option<bytes::Bytes>,
 }
 
-/// A zip downloaded to a temp file, validated and fsynced, not yet in the store.
+/// A zip downloaded to a temp file and validated, its fsync under way, not yet in the store.
 struct CheckedZip {
     tmp: TempFile,
     /// sha256 of the file, computed while it was downloaded.
