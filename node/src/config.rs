@@ -392,7 +392,7 @@ impl Default for ClusterSettings {
             repair_interval_secs: 2,
             repair_backoff_max_secs: 60,
             scrub_interval_secs: 24 * 3600,
-            transfer_chunk_bytes: 1024 * 1024,
+            transfer_chunk_bytes: 256 * 1024,
             max_concurrent_transfers: 8,
             ca_file: None,
             cert_file: None,
