@@ -433,10 +433,11 @@ impl BlobTransfer {
             .staged
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(sha256.to_owned(), path);
+            .insert(sha256.to_owned(), path.clone());
         Arc::new(Staged {
             transfer: self.clone(),
             sha256: sha256.to_owned(),
+            path,
         })
     }
 
@@ -471,14 +472,18 @@ impl BlobTransfer {
 pub struct Staged {
     transfer: BlobTransfer,
     sha256: String,
+    path: PathBuf,
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         let mut staged = self.transfer.inner.staged.lock();
         let staged = staged.as_mut().map_err(|_| ());
+        // Another fill of the same bytes may have staged its own file since: leave that one.
         if let Ok(map) = staged {
-            map.remove(&self.sha256);
+            if map.get(&self.sha256) == Some(&self.path) {
+                map.remove(&self.sha256);
+            }
         }
     }
 }
