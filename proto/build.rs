@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["proto/cairn.proto"], ["proto"])?;
     tonic_prost_build::configure()
         .bytes(".cairn.v1.BlobChunk.data")
+        .bytes(".cairn.v1.PutBlobRequest.data")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -35,7 +35,7 @@ use crate::stats::Summary;
 
 /// The module holding the large zips.
 const BIG_MODULE: &str = "example.com/big";
-/// Chunk size of the raw copies (cairn's `transfer_chunk_bytes` default).
+/// Chunk size of the raw copies (a plain copy loop, independent of cairn's `transfer_chunk_bytes`).
 const CHUNK: usize = 256 * 1024;
 /// A round gives up after this long.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(120);

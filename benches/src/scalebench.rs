@@ -371,8 +371,13 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     if !cli.is_file() {
         bail!("the cairn CLI is not next to {}", bin.display());
     }
-    let tmp = tempfile::Builder::new().prefix("cairn-bench-scale-").tempdir()?;
-    let root = args.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-bench-scale-")
+        .tempdir()?;
+    let root = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&root)?;
     let mut out = serde_json::Map::new();
     let mut gens = Vec::new();
@@ -407,7 +412,10 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             drop(last.take());
             let (server, ms) = start_node(&bin, data, 1, addr, &format!("1={addr}")).await?;
             let rss = rss_mib(server.pid);
-            println!("{label}: start {} to ready in {ms:.0} ms, RSS {rss:.0} MiB", r + 1);
+            println!(
+                "{label}: start {} to ready in {ms:.0} ms, RSS {rss:.0} MiB",
+                r + 1
+            );
             starts.push(json!({"ready_ms": ms, "rss_mib": rss}));
             last = Some(server);
         }
@@ -420,12 +428,17 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
             json!({"starts": starts, "hits": h, "disk_bytes": dir_bytes(&data.join("meta"))}),
         );
         if *label == "big" {
-            out.insert("catch_up".into(), catch_up(&bin, &cli, &server, addr, &root).await?);
+            out.insert(
+                "catch_up".into(),
+                catch_up(&bin, &cli, &server, addr, &root).await?,
+            );
         }
     }
     if let (Some(b), Some(s)) = (hit_rows.get("big"), hit_rows.get("baseline")) {
         for i in 0..2 {
-            let ratio = |k: &str| b[i][k].as_f64().unwrap_or(0.0) / s[i][k].as_f64().unwrap_or(1.0).max(1e-9);
+            let ratio = |k: &str| {
+                b[i][k].as_f64().unwrap_or(0.0) / s[i][k].as_f64().unwrap_or(1.0).max(1e-9)
+            };
             println!(
                 "hits {}: 1M/baseline req/s {:.2}x, p99 {:.2}x",
                 b[i]["kind"],
@@ -477,7 +490,15 @@ async fn catch_up(
     let s2 = procstat::Sampler::start(procstat::tree(joiner.pid), Duration::from_millis(100));
     let t = Instant::now();
     let out = tokio::process::Command::new(cli)
-        .args(["--node", big_cluster, "members", "add", "2", &addr2, "--learner"])
+        .args([
+            "--node",
+            big_cluster,
+            "members",
+            "add",
+            "2",
+            &addr2,
+            "--learner",
+        ])
         .output()
         .await?;
     let ms = stats::ms_since(t);

@@ -101,7 +101,10 @@ pub async fn start_cairn_with(
         args.extend(["--config".into(), config.into()]);
     }
     args.extend(["--listen", "127.0.0.1:0", "--cluster-listen", "127.0.0.1:0"].map(Into::into));
-    args.extend(["--upstream".into(), format!("file://{}", corpus.display()).into()]);
+    args.extend([
+        "--upstream".into(),
+        format!("file://{}", corpus.display()).into(),
+    ]);
     spawn_cairn(bin, &data, &args, env, READY_TIMEOUT).await
 }
 
@@ -176,10 +179,7 @@ async fn wait_listen_addrs(
             return Ok((http, parse(&json, "plain_http")?));
         }
         if Instant::now() > deadline {
-            bail!(
-                "cairn-node wrote no {} within {timeout:?}",
-                file.display()
-            );
+            bail!("cairn-node wrote no {} within {timeout:?}", file.display());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

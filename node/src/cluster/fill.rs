@@ -10,6 +10,10 @@ use cairn_proto::v1::{FillReply, FillRequest, RefreshReply, RefreshRequest};
 
 use crate::mirror::{Mirror, MirrorError};
 
+/// The `Fill` metadata entry naming the asking node's id: the owner puts one of the zip's
+/// `min_copies` copies there first, since that node must serve the client anyway.
+pub const REQUESTER_KEY: &str = "cairn-requester";
+
 /// Serves `Fill` from this node's mirror.
 pub struct FillService {
     mirror: Mirror,
@@ -28,6 +32,12 @@ impl MirrorRpc for FillService {
         &self,
         req: tonic::Request<FillRequest>,
     ) -> Result<tonic::Response<FillReply>, tonic::Status> {
+        let requester = req
+            .metadata()
+            .get(REQUESTER_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&id| id != 0);
         let r = req.into_inner();
         if crate::module::check(&r.module, &r.version).is_err() {
             return Err(tonic::Status::invalid_argument(format!(
@@ -35,7 +45,11 @@ impl MirrorRpc for FillService {
                 r.module, r.version
             )));
         }
-        let outcome = match self.mirror.fill_here(&r.module, &r.version, r.zip).await {
+        let outcome = match self
+            .mirror
+            .fill_here(&r.module, &r.version, r.zip, requester)
+            .await
+        {
             Ok(rec) => Outcome::RecordJson(
                 serde_json::to_string(&rec).map_err(|e| tonic::Status::internal(e.to_string()))?,
             ),

@@ -9,11 +9,12 @@ use cairn_proto::v1::mirror_client::MirrorClient;
 use cairn_proto::v1::{FillRequest, RefreshRequest};
 use futures_util::future::BoxFuture;
 
+use super::owner;
 use super::peers::{PeerInfo, Peers};
 use super::region::{self, metrics::RequestKind, Here};
 use super::transfer::BlobTransfer;
 use crate::config::ClusterSettings;
-use crate::mirror::cluster::{ClusterOps, RemoteOwner};
+use crate::mirror::cluster::{ClusterOps, CopySource, RemoteOwner};
 use crate::mirror::MirrorError;
 use crate::store::meta::VersionRecord;
 
@@ -93,6 +94,8 @@ impl ClusterLink {
             zip,
         });
         req.set_timeout(self.fill_timeout);
+        req.metadata_mut()
+            .insert(super::fill::REQUESTER_KEY, self.self_id.into());
         let reply = MirrorClient::new(channel)
             .max_decoding_message_size(MAX_FILL_REPLY_BYTES)
             .fill(req)
@@ -108,36 +111,64 @@ impl ClusterLink {
         }
     }
 
-    /// Makes the blob durable per `min_copies` and `min_copies_remote_regions`: copies go to
-    /// the live nodes of this node's region first (ranked for the blob) and, at the same time,
-    /// to one node of each required other region (the node that would pull it into its region
-    /// anyway). When this region has too few live nodes, the missing copies go to the other
-    /// regions, so a fill is as durable as before regions existed.
-    async fn replicate_inner(&self, sha256: &str, size: u64) -> Result<usize, MirrorError> {
+    /// Makes the blob durable per `min_copies` and `min_copies_remote_regions` and returns as
+    /// soon as enough copies are fsynced. Copies go to the live nodes of this node's region
+    /// first (`prefer`, the node that asked, first in line; then ranked for the blob) and, at
+    /// the same time, to one node of each required other region (the node that would pull it
+    /// into its region anyway). When this region has too few live nodes, the missing copies go
+    /// to the other regions, so a fill is as durable as before regions existed.
+    ///
+    /// A whole (small) blob is pushed to every local node at once; a large one goes to the
+    /// copies the answer waits for first, the next node stepping in for each that fails, so
+    /// that they do not share the bandwidth with the rest (issue 13). The rest of the region
+    /// then copies it in the background; other regions get it from the repair worker, which
+    /// pulls it across each region boundary once.
+    async fn replicate_inner(
+        &self,
+        sha256: &str,
+        size: u64,
+        prefer: Option<u64>,
+        from: CopySource,
+    ) -> Result<usize, MirrorError> {
         let members = self.peers.members();
         let live = members.iter().filter(|p| p.live).count().max(1);
         let needed = self.settings.min_copies.min(live).saturating_sub(1);
-        let local = region::local_ranked(sha256, self.here(), &members);
+        let mut local = region::local_ranked(sha256, self.here(), &members);
+        if let Some(pos) = prefer.and_then(|p| local.iter().position(|x| x.id == p)) {
+            let preferred = local.remove(pos);
+            local.insert(0, preferred);
+        }
         let remote = region::remote_ranked(sha256, self.here(), &members);
         let want_regions = self.settings.min_copies_remote_regions.min(remote.len());
         if needed == 0 && want_regions == 0 {
             return Ok(1);
         }
-        let source = self.peers.addr_of(self.self_id).unwrap_or_default();
-        let copy =
-            |targets: Vec<PeerInfo>, n: usize| self.copy_to(targets, n, sha256, size, &source);
+        let job = CopyJob {
+            transfer: self.transfer.clone(),
+            sha256: sha256.to_owned(),
+            size,
+            source: self.peers.addr_of(self.self_id).unwrap_or_default(),
+            // A staged file is served to the peers until the last copy task is done with it.
+            staged: match &from {
+                CopySource::Staged(path) => Some(self.transfer.stage(sha256, path.clone())),
+                _ => None,
+            },
+            from,
+        };
+        let all_at_once = matches!(job.from, CopySource::Whole(_));
         let in_regions = async {
             let mut holders = Vec::new();
             for (_, group) in &remote {
                 if holders.len() >= want_regions {
                     break;
                 }
-                holders.extend(copy(group.clone(), 1).await);
+                holders.extend(job.copy(group.clone(), 1, false).await.0);
             }
             holders
         };
         let local_n = needed.min(local.len());
-        let (local_acks, remote_holders) = tokio::join!(copy(local, local_n), in_regions);
+        let ((local_acks, local_rest), remote_holders) =
+            tokio::join!(job.copy(local, local_n, all_at_once), in_regions);
         let mut acks = local_acks.len() + remote_holders.len();
         if acks < needed {
             let spill: Vec<PeerInfo> = remote
@@ -146,55 +177,104 @@ impl ClusterLink {
                 .filter(|p| !remote_holders.contains(&p.id))
                 .cloned()
                 .collect();
-            acks += copy(spill, needed - acks).await.len();
+            acks += job.copy(spill, needed - acks, false).await.0.len();
         }
-        if acks >= needed && remote_holders.len() >= want_regions {
-            Ok(acks + 1)
-        } else {
-            Err(MirrorError::Storage(format!(
+        if acks < needed || remote_holders.len() < want_regions {
+            return Err(MirrorError::Storage(format!(
                 "blob {sha256} is on {} node(s) ({} in other regions), {} required ({} other regions)",
                 acks + 1,
                 remote_holders.len(),
                 needed + 1,
                 want_regions
-            )))
+            )));
+        }
+        // The rest of this region copies it in the background (the tasks run on when dropped).
+        for peer in local_rest {
+            drop(job.start(peer));
+        }
+        Ok(acks + 1)
+    }
+}
+
+/// One blob being copied to peers, from where [`CopySource`] says.
+struct CopyJob {
+    transfer: BlobTransfer,
+    sha256: String,
+    size: u64,
+    /// This node's cluster address, where peers pull from.
+    source: String,
+    from: CopySource,
+    staged: Option<std::sync::Arc<super::transfer::Staged>>,
+}
+
+impl CopyJob {
+    /// Starts one copy as a task of its own, so that a copy nobody waits for still completes.
+    fn start(
+        &self,
+        peer: PeerInfo,
+    ) -> impl std::future::Future<Output = (u64, Result<(), String>)> + Send + 'static {
+        let (transfer, sha, source) = (
+            self.transfer.clone(),
+            self.sha256.clone(),
+            self.source.clone(),
+        );
+        let (from, staged, size) = (self.from.clone(), self.staged.clone(), self.size);
+        let addr = peer.addr;
+        let task = tokio::spawn(async move {
+            let _staged = staged;
+            match from {
+                CopySource::Whole(body) => {
+                    let wait = Duration::from_secs(10);
+                    transfer
+                        .push_or_pull(&addr, &sha, body, &source, wait)
+                        .await
+                }
+                CopySource::Installed | CopySource::Staged(_) => {
+                    transfer.replicate_to(&addr, &sha, size, &source).await
+                }
+            }
+        });
+        let id = peer.id;
+        async move {
+            match task.await {
+                Ok(r) => (id, r.map_err(|e| e.to_string())),
+                Err(e) => (id, Err(format!("copy task failed: {e}"))),
+            }
         }
     }
 
-    /// Asks `targets`, in order and `n` at a time, to pull the blob from `source` until `n`
-    /// of them hold it; returns the ids of those that confirmed.
-    async fn copy_to(
+    /// Copies to `targets` in order until `n` of them hold the blob, starting `n` at a time
+    /// (all of them when `all_at_once`) and the next for each that fails. Returns the ids that
+    /// confirmed and the targets never started.
+    async fn copy(
         &self,
         targets: Vec<PeerInfo>,
         n: usize,
-        sha256: &str,
-        size: u64,
-        source: &str,
-    ) -> Vec<u64> {
+        all_at_once: bool,
+    ) -> (Vec<u64>, Vec<PeerInfo>) {
         let mut acked = Vec::new();
-        let mut targets = targets.into_iter();
+        if n == 0 {
+            return (acked, targets);
+        }
+        let first = if all_at_once { targets.len() } else { n };
+        let mut rest = targets.into_iter();
+        let mut calls: futures_util::stream::FuturesUnordered<_> =
+            rest.by_ref().take(first).map(|p| self.start(p)).collect();
         while acked.len() < n {
-            let batch: Vec<PeerInfo> = targets.by_ref().take(n - acked.len()).collect();
-            if batch.is_empty() {
+            let Some((id, res)) = futures_util::StreamExt::next(&mut calls).await else {
                 break;
-            }
-            let calls = batch
-                .iter()
-                .map(|p| self.transfer.replicate_to(&p.addr, sha256, size, source));
-            for (r, p) in futures_util::future::join_all(calls)
-                .await
-                .into_iter()
-                .zip(&batch)
-            {
-                match r {
-                    Ok(()) => acked.push(p.id),
-                    Err(e) => {
-                        tracing::warn!(peer = p.id, sha256, error = %e, "peer could not take a copy")
-                    }
+            };
+            match res {
+                Ok(()) => acked.push(id),
+                Err(e) => {
+                    tracing::warn!(peer = id, sha256 = %self.sha256, error = %e, "peer could not take a copy")
                 }
             }
+            if acked.len() < n {
+                calls.extend(rest.next().map(|p| self.start(p)));
+            }
         }
-        acked
+        (acked, rest.collect())
     }
 }
 
@@ -255,10 +335,13 @@ impl ClusterOps for ClusterLink {
         &'a self,
         sha256: &'a str,
         size: u64,
+        prefer: Option<u64>,
+        from: CopySource,
     ) -> BoxFuture<'a, Result<usize, MirrorError>> {
         Box::pin(async move {
             let deadline = Duration::from_secs(self.settings.replicate_timeout_secs);
-            match tokio::time::timeout(deadline, self.replicate_inner(sha256, size)).await {
+            let copies = self.replicate_inner(sha256, size, prefer, from);
+            match tokio::time::timeout(deadline, copies).await {
                 Ok(r) => r,
                 Err(_) => Err(MirrorError::Storage(format!(
                     "copying blob {sha256} to peers took longer than {}s",

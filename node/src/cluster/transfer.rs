@@ -17,7 +17,8 @@
 //! `transfer_metrics.rs` (metric names and descriptions).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -143,6 +144,17 @@ impl TransferError {
         matches!(self, TransferError::NotFound { .. })
     }
 
+    /// Whether the peer does not know the RPC (an older version during a rolling upgrade).
+    pub fn is_unimplemented(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Remote {
+                code: tonic::Code::Unimplemented,
+                ..
+            }
+        )
+    }
+
     /// The gRPC status that reports this error to a `PullBlob` caller.
     pub fn to_status(&self) -> tonic::Status {
         let msg = self.to_string();
@@ -182,6 +194,9 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     /// Receives in flight per sha256, so concurrent requests for one blob download it once.
     flights: client::Flights,
+    /// Checked temp files being installed, served to peers by sha256 before they are in the
+    /// store (see [`BlobTransfer::stage`]).
+    staged: Mutex<HashMap<String, PathBuf>>,
     idle_timeout: Duration,
     replicate_timeout: Duration,
     /// TLS for connections to peers.
@@ -217,6 +232,7 @@ impl BlobTransfer {
                 recv_permits: Arc::new(Semaphore::new(total - sends)),
                 channels: Mutex::new(HashMap::new()),
                 flights: client::Flights::default(),
+                staged: Mutex::new(HashMap::new()),
                 idle_timeout,
                 replicate_timeout: Duration::from_secs(settings.replicate_timeout_secs.max(1)),
                 tls: settings.tls.clone(),
@@ -319,6 +335,136 @@ impl BlobTransfer {
         res.map(|_| ())
     }
 
+    /// Sends a whole small blob to `peer_addr` (`PutBlob`) and returns once the peer holds it
+    /// fsynced, or fails after `replicate_timeout_secs`. Unlike [`BlobTransfer::replicate_to`]
+    /// this node need not hold the blob: a fill pushes while it installs its own copy.
+    pub async fn push_to(
+        &self,
+        peer_addr: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+    ) -> Result<(), TransferError> {
+        check_sha(sha256)?;
+        check_addr(peer_addr)?;
+        let started = tokio::time::Instant::now();
+        let res = self.put_remote(peer_addr, sha256, body).await;
+        metrics::record_replication(&res, started.elapsed());
+        match &res {
+            Ok(already) => {
+                tracing::debug!(peer = %peer_addr, sha256, already_present = already, "blob pushed")
+            }
+            Err(e) => tracing::warn!(peer = %peer_addr, sha256, error = %e, "blob push failed"),
+        }
+        res.map(|_| ())
+    }
+
+    /// Like [`BlobTransfer::push_to`]; a peer too old for `PutBlob` is asked to pull the blob
+    /// from `source_addr` (this node) instead, once this node holds it (within `wait`).
+    pub async fn push_or_pull(
+        &self,
+        peer_addr: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+        source_addr: &str,
+        wait: Duration,
+    ) -> Result<(), TransferError> {
+        let size = body.len() as u64;
+        match self.push_to(peer_addr, sha256, body).await {
+            Err(e) if e.is_unimplemented() => {
+                let deadline = tokio::time::Instant::now() + wait;
+                while self.present(sha256).is_none() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                self.replicate_to(peer_addr, sha256, size, source_addr)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Stores a whole blob received from `peer` (`PutBlob`): checks that it hashes to `sha256`,
+    /// writes a temp file and commits it (fsync, rename, directory fsync). `Ok(true)` when it
+    /// was already here.
+    pub(crate) async fn store_whole(
+        &self,
+        peer: &str,
+        sha256: &str,
+        body: bytes::Bytes,
+    ) -> Result<bool, TransferError> {
+        check_sha(sha256)?;
+        if self.present(sha256).is_some() {
+            return Ok(true);
+        }
+        let _flight = self.inner.flights.enter(sha256).await;
+        if self.present(sha256).is_some() {
+            return Ok(true);
+        }
+        // The semaphore is never closed, so `acquire` cannot fail; proceed regardless.
+        let _permit = self.inner.recv_permits.acquire().await.ok();
+        let tmp = self.inner.blobs.temp_path();
+        let size = body.len() as u64;
+        let (path, data) = (tmp.clone(), body);
+        let written = tokio::task::spawn_blocking(move || {
+            use sha2::Digest;
+            let actual = hex::encode(sha2::Sha256::digest(&data));
+            std::fs::write(&path, &data).map(|()| actual)
+        })
+        .await;
+        let actual = match written {
+            Ok(Ok(actual)) => actual,
+            Ok(Err(source)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(TransferError::Storage(BlobError::Io { path: tmp, source }));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(TransferError::Storage(BlobError::Io {
+                    path: tmp,
+                    source: std::io::Error::other(e.to_string()),
+                }));
+            }
+        };
+        if actual != sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(TransferError::Mismatch {
+                peer: peer.to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        self.inner
+            .blobs
+            .commit_hashed(tmp, actual, size)
+            .await
+            .map_err(TransferError::Storage)?;
+        Ok(false)
+    }
+
+    /// Serves `path` (a complete temp file whose content hashes to `sha256`, checked by the
+    /// caller) as the blob to peers until the returned guard and all its clones are dropped,
+    /// so that they can copy it while this node fsyncs and installs it.
+    pub fn stage(&self, sha256: &str, path: PathBuf) -> Arc<Staged> {
+        self.inner
+            .staged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sha256.to_owned(), path.clone());
+        Arc::new(Staged {
+            transfer: self.clone(),
+            sha256: sha256.to_owned(),
+            path,
+        })
+    }
+
+    /// The staged temp file of `sha256`, if any.
+    fn staged_path(&self, sha256: &str) -> Option<PathBuf> {
+        let staged = self.inner.staged.lock();
+        staged
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sha256)
+            .cloned()
+    }
+
     /// The blob's info if it is already stored here.
     fn present(&self, sha256: &str) -> Option<BlobInfo> {
         let path = self.inner.blobs.path_of(sha256).ok()?;
@@ -333,6 +479,27 @@ impl BlobTransfer {
     /// may be configured with different chunk sizes).
     fn message_limit(&self) -> usize {
         CHUNK_BOUNDS.1 + FRAME_SLACK
+    }
+}
+
+/// A staged blob (see [`BlobTransfer::stage`]); unstaged when dropped.
+#[derive(Debug)]
+pub struct Staged {
+    transfer: BlobTransfer,
+    sha256: String,
+    path: PathBuf,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let mut staged = self.transfer.inner.staged.lock();
+        let staged = staged.as_mut().map_err(|_| ());
+        // Another fill of the same bytes may have staged its own file since: leave that one.
+        if let Ok(map) = staged {
+            if map.get(&self.sha256) == Some(&self.path) {
+                map.remove(&self.sha256);
+            }
+        }
     }
 }
 

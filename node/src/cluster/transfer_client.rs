@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cairn_proto::v1::blob_client::BlobClient;
-use cairn_proto::v1::{BlobChunk, FetchBlobRequest, PullBlobRequest};
+use cairn_proto::v1::{BlobChunk, FetchBlobRequest, PullBlobRequest, PutBlobRequest};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedMutexGuard;
@@ -187,6 +187,26 @@ impl BlobTransfer {
         };
         let deadline = self.inner.replicate_timeout;
         match tokio::time::timeout(deadline, client.pull_blob(req)).await {
+            Err(_) => Err(timeout(peer, deadline)),
+            Ok(Err(status)) => Err(from_status(peer, sha256, status)),
+            Ok(Ok(reply)) => Ok(reply.into_inner().already_present),
+        }
+    }
+
+    /// Calls `PutBlob` on `peer`; `Ok(already_present)` once the peer holds the blob.
+    pub(super) async fn put_remote(
+        &self,
+        peer: &str,
+        sha256: &str,
+        data: bytes::Bytes,
+    ) -> Result<bool, TransferError> {
+        let mut client = self.client(peer)?;
+        let req = PutBlobRequest {
+            sha256: sha256.to_string(),
+            data,
+        };
+        let deadline = self.inner.replicate_timeout;
+        match tokio::time::timeout(deadline, client.put_blob(req)).await {
             Err(_) => Err(timeout(peer, deadline)),
             Ok(Err(status)) => Err(from_status(peer, sha256, status)),
             Ok(Ok(reply)) => Ok(reply.into_inner().already_present),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use cairn_proto::v1::blob_server::Blob;
 use cairn_proto::v1::{
     BlobChunk, FetchBlobRequest, HasBlobsReply, HasBlobsRequest, PullBlobReply, PullBlobRequest,
+    PutBlobRequest,
 };
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -48,11 +49,9 @@ impl BlobGrpc {
 
     /// Opens the blob positioned at `offset`, with its total length.
     async fn open_at(&self, sha256: &str, offset: u64) -> Result<(File, u64), Status> {
-        let opened = self.transfer.blobs().open_blob(sha256).await;
-        let (mut file, len) = match opened {
-            Ok(Some(found)) => found,
-            Ok(None) => return Err(Status::not_found(format!("blob {sha256} not held here"))),
-            Err(e) => return Err(Status::internal(e.to_string())),
+        let (mut file, len) = match self.open_any(sha256).await? {
+            Some(found) => found,
+            None => return Err(Status::not_found(format!("blob {sha256} not held here"))),
         };
         if offset > len {
             return Err(Status::out_of_range(format!(
@@ -64,6 +63,35 @@ impl BlobGrpc {
             .map_err(|e| Status::internal(format!("seek in blob {sha256}: {e}")))?;
         Ok((file, len))
     }
+}
+
+impl BlobGrpc {
+    /// The installed blob, else its staged temp file (a fill installing it while its peers
+    /// copy it), else `None`.
+    async fn open_any(&self, sha256: &str) -> Result<Option<(File, u64)>, Status> {
+        let blobs = self.transfer.blobs();
+        if let Some(found) = blobs.open_blob(sha256).await.map_err(internal)? {
+            return Ok(Some(found));
+        }
+        let Some(path) = self.transfer.staged_path(sha256) else {
+            return Ok(None);
+        };
+        match File::open(&path).await {
+            Ok(f) => {
+                let len = f.metadata().await.map_err(internal)?.len();
+                Ok(Some((f, len)))
+            }
+            // Renamed into the store between the two looks.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                blobs.open_blob(sha256).await.map_err(internal)
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
 }
 
 #[tonic::async_trait]
@@ -132,6 +160,30 @@ impl Blob for BlobGrpc {
             })),
             Ok(Err(e)) => Err(e.to_status()),
             Err(e) => Err(Status::internal(format!("pull task failed: {e}"))),
+        }
+    }
+
+    async fn put_blob(
+        &self,
+        request: Request<PutBlobRequest>,
+    ) -> Result<Response<PullBlobReply>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "a peer".to_owned(), |a| a.to_string());
+        let PutBlobRequest { sha256, data } = request.into_inner();
+        // Spawned so the copy finishes (and is not wasted) even if the sender gives up.
+        let transfer = self.transfer.clone();
+        let task = tokio::spawn(async move {
+            let res = transfer.store_whole(&peer, &sha256, data).await;
+            if let Err(e) = &res {
+                tracing::warn!(peer = %peer, sha256, error = %e, "blob pushed by a peer refused");
+            }
+            res
+        });
+        match task.await {
+            Ok(Ok(already_present)) => Ok(Response::new(PullBlobReply { already_present })),
+            Ok(Err(e)) => Err(e.to_status()),
+            Err(e) => Err(Status::internal(format!("put task failed: {e}"))),
         }
     }
 

@@ -337,6 +337,70 @@ async fn replicate_to_makes_a_peer_pull_from_a_source() {
     assert_eq!(temp_files(target.dir.path()), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_stores_a_whole_blob_and_refuses_wrong_bytes() {
+    let (client, target) = (node(), node());
+    let target_addr = serve(&target.transfer).await;
+    let bytes = data(300_000);
+    let sha256 = sha(&bytes);
+    let t = &client.transfer;
+    t.push_to(&target_addr, &sha256, bytes.clone().into())
+        .await
+        .unwrap();
+    assert!(target.blobs.verify(&sha256).await.unwrap());
+    // Idempotent: a second push finds it present.
+    t.push_to(&target_addr, &sha256, bytes.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(target.blobs.objects(), 1);
+    // Bytes that do not hash to the address are refused and nothing is kept.
+    let other = "e".repeat(64);
+    let err = t
+        .push_to(&target_addr, &other, bytes.into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            TransferError::Remote {
+                code: tonic::Code::DataLoss,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!target.blobs.contains(&other));
+    assert_eq!(target.blobs.objects(), 1);
+    assert_eq!(temp_files(target.dir.path()), 0);
+    assert_eq!(client.blobs.objects(), 0, "the sender keeps nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_temp_file_is_served_until_unstaged() {
+    let (client, source, target, late) = (node(), node(), node(), node());
+    let bytes = data(700_000);
+    let sha256 = sha(&bytes);
+    let tmp = source.blobs.temp_path();
+    std::fs::write(&tmp, &bytes).unwrap();
+    let (source_addr, target_addr) = (serve(&source.transfer).await, serve(&target.transfer).await);
+    let size = bytes.len() as u64;
+    let staged = source.transfer.stage(&sha256, tmp.clone());
+    client
+        .transfer
+        .replicate_to(&target_addr, &sha256, size, &source_addr)
+        .await
+        .unwrap();
+    assert!(target.blobs.verify(&sha256).await.unwrap());
+    assert!(!source.blobs.contains(&sha256), "staging does not install");
+    drop(staged);
+    let late_addr = serve(&late.transfer).await;
+    let err = client
+        .transfer
+        .replicate_to(&late_addr, &sha256, size, &source_addr)
+        .await;
+    assert!(err.unwrap_err().is_not_found());
+}
+
 #[tokio::test]
 async fn pull_blob_validates_its_request() {
     let target = node();

@@ -40,12 +40,16 @@ pub trait ClusterOps: Send + Sync {
         size: u64,
     ) -> BoxFuture<'a, Result<(), MirrorError>>;
 
-    /// Makes a blob this node holds durable on `min_copies` nodes (capped by the live members);
-    /// returns how many nodes hold it now, this one included.
+    /// Makes a blob durable on `min_copies` nodes (capped by the live members); returns how
+    /// many nodes held it when that was reached, this one included. `prefer` (a node id, the
+    /// node that asked for the fill) gets one of the copies first when it is live. `from` says
+    /// where the peers get the bytes.
     fn replicate<'a>(
         &'a self,
         sha256: &'a str,
         size: u64,
+        prefer: Option<u64>,
+        from: CopySource,
     ) -> BoxFuture<'a, Result<usize, MirrorError>>;
 
     /// The node that refreshes the stale list or `@latest` `key` for the whole cluster, when it
@@ -63,6 +67,24 @@ pub trait ClusterOps: Send + Sync {
         latest: bool,
     ) -> BoxFuture<'a, Result<(), MirrorError>>;
 }
+
+/// Where the peers taking copies of a new blob get its bytes.
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// The blob is installed in this node's store: they pull it.
+    Installed,
+    /// The whole blob (at most [`PUSH_MAX_BYTES`]): it is sent to them, and this node need
+    /// not hold it yet.
+    Whole(bytes::Bytes),
+    /// A complete, checked temp file whose sha256 is the blob's, being installed here while
+    /// the peers pull it (it may be renamed into the store meanwhile).
+    Staged(std::path::PathBuf),
+}
+
+/// Zips up to this size are pushed whole to the peers while the filling node installs its own
+/// copy; larger ones are installed first and pulled in chunks. Well under the gRPC message
+/// limit of blob transfers.
+pub const PUSH_MAX_BYTES: u64 = 1 << 20;
 
 /// Whether a remote fill failed only because the owner was unreachable (fill locally then).
 pub fn owner_unreachable(e: &MirrorError) -> bool {

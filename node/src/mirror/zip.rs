@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::cluster::CopySource;
 use super::{count_cache, gone, reject, Mirror, MirrorError, MirrorResult};
 use crate::modzip::{self, ZipLimits};
 use crate::store::meta::{VersionRecord, ZipRef};
@@ -22,6 +23,18 @@ pub struct ZipAnswer {
     /// The zip itself when it was passed through without storing (disk at flood): serve
     /// these bytes instead of the blob.
     pub body: Option<bytes::Bytes>,
+}
+
+/// A zip downloaded to a temp file and validated, its fsync under way, not yet in the store.
+struct CheckedZip {
+    tmp: TempFile,
+    /// sha256 of the file, computed while it was downloaded.
+    sha256: String,
+    size: u64,
+    /// Its `h1:` hash.
+    h1: String,
+    /// The fsync of the temp file, started when the download ended.
+    sync: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Removes a temp file when dropped unless it was moved into the store.
@@ -55,7 +68,7 @@ impl Mirror {
         if inner.blobs.is_flooded() {
             return self.zip_passthrough(module, version).await;
         }
-        let rec = self.zip_flight(module, version, true).await?;
+        let rec = self.zip_flight(module, version, true, None).await?;
         rec.zip
             .as_ref()
             .map(answer)
@@ -83,12 +96,14 @@ impl Mirror {
     }
 
     /// Fills (module, version) on this node without routing to an owner: the owner's side of a
-    /// cluster fill. With `zip`, the zip is fetched too.
+    /// cluster fill. With `zip`, the zip is fetched too, and one of its `min_copies` copies goes
+    /// to `requester` (the node that asked, which must serve it) when it is given.
     pub async fn fill_here(
         &self,
         module: &str,
         version: &str,
         zip: bool,
+        requester: Option<u64>,
     ) -> MirrorResult<VersionRecord> {
         self.check_allowed(module)?;
         if !super::version::is_canonical_for(module, version) {
@@ -97,19 +112,21 @@ impl Mirror {
             )));
         }
         let rec = if zip {
-            self.zip_flight(module, version, false).await?
+            self.zip_flight(module, version, false, requester).await?
         } else {
             self.version_routed(module, version, "info", false).await?
         };
         Ok((*rec).clone())
     }
 
-    /// One zip fill per (module, version) on this node at a time.
+    /// One zip fill per (module, version) on this node at a time (the first caller's
+    /// `requester` is the one that gets a copy first).
     async fn zip_flight(
         &self,
         module: &str,
         version: &str,
         route: bool,
+        requester: Option<u64>,
     ) -> MirrorResult<Arc<VersionRecord>> {
         let this = self.clone();
         let key = (module.to_string(), version.to_string());
@@ -118,7 +135,10 @@ impl Mirror {
             .zips
             .run(
                 key.clone(),
-                move || async move { this.fill_zip(&key.0, &key.1, route).await }.instrument(span),
+                move || {
+                    async move { this.fill_zip(&key.0, &key.1, route, requester).await }
+                        .instrument(span)
+                },
                 Err(gone()),
             )
             .await
@@ -131,6 +151,7 @@ impl Mirror {
         module: &str,
         version: &str,
         route: bool,
+        requester: Option<u64>,
     ) -> MirrorResult<Arc<VersionRecord>> {
         let local = self
             .inner
@@ -163,12 +184,12 @@ impl Mirror {
             return Ok(rec);
         }
         let want_h1 = self.expected_zip_h1(&rec).await?;
-        let (blob, h1) = self.fetch_zip(&rec, want_h1.as_deref()).await?;
+        let checked = self.fetch_zip(&rec, want_h1.as_deref()).await?;
         if let Some(z) = &expected {
-            if z.sha256 != blob.sha256 {
+            if z.sha256 != checked.sha256 {
                 ::metrics::counter!(super::metrics::IMMUTABILITY_CONFLICTS_TOTAL, "kind" => "zip")
                     .increment(1);
-                tracing::warn!(module, version, cached = %z.sha256, upstream = %blob.sha256,
+                tracing::warn!(module, version, cached = %z.sha256, upstream = %checked.sha256,
                     "upstream zip differs from the committed one; not serving it");
                 return Err(MirrorError::Upstream(format!(
                     "{module}@{version}: the upstream now serves different zip bytes than the ones committed; refusing them"
@@ -177,20 +198,75 @@ impl Mirror {
         }
         let mut with_zip = (*rec).clone();
         with_zip.zip = Some(ZipRef {
-            sha256: blob.sha256.clone(),
-            size: blob.size,
-            h1,
+            sha256: checked.sha256.clone(),
+            size: checked.size,
+            h1: checked.h1.clone(),
         });
+        let (sha256, size) = (checked.sha256.clone(), checked.size);
         if let Some(c) = &self.inner.cluster {
-            if let Err(e) = c.replicate(&blob.sha256, blob.size).await {
+            let copies = self
+                .install_and_copy(c.as_ref(), checked, requester)
+                .await?;
+            if let Err(e) = copies {
                 ::metrics::counter!(super::metrics::DEGRADED_PASSTHROUGH_TOTAL, "kind" => "zip")
                     .increment(1);
                 tracing::warn!(module, version, error = %e,
                     "zip not durable on enough nodes; serving it uncommitted (degraded)");
                 return Ok(Arc::new(with_zip));
             }
+        } else {
+            self.install(checked).await?;
         }
+        tracing::debug!(sha256, size, "zip stored and durable on enough nodes");
         self.commit_version(with_zip, "zip").await
+    }
+
+    /// Moves a checked zip into the blob store once its fsync is done (rename, directory
+    /// fsync).
+    async fn install(&self, checked: CheckedZip) -> MirrorResult<()> {
+        let CheckedZip {
+            tmp,
+            sha256,
+            size,
+            sync,
+            ..
+        } = checked;
+        sync.await
+            .map_err(|e| MirrorError::Storage(e.to_string()))?
+            .map_err(MirrorError::storage)?;
+        // Hashed while it was downloaded: the file is not read again.
+        let blobs = &self.inner.blobs;
+        blobs
+            .commit_hashed_from(tmp.0.clone(), sha256, size, "upstream")
+            .await
+            .map_err(MirrorError::storage)?;
+        Ok(())
+    }
+
+    /// Installs a checked zip here and makes it durable on `min_copies` nodes, the copies
+    /// running while this node fsyncs and installs its own (issue 13): a small zip is pushed
+    /// whole to the peers, a larger one is pulled by them from the checked temp file (or from
+    /// the store once it is renamed there). The outer error is the local install's; the inner
+    /// one the copies'.
+    async fn install_and_copy(
+        &self,
+        c: &dyn super::cluster::ClusterOps,
+        checked: CheckedZip,
+        requester: Option<u64>,
+    ) -> MirrorResult<MirrorResult<usize>> {
+        let (sha256, size) = (checked.sha256.clone(), checked.size);
+        let from = if size > super::cluster::PUSH_MAX_BYTES {
+            CopySource::Staged(checked.tmp.0.clone())
+        } else {
+            let body = tokio::fs::read(&checked.tmp.0).await;
+            CopySource::Whole(body.map_err(MirrorError::storage)?.into())
+        };
+        let (installed, copies) = tokio::join!(
+            self.install(checked),
+            c.replicate(&sha256, size, requester, from)
+        );
+        installed?;
+        Ok(copies)
     }
 
     /// Whether the record's blob is here, fetching it from a peer if needed.
@@ -215,18 +291,20 @@ impl Mirror {
         }
     }
 
-    /// Streams the upstream zip to a temp file, validates it, checks its `h1:` against the
-    /// checksum database's (`want_h1`) and only then stores it as a blob.
+    /// Streams the upstream zip to a temp file (hashing it on the way), validates it while the
+    /// file is fsynced, and checks its `h1:` against the checksum database's (`want_h1`). The
+    /// caller installs it.
     async fn fetch_zip(
         &self,
         rec: &VersionRecord,
         want_h1: Option<&str>,
-    ) -> MirrorResult<(crate::store::blob::BlobInfo, String)> {
+    ) -> MirrorResult<CheckedZip> {
         let (module, version) = (rec.module.as_str(), rec.version.as_str());
         let inner = &self.inner;
         let tmp = TempFile(inner.blobs.temp_path());
         let limit = inner.limits.max_zip_bytes;
-        self.upstream_for(module)?
+        let fetched = self
+            .upstream_for(module)?
             .fetch_to_file(module, UpstreamFile::Zip(version), &tmp.0, limit)
             .await
             .map_err(|e| zip_fetch_error(e, module, version))?;
@@ -236,14 +314,22 @@ impl Mirror {
             ..ZipLimits::default()
         };
         let (path, m, v) = (tmp.0.clone(), module.to_string(), version.to_string());
-        let summary = tokio::task::spawn_blocking(move || {
+        let check = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
             modzip::check_zip(std::io::BufReader::new(file), &m, &v, &limits)
                 .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| MirrorError::Storage(e.to_string()))?
-        .map_err(|reason| reject("zip", "bad_zip", format!("{module}@{version}: {reason}")))?;
+        });
+        // The fsync runs while the zip is checked and copied to the peers (issue 13): the file
+        // is renamed into the store only if the check passes, once the fsync is done, and the
+        // store's own fsync then finds nothing to do.
+        let path = tmp.0.clone();
+        let sync = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&path).and_then(|f| f.sync_all())
+        });
+        let summary = check
+            .await
+            .map_err(|e| MirrorError::Storage(e.to_string()))?
+            .map_err(|reason| reject("zip", "bad_zip", format!("{module}@{version}: {reason}")))?;
         if let Some(want) = want_h1.filter(|w| *w != summary.h1) {
             let db = crate::sumdb::DbHashes {
                 db: self
@@ -258,12 +344,13 @@ impl Mirror {
             };
             return Err(super::verify::mismatch(rec, "zip", &summary.h1, &db));
         }
-        let blob = inner
-            .blobs
-            .commit(tmp.0.clone(), None)
-            .await
-            .map_err(MirrorError::storage)?;
-        Ok((blob, summary.h1))
+        Ok(CheckedZip {
+            tmp,
+            sha256: fetched.sha256,
+            size: fetched.size,
+            h1: summary.h1,
+            sync,
+        })
     }
 }
 

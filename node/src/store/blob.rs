@@ -290,13 +290,25 @@ impl BlobStore {
         sha256: String,
         size: u64,
     ) -> Result<BlobInfo, BlobError> {
+        self.commit_hashed_from(tmp, sha256, size, "peer").await
+    }
+
+    /// [`BlobStore::commit_hashed`] for bytes that came `from` somewhere else than a peer
+    /// (`upstream`: a fill that hashed the body while downloading it), for the refill metric.
+    pub async fn commit_hashed_from(
+        &self,
+        tmp: PathBuf,
+        sha256: String,
+        size: u64,
+        from: &'static str,
+    ) -> Result<BlobInfo, BlobError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let result = store.install(&tmp, sha256, size);
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
-            result.inspect(|b| store.note_refill(&b.sha256, "peer"))
+            result.inspect(|b| store.note_refill(&b.sha256, from))
         })
         .await
         .map_err(|e| BlobError::Io {

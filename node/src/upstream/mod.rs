@@ -68,6 +68,8 @@ pub struct Fetched {
 pub struct FetchedFile {
     /// Bytes written to the destination.
     pub size: u64,
+    /// Hex sha256 of those bytes, computed while they were written.
+    pub sha256: String,
     /// Base URL of the entry that answered (password redacted).
     pub source: String,
 }
@@ -163,6 +165,7 @@ impl Upstream {
         let source = self.walk(module, &file, &mut sink).await?;
         Ok(FetchedFile {
             size: sink.len(),
+            sha256: sink.sha256_hex().unwrap_or_default(),
             source,
         })
     }

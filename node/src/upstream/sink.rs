@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Preallocation cap for in-memory bodies: a lying `Content-Length` must not reserve gigabytes.
@@ -17,6 +18,9 @@ pub(crate) struct Sink<'p> {
     max_bytes: u64,
     written: u64,
     target: Target<'p>,
+    /// sha256 of the current attempt's body, kept for file sinks so that a zip is hashed while
+    /// it arrives instead of in a second pass over the file (issue 13: hash once).
+    hasher: Option<Sha256>,
 }
 
 enum Target<'p> {
@@ -27,8 +31,9 @@ enum Target<'p> {
     },
 }
 
-/// Read buffer of [`Sink::copy_from`].
-const COPY_CHUNK_BYTES: usize = 64 * 1024;
+/// Read buffer of [`Sink::copy_from`]: each read and write is a hop to a blocking thread, so
+/// large chunks (issue 13).
+const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// [`Sink::copy_from`] failed reading the source or writing the sink.
 #[derive(Debug)]
@@ -69,6 +74,7 @@ impl<'p> Sink<'p> {
             max_bytes,
             written: 0,
             target: Target::Memory(Vec::new()),
+            hasher: None,
         }
     }
 
@@ -78,6 +84,7 @@ impl<'p> Sink<'p> {
             max_bytes,
             written: 0,
             target: Target::File { path, file: None },
+            hasher: Some(Sha256::new()),
         }
     }
 
@@ -90,6 +97,9 @@ impl<'p> Sink<'p> {
             });
         }
         self.written = 0;
+        if let Some(h) = self.hasher.as_mut() {
+            *h = Sha256::new();
+        }
         match &mut self.target {
             Target::Memory(buf) => {
                 buf.clear();
@@ -132,6 +142,9 @@ impl<'p> Sink<'p> {
                 }
             },
         }
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(chunk);
+        }
         self.written = total;
         Ok(())
     }
@@ -151,6 +164,11 @@ impl<'p> Sink<'p> {
         len: u64,
     ) -> Result<(), CopyError> {
         self.begin(Some(len)).await.map_err(CopyError::Write)?;
+        if let Target::File { file: dest, .. } = &mut self.target {
+            if let Some(dest) = dest.take() {
+                return self.copy_blocking(file, dest).await;
+            }
+        }
         let mut buf = vec![0u8; COPY_CHUNK_BYTES];
         loop {
             let n = file.read(&mut buf).await.map_err(CopyError::Read)?;
@@ -159,6 +177,44 @@ impl<'p> Sink<'p> {
             }
             self.write(&buf[..n]).await.map_err(CopyError::Write)?;
         }
+        self.finish().await.map_err(CopyError::Write)
+    }
+
+    /// Hex sha256 of the current attempt's body (file sinks only; `None` for memory sinks).
+    pub(crate) fn sha256_hex(&self) -> Option<String> {
+        self.hasher.clone().map(|h| hex::encode(h.finalize()))
+    }
+
+    /// The file-to-file case of [`Sink::copy_from`] (after `begin`): one blocking task reads,
+    /// writes and hashes the whole body, instead of two thread hops per chunk (issue 13: a
+    /// 50 MiB `file://` zip took 60-130 ms through tokio's file API, about 45 ms here).
+    async fn copy_blocking(
+        &mut self,
+        src: &mut tokio::fs::File,
+        dest: tokio::fs::File,
+    ) -> Result<(), CopyError> {
+        let src = src
+            .try_clone()
+            .await
+            .map_err(CopyError::Read)?
+            .into_std()
+            .await;
+        let dest = dest.into_std().await;
+        let (max_bytes, hasher) = (self.max_bytes, self.hasher.take());
+        let task = tokio::task::spawn_blocking(move || copy_hashed(src, dest, max_bytes, hasher));
+        let (dest, hasher, written, result) = task
+            .await
+            .map_err(|e| CopyError::Read(io::Error::other(e.to_string())))?;
+        self.target = match std::mem::replace(&mut self.target, Target::Memory(Vec::new())) {
+            Target::File { path, .. } => Target::File {
+                path,
+                file: Some(tokio::fs::File::from_std(dest)),
+            },
+            memory => memory,
+        };
+        self.hasher = hasher;
+        self.written = written;
+        result?;
         self.finish().await.map_err(CopyError::Write)
     }
 
@@ -174,6 +230,39 @@ impl<'p> Sink<'p> {
             Target::File { .. } => Bytes::new(),
         }
     }
+}
+
+/// Copies `src` to `dest` in [`COPY_CHUNK_BYTES`] chunks, hashing what it writes, failing once
+/// more than `max_bytes` arrive. Returns the destination, the hasher and the bytes written
+/// whatever happened, and the outcome.
+fn copy_hashed(
+    mut src: std::fs::File,
+    mut dest: std::fs::File,
+    max_bytes: u64,
+    mut hasher: Option<Sha256>,
+) -> (std::fs::File, Option<Sha256>, u64, Result<(), CopyError>) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; COPY_CHUNK_BYTES];
+    let mut written = 0u64;
+    let result = loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(CopyError::Read(e)),
+        };
+        if written.saturating_add(n as u64) > max_bytes {
+            break Err(CopyError::Write(WriteError::TooLarge { max_bytes }));
+        }
+        if let Err(e) = dest.write_all(&buf[..n]) {
+            break Err(CopyError::Write(WriteError::Io(e)));
+        }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        written += n as u64;
+    };
+    (dest, hasher, written, result)
 }
 
 #[cfg(test)]
