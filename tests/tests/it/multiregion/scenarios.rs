@@ -1,0 +1,1 @@
+//! Scenarios (see the module docs of `multiregion`).
