@@ -348,6 +348,8 @@ impl TestCluster {
         learner: bool,
     ) -> anyhow::Result<()> {
         anyhow::ensure!(!self.members.contains_key(&id), "node {id} already exists");
+        // Before the new node counts as running: it names no leader until it is added.
+        let leader = self.wait_for_leader().await?;
         let Placement {
             http,
             grpc,
@@ -372,7 +374,6 @@ impl TestCluster {
                 state,
             },
         );
-        let leader = self.wait_for_leader().await?;
         let (id_arg, addr) = (id.to_string(), grpc.to_string());
         let mut args = vec!["members", "add", id_arg.as_str(), addr.as_str()];
         if learner {

@@ -5,13 +5,17 @@
 //! - `scenarios`: three regions × two nodes (one voter per region, the others learners), the
 //!   real go command in each region behind the region's own load balancer; hits stay local, a
 //!   region is cut while commands run everywhere, the leader's region is cut.
+//! - `latency`: a cold version in a multi-region cluster against a single-region one.
+//! - `workload`: go commands looping in every region, the cross-region counters.
 //!
 //! Root only: without namespaces the tests print a loud SKIP, or fail under
 //! `CAIRN_REQUIRE_NETNS=1` (which `.ci/run` sets). Run only these:
 //! `cargo build --bins && CAIRN_REQUIRE_NETNS=1 cargo test -p cairn-tests --test it multiregion -- --nocapture --test-threads=1`.
 
+mod latency;
 mod plumbing;
 mod scenarios;
+mod workload;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -80,11 +84,17 @@ pub struct Deployment {
 
 impl Deployment {
     /// Starts `per_region` nodes in every region of `net`: node ids count from 1, region by
-    /// region; the first node of each region is a founding voter, the others join as learners.
-    pub async fn start(net: &Regions, per_region: usize, upstream: &str) -> Deployment {
+    /// region; the first `voters` nodes of each region are founding voters, the others join as
+    /// learners.
+    pub async fn start(
+        net: &Regions,
+        per_region: usize,
+        voters: usize,
+        upstream: &str,
+    ) -> Deployment {
         let config = config();
         let mut region_of = BTreeMap::new();
-        let mut voters = BTreeMap::new();
+        let mut founders = BTreeMap::new();
         let mut learners = Vec::new();
         let mut id = 0u64;
         for r in net.regions() {
@@ -92,16 +102,14 @@ impl Deployment {
                 id += 1;
                 region_of.insert(id, r.name.clone());
                 let p = placement(net, &r.name, i, &config);
-                match i {
-                    0 => voters.insert(id, p),
-                    _ => {
-                        learners.push((id, p));
-                        None
-                    }
-                };
+                if i < voters {
+                    founders.insert(id, p);
+                } else {
+                    learners.push((id, p));
+                }
             }
         }
-        let mut cluster = TestCluster::start_placed(voters, upstream, &config)
+        let mut cluster = TestCluster::start_placed(founders, upstream, &config)
             .await
             .unwrap_or_else(|e| panic!("starting the voters: {e:#}"));
         for (id, p) in learners {
@@ -125,15 +133,6 @@ impl Deployment {
             lbs,
             cluster,
         }
-    }
-
-    /// Ids of the nodes of region `region`.
-    pub fn ids_in(&self, region: &str) -> Vec<u64> {
-        self.region_of
-            .iter()
-            .filter(|(_, r)| *r == region)
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     /// The region of node `id`.

@@ -95,7 +95,7 @@ async fn netns_one_node_per_region_serves_the_go_command() {
         return;
     };
     let upstream = fixture(&net).await;
-    let d = Deployment::start(&net, 1, &upstream.url()).await;
+    let d = Deployment::start(&net, 1, 1, &upstream.url()).await;
     let leader = d.cluster.wait_for_leader().await.unwrap();
     eprintln!(
         "{test}: leader is node {leader} in region {}",
