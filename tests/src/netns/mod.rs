@@ -9,7 +9,7 @@
 //!   region's number from 1;
 //! - one TUN device in the root namespace with `10.<s>.0.1/16` ([`Regions::root_ip`]): the test
 //!   process, the upstream fixture and the test's `/metrics` and admin calls live there;
-//! - a link emulator ([`switch`]) holding every TUN device: region ↔ region packets are delayed
+//! - a link emulator (module `switch`) holding every TUN device: region ↔ region packets are delayed
 //!   by [`Delays::region_to_region`] one way (default 50 ms, so a 100 ms round trip), root ↔
 //!   region packets by [`Delays::root_to_region`] (default 0: the upstream is as far from every
 //!   region as the emulator's own forwarding, well under a millisecond). Traffic inside a region

@@ -53,7 +53,8 @@ async fn a_cold_version_costs_at_most_one_round_trip_more_than_in_one_region() {
             return;
         };
         let upstream = fixture(&net).await;
-        let d = Deployment::start(&net, 3, 3, &upstream.url()).await;
+        // Without `[cluster] region`: today's cluster, and no region holding a voter majority.
+        let d = Deployment::start_with(&net, 3, 3, &upstream.url(), false).await;
         let leader = d.cluster.wait_for_leader().await.unwrap();
         let follower = d
             .cluster

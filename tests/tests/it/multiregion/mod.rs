@@ -52,14 +52,15 @@ pub fn in_region(config: &ClusterConfig, region: &str) -> ClusterConfig {
         .set("cluster", "zone", format!("\"{region}-1\""))
 }
 
-/// Node `i` (from 0) of region `region`, placed at that region's host address `i`.
-pub fn placement(net: &Regions, region: &str, i: usize, config: &ClusterConfig) -> Placement {
+/// Node `i` (from 0) of region `region`, placed at that region's host address `i`; `config`
+/// is its whole configuration (see [`in_region`]).
+pub fn placement(net: &Regions, region: &str, i: usize, config: ClusterConfig) -> Placement {
     let ip = net.host(region, i);
     Placement {
         http: SocketAddr::from((ip, HTTP_PORT)),
         grpc: SocketAddr::from((ip, GRPC_PORT)),
         prefix: net.exec_prefix(region),
-        config: in_region(config, region),
+        config,
     }
 }
 
@@ -85,12 +86,25 @@ pub struct Deployment {
 impl Deployment {
     /// Starts `per_region` nodes in every region of `net`: node ids count from 1, region by
     /// region; the first `voters` nodes of each region are founding voters, the others join as
-    /// learners.
+    /// learners. Every node's config names its region ([`in_region`]).
     pub async fn start(
         net: &Regions,
         per_region: usize,
         voters: usize,
         upstream: &str,
+    ) -> Deployment {
+        Deployment::start_with(net, per_region, voters, upstream, true).await
+    }
+
+    /// [`Deployment::start`], with `[cluster] region` in the configs only when `label_regions`
+    /// (a cluster without it is today's single-region cluster, the baseline of the latency
+    /// test).
+    pub async fn start_with(
+        net: &Regions,
+        per_region: usize,
+        voters: usize,
+        upstream: &str,
+        label_regions: bool,
     ) -> Deployment {
         let config = config();
         let mut region_of = BTreeMap::new();
@@ -101,7 +115,11 @@ impl Deployment {
             for i in 0..per_region {
                 id += 1;
                 region_of.insert(id, r.name.clone());
-                let p = placement(net, &r.name, i, &config);
+                let node_config = match label_regions {
+                    true => in_region(&config, &r.name),
+                    false => config.clone(),
+                };
+                let p = placement(net, &r.name, i, node_config);
                 if i < voters {
                     founders.insert(id, p);
                 } else {

@@ -178,8 +178,9 @@ async fn converged(test: &str, d: &Deployment, want: &BTreeSet<String>, since: I
         panic!("{e:#}\n{}", c.describe().await);
     }
     eprintln!(
-        "{test}: Raft converged {:?} after the heal",
-        since.elapsed()
+        "{test}: Raft converged {:?} after the heal; terms {:?}",
+        since.elapsed(),
+        terms(c, &c.ids()).await
     );
     let missing = || -> Vec<(u64, usize)> {
         c.ids()
@@ -238,13 +239,32 @@ fn filled(
 }
 
 /// Starts three regions × two nodes and warms them; `None` when skipped.
-async fn deploy(test: &str) -> Option<(Go, Regions, Fixture, Deployment, Vec<(String, String)>)> {
+async fn deploy(test: &str) -> Option<Deployed> {
     let go = go(test)?;
     let net = regions_or_skip(test, &REGIONS, 2, Delays::default())?;
     let upstream = fixture(&net).await;
     let d = Deployment::start(&net, 2, 1, &upstream.url()).await;
+    let formed = (terms(&d.cluster, &d.cluster.ids()).await, Instant::now());
     let warm = warm(&go, &net, &d).await;
-    Some((go, net, upstream, d, warm))
+    Some(Deployed {
+        go,
+        net,
+        upstream,
+        d,
+        warm,
+        formed,
+    })
+}
+
+/// What [`deploy`] made (fields dropped in order: the cluster before the regions).
+struct Deployed {
+    go: Go,
+    d: Deployment,
+    upstream: Fixture,
+    net: Regions,
+    warm: Vec<(String, String)>,
+    /// The terms right after the cluster formed, and when.
+    formed: (BTreeMap<u64, u64>, Instant),
 }
 
 /// Asserts no Raft term moved since `before` (nothing was cut meanwhile).
@@ -262,13 +282,11 @@ async fn no_election(test: &str, d: &Deployment, before: &BTreeMap<u64, u64>, si
 async fn hits_in_every_region_stay_in_the_region() {
     let test = "hits_in_every_region_stay_in_the_region";
     let t0 = Instant::now();
-    let Some((go, net, upstream, d, warm)) = deploy(test).await else {
+    let Some(x) = deploy(test).await else {
         return;
     };
-    let terms_before = terms(&d.cluster, &d.cluster.ids()).await;
-    let quiet_since = Instant::now();
-    hits_stay_in_their_region(test, &go, &net, &d, &upstream, &warm).await;
-    no_election(test, &d, &terms_before, quiet_since).await;
+    hits_stay_in_their_region(test, &x.go, &x.net, &x.d, &x.upstream, &x.warm).await;
+    no_election(test, &x.d, &x.formed.0, x.formed.1).await;
     eprintln!("{test}: done in {:?}", t0.elapsed());
 }
 
@@ -276,9 +294,11 @@ async fn hits_in_every_region_stay_in_the_region() {
 async fn a_cut_region_degrades_and_the_others_lose_nothing() {
     let test = "a_cut_region_degrades_and_the_others_lose_nothing";
     let t0 = Instant::now();
-    let Some((go, net, upstream, d, warm)) = deploy(test).await else {
+    let Some(x) = deploy(test).await else {
         return;
     };
+    let (go, net, upstream, d, warm) = (&x.go, &x.net, &x.upstream, &x.d, &x.warm);
+    no_election(test, d, &x.formed.0, x.formed.1).await;
     let ids = d.cluster.ids();
 
     // A region without the leader is cut while go commands run everywhere.
@@ -291,7 +311,7 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
     let pool: Pool = Arc::new(Mutex::new(generated_versions()));
     let envs = REGIONS
         .iter()
-        .map(|r| (r.to_string(), region_env(&go, &net, &d, r)));
+        .map(|r| (r.to_string(), region_env(go, net, d, r)));
     let w = Workload::start(envs.collect(), warm.clone(), pool.clone());
     wait_runs(&w, &REGIONS, t0, 1).await;
     let cut_at = Instant::now();
@@ -301,10 +321,10 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
         d.region(leader)
     );
     let others: Vec<&str> = REGIONS.into_iter().filter(|r| *r != cut).collect();
-    let cut_env = region_env(&go, &net, &d, cut);
+    let cut_env = region_env(go, net, d, cut);
     tokio::join!(
         wait_runs(&w, &others, cut_at, 3),
-        cut_region_degrades(&cut_env, &upstream, &warm, &pool)
+        cut_region_degrades(&cut_env, upstream, warm, &pool)
     );
     let during = terms(&d.cluster, &ids).await;
     eprintln!(
@@ -321,7 +341,7 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
         failed.is_empty(),
         "go commands failed outside the cut region {cut}: {failed:#?}"
     );
-    converged(test, &d, &filled(&warm, &runs, cut), healed_at).await;
+    converged(test, d, &filled(warm, &runs, cut), healed_at).await;
     eprintln!("{test}: done in {:?}", t0.elapsed());
 }
 
@@ -329,16 +349,18 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
 async fn the_leaders_region_is_cut_and_another_region_takes_over() {
     let test = "the_leaders_region_is_cut_and_another_region_takes_over";
     let t0 = Instant::now();
-    let Some((go, net, _upstream, d, warm)) = deploy(test).await else {
+    let Some(x) = deploy(test).await else {
         return;
     };
+    let (go, net, d, warm) = (&x.go, &x.net, &x.d, &x.warm);
+    no_election(test, d, &x.formed.0, x.formed.1).await;
     let ids = d.cluster.ids();
     let leader = d.cluster.wait_for_leader().await.unwrap();
     let lost = d.region(leader).to_string();
     let pool: Pool = Arc::new(Mutex::new(generated_versions()));
     let envs = REGIONS
         .iter()
-        .map(|r| (r.to_string(), region_env(&go, &net, &d, r)));
+        .map(|r| (r.to_string(), region_env(go, net, d, r)));
     let w = Workload::start(envs.collect(), warm.clone(), pool.clone());
     wait_runs(&w, &REGIONS, t0, 1).await;
     let cut_at = Instant::now();
@@ -376,6 +398,6 @@ async fn the_leaders_region_is_cut_and_another_region_takes_over() {
         failed.is_empty(),
         "go commands failed outside the cut region {lost}: {failed:#?}"
     );
-    converged(test, &d, &filled(&warm, &runs, &lost), healed_at).await;
+    converged(test, d, &filled(warm, &runs, &lost), healed_at).await;
     eprintln!("{test}: done in {:?}", t0.elapsed());
 }

@@ -22,8 +22,10 @@ pub const PEER_REQUESTS: &str = "cairn_cluster_peer_requests_total";
 /// because Raft heartbeats and liveness probes cross regions all the time.
 pub const CROSS_REGION_BYTES: &str = "cairn_cluster_cross_region_bytes_total";
 /// `kind`s of [`PEER_REQUESTS`] that are cluster housekeeping, not serving: they cross regions
-/// whatever the clients do, so the "hits stay local" check ignores them.
+/// whatever the clients do (Raft, liveness, and the repair worker's inventory exchange
+/// `has_blobs`, which runs on a timer), so the "hits stay local" check ignores them.
 pub const HOUSEKEEPING_KINDS: &[&str] = &[
+    "has_blobs",
     "raft",
     "append_entries",
     "vote",
