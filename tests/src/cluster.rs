@@ -58,6 +58,14 @@ impl ClusterConfig {
         .set("upstream_http", "backoff_base_ms", 20)
     }
 
+    /// Removes `key` from `[section]` (the node then uses its default).
+    pub fn unset(mut self, section: &str, key: &str) -> Self {
+        if let Some(keys) = self.sections.get_mut(section) {
+            keys.remove(key);
+        }
+        self
+    }
+
     /// No TLS on the cluster port (`cluster.insecure = true`).
     pub fn insecure(mut self) -> Self {
         self.secure = false;
@@ -75,14 +83,6 @@ impl ClusterConfig {
             .entry(section.to_string())
             .or_default()
             .insert(key.to_string(), value.to_string());
-        self
-    }
-
-    /// Removes `key` from `[section]` (the node then uses its default).
-    pub fn unset(mut self, section: &str, key: &str) -> Self {
-        if let Some(keys) = self.sections.get_mut(section) {
-            keys.remove(key);
-        }
         self
     }
 
