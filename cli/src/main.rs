@@ -234,6 +234,10 @@ enum MembersCommand {
         /// Keep it a learner (replicates, does not vote).
         #[arg(long)]
         learner: bool,
+        /// Promote it even if its region would then hold a majority of the voters (losing
+        /// that region would then lose the quorum).
+        #[arg(long)]
+        force_placement: bool,
         /// Seconds to wait for the change (the leader may wait for the learner to catch up).
         #[arg(long, default_value_t = 420)]
         wait_secs: u64,
@@ -393,10 +397,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             id,
             addr,
             learner,
+            force_placement,
             wait_secs,
         }) => {
             let wait = Duration::from_secs(*wait_secs);
-            let reply = members::add(&cli.node, timeout, wait, *id, addr, *learner).await?;
+            let reply = members::add(
+                &cli.node,
+                timeout,
+                wait,
+                *id,
+                addr,
+                *learner,
+                *force_placement,
+            )
+            .await?;
             print_change(
                 &cli,
                 &reply,

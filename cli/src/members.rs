@@ -44,12 +44,14 @@ pub async fn add(
     id: u64,
     addr: &str,
     learner: bool,
+    force_placement: bool,
 ) -> Result<MembershipReply> {
     let mut client = client::connect(node, connect).await?;
     let mut req = tonic::Request::new(AddMemberRequest {
         id,
         addr: addr.to_string(),
         learner_only: learner,
+        force_placement,
     });
     req.set_timeout(wait);
     let reply = client
@@ -117,12 +119,16 @@ mod tests {
                     addr: "a:1".into(),
                     voter: true,
                     matched_index: 0,
+                    region: String::new(),
+                    zone: String::new(),
                 },
                 Member {
                     id: 4,
                     addr: "d:1".into(),
                     voter: false,
                     matched_index: 0,
+                    region: String::new(),
+                    zone: String::new(),
                 },
             ],
             leader_id: 1,

@@ -364,6 +364,12 @@ pub struct ClusterSettings {
     /// Run a multi-node cluster (or change membership) without mutual TLS: anyone who reaches
     /// the cluster port can then act as a node or an operator. Logged as a warning at start.
     pub insecure: bool,
+    /// The region this node runs in (e.g. `eu-west`); empty = no region. Recorded in the
+    /// membership: owners of misses are chosen within the asking node's region, and voter
+    /// placement is checked so that losing one region keeps a quorum.
+    pub region: String,
+    /// The zone (failure domain inside the region) this node runs in; empty = none.
+    pub zone: String,
     /// The loaded TLS material (filled by the node at start from the three files).
     #[serde(skip)]
     pub tls: crate::tls::ClusterTls,
@@ -398,6 +404,8 @@ impl Default for ClusterSettings {
             cert_file: None,
             key_file: None,
             insecure: false,
+            region: String::new(),
+            zone: String::new(),
             tls: crate::tls::ClusterTls::default(),
         }
     }
@@ -772,6 +780,17 @@ impl RawConfig {
     }
 
     fn check_sections(&self, errs: &mut Vec<ConfigError>) {
+        for (key, value) in [
+            ("cluster.region", &self.cluster.region),
+            ("cluster.zone", &self.cluster.zone),
+        ] {
+            if !valid_location(value) {
+                errs.push(invalid(
+                    key,
+                    &format!("{value:?} is not a region/zone name: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit (e.g. \"eu-west-1\"), or leave it empty"),
+                ));
+            }
+        }
         if let Some(problem) = self.policy.problem() {
             errs.push(invalid("policy.deny_status", &problem));
         }
@@ -872,6 +891,16 @@ impl RawConfig {
     }
 }
 
+/// Whether `s` may name a region or zone: empty, or 1-63 of `[A-Za-z0-9._-]` starting with a
+/// letter or digit (the shape of a Kubernetes label value such as `us-east-1`).
+pub fn valid_location(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -968,6 +997,36 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:3");
         assert_eq!(cfg.cache.list_ttl_secs, 9);
         assert_eq!(cfg.cache.negative_ttl_secs, 7);
+    }
+
+    #[test]
+    fn region_and_zone_are_checked() {
+        let cfg = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("CAIRN_CLUSTER__REGION", "eu-west-1"),
+                ("CAIRN_CLUSTER__ZONE", "b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.cluster.region.as_str(), cfg.cluster.zone.as_str()),
+            ("eu-west-1", "b")
+        );
+        let errs = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("CAIRN_CLUSTER__REGION", "eu west"),
+                ("CAIRN_CLUSTER__ZONE", "-a"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            errs.contains("cluster.region") && errs.contains("cluster.zone"),
+            "{errs}"
+        );
+        assert!(valid_location("") && !valid_location(&"a".repeat(64)));
     }
 
     #[test]

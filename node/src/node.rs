@@ -137,6 +137,8 @@ impl Node {
         let raft_settings = crate::raft::RaftSettings {
             forward_hops: config.cluster.forward_hops,
             cluster_tls,
+            region: config.cluster.region.clone(),
+            zone: config.cluster.zone.clone(),
             ..config.raft.clone()
         };
         let consensus = Consensus::start(config.node_id, peers, &dir.join("meta"), &raft_settings)
@@ -191,6 +193,7 @@ impl Node {
         .await;
         crate::policy::purger::spawn(consensus.clone(), blobs.clone(), workers.clone());
         crate::policy::backfill::spawn(consensus.clone(), workers.clone());
+        crate::raft::location::spawn(consensus.clone(), workers.clone());
         let fill_timeout = Duration::from_secs(
             config.upstream_http.transfer_timeout_secs + config.cluster.replicate_timeout_secs + 60,
         );
@@ -435,7 +438,12 @@ fn peers_with_bound_self(config: &Config, bound: SocketAddr) -> BTreeMap<u64, No
             } else {
                 addr.clone()
             };
-            (*id, NodeAddr { cluster_addr: addr })
+            let mut node = NodeAddr::at(addr);
+            if *id == config.node_id {
+                node.region = config.cluster.region.clone();
+                node.zone = config.cluster.zone.clone();
+            }
+            (*id, node)
         })
         .collect()
 }

@@ -66,6 +66,8 @@ pub(super) async fn state(
                 addr: addr.clone(),
                 voter: *voter,
                 matched_index: 0,
+                region: String::new(),
+                zone: String::new(),
             })
             .collect(),
         size: export.data.len() as u64,

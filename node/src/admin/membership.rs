@@ -10,7 +10,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 use tonic::{Code, Request, Response, Status};
 
-use crate::raft::{Consensus, MembershipError, RaftMember, LEARNER_CATCH_UP};
+use crate::raft::{Consensus, MembershipError, NodeAddr, RaftMember, LEARNER_CATCH_UP};
 
 /// Request metadata set on a call a follower forwarded (the leader never forwards it again).
 pub const FORWARDED_HEADER: &str = "x-cairn-forwarded";
@@ -36,7 +36,8 @@ pub(crate) fn check_secure(consensus: &Consensus, allow_insecure: bool) -> Resul
 
 /// Checks that node `id` answers at `addr` (and, with TLS, proves it is node `id`) before it
 /// becomes a member: a typo'd or dead address must not become a voter the cluster then waits for.
-async fn probe_new_node(consensus: &Consensus, id: u64, addr: &str) -> Result<(), Status> {
+/// Returns the node as it describes itself (address plus its configured region and zone).
+async fn probe_new_node(consensus: &Consensus, id: u64, addr: &str) -> Result<NodeAddr, Status> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| Status::invalid_argument(format!("{addr:?} is not a HOST:PORT address: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT);
@@ -47,7 +48,14 @@ async fn probe_new_node(consensus: &Consensus, id: u64, addr: &str) -> Result<()
     let mut req = Request::new(cairn_proto::v1::StatusRequest {});
     req.set_timeout(CONNECT_TIMEOUT);
     match AdminClient::new(channel).status(req).await {
-        Ok(r) if r.get_ref().node_id == id => Ok(()),
+        Ok(r) if r.get_ref().node_id == id => {
+            let r = r.into_inner();
+            Ok(NodeAddr {
+                cluster_addr: addr.to_string(),
+                region: r.region,
+                zone: r.zone,
+            })
+        }
         Ok(r) => Err(Status::failed_precondition(format!(
             "{addr} is node {}, not node {id}: check the id and the address",
             r.get_ref().node_id
@@ -69,10 +77,15 @@ pub(crate) async fn add(
     let forwarded = req.metadata().contains_key(FORWARDED_HEADER);
     let operator = acting_operator(&req);
     let r = req.into_inner();
-    if consensus.precheck_add(r.id, &r.addr).is_ok() {
-        probe_new_node(consensus, r.id, &r.addr).await?;
-    }
-    match consensus.add_member(r.id, &r.addr, r.learner_only).await {
+    let node = if consensus.precheck_add(r.id, &r.addr).is_ok() {
+        probe_new_node(consensus, r.id, &r.addr).await?
+    } else {
+        NodeAddr::at(r.addr.clone())
+    };
+    match consensus
+        .add_member(r.id, node, r.learner_only, r.force_placement)
+        .await
+    {
         Ok(members) => Ok(reply(consensus, &members)),
         Err(MembershipError::NotLeader {
             leader_id: Some(leader),
@@ -162,7 +175,8 @@ pub fn to_status(e: &MembershipError, forwarded: bool) -> Status {
         MembershipError::ZeroId | MembershipError::BadAddr { .. } => Code::InvalidArgument,
         MembershipError::IdConflict { .. }
         | MembershipError::AddrConflict { .. }
-        | MembershipError::LastVoter { .. } => Code::FailedPrecondition,
+        | MembershipError::LastVoter { .. }
+        | MembershipError::Placement { .. } => Code::FailedPrecondition,
         MembershipError::NotMember { .. } => Code::NotFound,
         MembershipError::NotLeader { .. } => Code::Unavailable,
         MembershipError::CatchUpTimeout { .. } | MembershipError::Timeout { .. } => {

@@ -192,6 +192,8 @@ impl AdminService {
             initialized: st.initialized,
             blobs_missing: self.repair.as_ref().map_or(0, |r| r.blobs_missing()),
             repair_queue: self.repair.as_ref().map_or(0, |r| r.repair_queue()),
+            region: self.consensus.settings().region.clone(),
+            zone: self.consensus.settings().zone.clone(),
         }
     }
 }
@@ -242,6 +244,8 @@ pub(crate) fn to_wire(members: &[RaftMember]) -> Vec<Member> {
             addr: m.addr.clone(),
             voter: m.voter,
             matched_index: m.matched_index.unwrap_or(0),
+            region: m.region.clone(),
+            zone: m.zone.clone(),
         })
         .collect()
 }

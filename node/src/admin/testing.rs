@@ -41,14 +41,7 @@ pub(crate) async fn listen() -> (TcpListener, String) {
 pub(crate) fn peers(pairs: &[(u64, &str)]) -> BTreeMap<u64, NodeAddr> {
     pairs
         .iter()
-        .map(|(id, addr)| {
-            (
-                *id,
-                NodeAddr {
-                    cluster_addr: addr.to_string(),
-                },
-            )
-        })
+        .map(|(id, addr)| (*id, NodeAddr::at(*addr)))
         .collect()
 }
 

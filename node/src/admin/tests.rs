@@ -26,6 +26,7 @@ async fn add(
         id,
         addr: addr.to_string(),
         learner_only,
+        force_placement: false,
     };
     c.add_member(req).await.map(|r| r.into_inner())
 }

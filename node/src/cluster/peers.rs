@@ -426,12 +426,16 @@ mod tests {
             addr: "a:1".into(),
             voter: true,
             matched_index: Some(last),
+            region: String::new(),
+            zone: String::new(),
         }];
         members.extend(matched.iter().map(|(id, m)| RaftMember {
             id: *id,
             addr: format!("n{id}:1"),
             voter: true,
             matched_index: *m,
+            region: String::new(),
+            zone: String::new(),
         }));
         RaftStatus {
             node_id: 1,

@@ -24,12 +24,7 @@ async fn start_consensus(dir: &Path) -> Consensus {
         sled_cache_bytes: 8 << 20,
         ..RaftSettings::default()
     };
-    let peers = BTreeMap::from([(
-        1,
-        NodeAddr {
-            cluster_addr: "127.0.0.1:1".to_string(),
-        },
-    )]);
+    let peers = BTreeMap::from([(1, NodeAddr::at("127.0.0.1:1"))]);
     let c = Consensus::start(1, peers, dir, &settings).await.unwrap();
     assert_eq!(c.wait_for_leader_id(Duration::from_secs(10)).await, Some(1));
     c

@@ -191,12 +191,7 @@ pub async fn restore_state(
     }
     db.check_identity(node_id)?;
     let log_id = applied.log_id();
-    let nodes = BTreeMap::from([(
-        node_id,
-        NodeAddr {
-            cluster_addr: cluster_addr.to_string(),
-        },
-    )]);
+    let nodes = BTreeMap::from([(node_id, NodeAddr::at(cluster_addr))]);
     let membership = StoredMembership::new(
         Some(log_id),
         Membership::new(vec![BTreeSet::from([node_id])], nodes),

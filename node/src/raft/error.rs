@@ -214,6 +214,12 @@ pub enum MembershipError {
         /// The id.
         id: NodeId,
     },
+    /// Promoting the node would give one region a majority of the voters.
+    #[error("{problem}: spread the voters so that no region holds a majority (e.g. one voter in each of three regions, or two large regions plus a tie-breaker voter in a third), add the node as a learner (`cairn members add --learner`), or pass --force-placement to accept it")]
+    Placement {
+        /// What is wrong.
+        problem: super::placement::PlacementProblem,
+    },
     /// Removing the node would leave no voter.
     #[error("node {id} is the last voter; a cluster cannot remove its last voter")]
     LastVoter {

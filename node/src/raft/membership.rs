@@ -30,28 +30,44 @@ type WriteError = RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>;
 type WriteResult = Result<openraft::raft::ClientWriteResponse<super::TypeConfig>, WriteError>;
 
 impl Consensus {
-    /// Adds node `id` at cluster address `addr`: as a learner, then (unless `learner_only`) as a
-    /// voter. Must run on the leader ([`MembershipError::NotLeader`] otherwise). Idempotent: a
+    /// Adds node `id` (`node`: its cluster address and the location it reported): as a learner,
+    /// then (unless `learner_only`) as a voter. Must run on the leader
+    /// ([`MembershipError::NotLeader`] otherwise). Refuses a promotion that gives one region a
+    /// majority of the voters unless `force_placement` ([`super::placement`]). Idempotent: a
     /// node already present at the same address is only promoted if needed. Returns the
     /// resulting membership.
     pub async fn add_member(
         &self,
         id: NodeId,
-        addr: &str,
+        node: NodeAddr,
         learner_only: bool,
+        force_placement: bool,
     ) -> Result<Vec<RaftMember>, MembershipError> {
+        let addr = node.cluster_addr.clone();
         check_id(id)?;
-        check_addr(addr)?;
+        check_addr(&addr)?;
         let _serial = self.inner.membership_lock.lock().await;
         let st = self.leader_status()?;
-        check_no_conflict(&st, id, addr)?;
+        check_no_conflict(&st, id, &addr)?;
         let present = st.member(id).cloned();
         let wants_voter = !learner_only;
         if present.as_ref().is_some_and(|m| m.voter || !wants_voter) {
             return Ok(st.members);
         }
+        if wants_voter {
+            let region = match &present {
+                Some(m) if node.region.is_empty() => m.region.clone(),
+                _ => node.region.clone(),
+            };
+            if let Some(problem) = super::placement::check(&st.members, Some((id, &region))) {
+                if !force_placement {
+                    return Err(MembershipError::Placement { problem });
+                }
+                tracing::warn!(node_id = id, %problem, "voter placement forced by the operator");
+            }
+        }
         // Also for a present learner: waits until it has caught up before promoting it.
-        self.add_learner(id, addr).await?;
+        self.add_learner(id, node).await?;
         if !wants_voter {
             return Ok(self.status().members);
         }
@@ -61,6 +77,41 @@ impl Consensus {
             .await?;
         tracing::info!(node_id = id, addr, "member promoted to voter");
         Ok(resp)
+    }
+
+    /// Records the region and zone node `id` reports for itself (its address stays). Must run
+    /// on the leader. A no-op when the membership already says so. Returns the membership.
+    pub async fn set_location(
+        &self,
+        id: NodeId,
+        region: &str,
+        zone: &str,
+    ) -> Result<Vec<RaftMember>, MembershipError> {
+        check_id(id)?;
+        let _serial = self.inner.membership_lock.lock().await;
+        let st = self.leader_status()?;
+        let Some(member) = st.member(id) else {
+            return Err(MembershipError::NotMember { id });
+        };
+        if member.region == region && member.zone == zone {
+            return Ok(st.members);
+        }
+        let node = NodeAddr {
+            cluster_addr: member.addr.clone(),
+            region: region.to_string(),
+            zone: zone.to_string(),
+        };
+        let members = self
+            .change(
+                ChangeMembers::SetNodes(BTreeMap::from([(id, node)])),
+                CHANGE_TIMEOUT,
+            )
+            .await?;
+        if let Some(problem) = super::placement::check(&members, None) {
+            tracing::warn!(node_id = id, region, %problem, "voter placement does not survive the loss of a region");
+        }
+        tracing::info!(node_id = id, region, zone, "member location recorded");
+        Ok(members)
     }
 
     /// Removes node `id` from the membership (voter or learner). Must run on the leader. Refuses
@@ -120,15 +171,13 @@ impl Consensus {
     }
 
     /// Adds a learner and waits (at most [`LEARNER_CATCH_UP`]) until it has caught up.
-    async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), MembershipError> {
+    async fn add_learner(&self, id: NodeId, node: NodeAddr) -> Result<(), MembershipError> {
         tracing::info!(
             node_id = id,
-            addr,
+            addr = %node.cluster_addr,
+            region = %node.region,
             "adding learner; waiting for it to catch up"
         );
-        let node = NodeAddr {
-            cluster_addr: addr.to_string(),
-        };
         let add = self.inner.raft.add_learner(id, node, true);
         match tokio::time::timeout(LEARNER_CATCH_UP, add).await {
             Err(_) => Err(MembershipError::CatchUpTimeout {
@@ -277,6 +326,8 @@ mod tests {
                     addr: addr.to_string(),
                     voter: *voter,
                     matched_index: None,
+                    region: String::new(),
+                    zone: String::new(),
                 })
                 .collect(),
         }

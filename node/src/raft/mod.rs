@@ -25,10 +25,12 @@ mod db;
 mod disk_local;
 mod error;
 mod flusher;
+pub mod location;
 mod log_store;
 mod membership;
 pub mod metrics;
 mod network;
+pub mod placement;
 pub mod policy;
 #[cfg(test)]
 mod policy_tests;
@@ -68,6 +70,20 @@ pub struct NodeAddr {
     /// `host:port` of the node's cluster gRPC listener (`--cluster-listen`), preferably a stable
     /// DNS name rather than a pod IP.
     pub cluster_addr: String,
+    /// The node's region (`cluster.region`; empty = none or not yet reported by the node).
+    pub region: String,
+    /// The node's zone inside its region (`cluster.zone`; empty = none).
+    pub zone: String,
+}
+
+impl NodeAddr {
+    /// A node at `cluster_addr` whose location is not known (yet).
+    pub fn at(cluster_addr: impl Into<String>) -> NodeAddr {
+        NodeAddr {
+            cluster_addr: cluster_addr.into(),
+            ..NodeAddr::default()
+        }
+    }
 }
 
 impl std::fmt::Display for NodeAddr {

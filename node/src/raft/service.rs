@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use cairn_proto::v1::raft_server::Raft;
-use cairn_proto::v1::{ForwardRequest, RaftReply, RaftRequest};
+use cairn_proto::v1::{
+    ForwardRequest, RaftReply, RaftRequest, SetLocationReply, SetLocationRequest,
+};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -98,6 +100,13 @@ impl Raft for RaftGrpc {
     ) -> Result<Response<RaftReply>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.get_ref().data)?;
         reply(self.consensus.raft().install_snapshot(rpc).await)
+    }
+
+    async fn set_location(
+        &self,
+        request: Request<SetLocationRequest>,
+    ) -> Result<Response<SetLocationReply>, Status> {
+        super::location::handle(&self.consensus, request).await
     }
 
     async fn forward(

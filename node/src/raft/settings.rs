@@ -52,6 +52,12 @@ pub struct RaftSettings {
     /// TLS for connections to peers. Not a `[raft]` key: the node copies the cluster port's.
     #[serde(skip)]
     pub cluster_tls: crate::tls::ClusterTls,
+    /// This node's region (`cluster.region`; the node copies it, not a `[raft]` key).
+    #[serde(skip)]
+    pub region: String,
+    /// This node's zone (`cluster.zone`; the node copies it, not a `[raft]` key).
+    #[serde(skip)]
+    pub zone: String,
 }
 
 impl Default for RaftSettings {
@@ -71,6 +77,8 @@ impl Default for RaftSettings {
             sled_cache_bytes: 64 * 1024 * 1024,
             forward_hops: 3,
             cluster_tls: crate::tls::ClusterTls::default(),
+            region: String::new(),
+            zone: String::new(),
         }
     }
 }

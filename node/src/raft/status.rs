@@ -62,6 +62,10 @@ pub struct RaftMember {
     pub addr: String,
     /// Voter (true) or learner (false).
     pub voter: bool,
+    /// The region the node reported (empty = none or not reported yet).
+    pub region: String,
+    /// The zone the node reported (empty = none).
+    pub zone: String,
     /// The leader's view of the last log index replicated to it (only on the leader).
     pub matched_index: Option<u64>,
 }
@@ -131,6 +135,8 @@ pub(crate) fn members_of(
             id: *id,
             addr: node.cluster_addr.clone(),
             voter: voters.contains(id),
+            region: node.region.clone(),
+            zone: node.zone.clone(),
             matched_index: replication
                 .and_then(|r| r.get(id).cloned().flatten())
                 .map(|l| l.index),

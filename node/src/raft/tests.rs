@@ -511,12 +511,7 @@ fn fast_settings() -> RaftSettings {
 }
 
 fn one_peer(id: NodeId) -> BTreeMap<NodeId, NodeAddr> {
-    BTreeMap::from([(
-        id,
-        NodeAddr {
-            cluster_addr: "127.0.0.1:1".to_string(),
-        },
-    )])
+    BTreeMap::from([(id, NodeAddr::at("127.0.0.1:1"))])
 }
 
 async fn wait_until(cond: impl Fn() -> bool) {
@@ -619,12 +614,7 @@ async fn single_node_propose_read_restart() {
 async fn non_lowest_peer_does_not_initialize() {
     let dir = tempfile::tempdir().unwrap();
     let mut peers = one_peer(1);
-    peers.insert(
-        2,
-        NodeAddr {
-            cluster_addr: "127.0.0.1:2".to_string(),
-        },
-    );
+    peers.insert(2, NodeAddr::at("127.0.0.1:2"));
     let settings = RaftSettings {
         propose_timeout_ms: 300,
         ..fast_settings()
@@ -675,9 +665,7 @@ async fn unreachable_peer_maps_to_unreachable() {
     use openraft::network::RPCOption;
     use openraft::{RaftNetwork, RaftNetworkFactory};
     let mut net = Network::new(1, &fast_settings());
-    let node = NodeAddr {
-        cluster_addr: "127.0.0.1:1".to_string(),
-    };
+    let node = NodeAddr::at("127.0.0.1:1");
     let mut conn = net.new_client(2, &node).await;
     let rpc = openraft::raft::VoteRequest::new(openraft::Vote::new(1, 1), None);
     let err = conn

@@ -166,6 +166,7 @@ async fn call_all(ch: Channel) -> Vec<Outcome> {
                     id: 9,
                     addr: "127.0.0.1:1".into(),
                     learner_only: false,
+                    force_placement: false,
                 })
                 .await,
             ),
