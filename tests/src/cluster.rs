@@ -61,6 +61,14 @@ impl ClusterConfig {
         .set("upstream_http", "backoff_base_ms", 20)
     }
 
+    /// Removes `key` from `[section]` (the node then uses its default).
+    pub fn unset(mut self, section: &str, key: &str) -> Self {
+        if let Some(keys) = self.sections.get_mut(section) {
+            keys.remove(key);
+        }
+        self
+    }
+
     /// No TLS on the cluster port (`cluster.insecure = true`).
     pub fn insecure(mut self) -> Self {
         self.secure = false;
@@ -121,6 +129,21 @@ fn render_toml(sections: &BTreeMap<String, BTreeMap<String, String>>) -> String 
         out.push('\n');
     }
     out
+}
+
+/// Where and how one node of a placed cluster runs ([`TestCluster::start_placed`]): fixed
+/// addresses (e.g. in a network namespace of [`crate::netns::Regions`]), a command prefix, and
+/// its own configuration (e.g. the cluster config plus its `[cluster] region`).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// The GOPROXY HTTP address (`--listen`).
+    pub http: SocketAddr,
+    /// The cluster address (`--cluster-listen`, and what `--peers` names).
+    pub grpc: SocketAddr,
+    /// The command the node runs under (e.g. `ip netns exec <ns>`); empty: none.
+    pub prefix: Vec<String>,
+    /// This node's configuration file.
+    pub config: ClusterConfig,
 }
 
 /// The HTTP client that probes members (`/readyz`, `/metrics`): loopback only, short timeouts.
@@ -297,6 +320,98 @@ impl TestCluster {
             probe: probe_client()?,
             pki,
         })
+    }
+
+    /// Starts the founding members `voters` at their placements (all with the same `--peers`)
+    /// and waits until they formed one cluster. Mutual TLS when `config` is secure (the
+    /// placements' configs should derive from it).
+    pub async fn start_placed(
+        voters: BTreeMap<u64, Placement>,
+        upstream: &str,
+        config: &ClusterConfig,
+    ) -> anyhow::Result<TestCluster> {
+        let peers: BTreeMap<u64, SocketAddr> = voters.iter().map(|(id, p)| (*id, p.grpc)).collect();
+        let pki = match config.secure {
+            true => Some(Arc::new(ClusterPki::new()?)),
+            false => None,
+        };
+        let mut starts = Vec::new();
+        for (id, p) in &voters {
+            let mut o = node_options(*id, p.http, p.grpc, &peers, upstream, &p.config.toml());
+            o.prefix = p.prefix.clone();
+            starts.push(CairnNode::start(with_certs(o, pki.as_deref(), *id)?));
+        }
+        let mut members = BTreeMap::new();
+        for ((id, p), r) in voters.iter().zip(join_all(starts).await) {
+            let node = r.with_context(|| format!("starting node {id}"))?;
+            let state = RunState::Up;
+            let (http, grpc) = (p.http, p.grpc);
+            members.insert(
+                *id,
+                Member {
+                    node,
+                    http,
+                    grpc,
+                    state,
+                },
+            );
+        }
+        let c = TestCluster {
+            members,
+            peers,
+            upstream: upstream.to_string(),
+            config: config.clone(),
+            probe: probe_client()?,
+            pki,
+        };
+        c.wait_for_leader().await?;
+        c.wait_converged().await?;
+        Ok(c)
+    }
+
+    /// Starts node `id` at `placement` (its `--peers`: the founding members plus itself) and
+    /// adds it through the leader as a learner (`cairn members add --learner`), or as a voter
+    /// when `learner` is false.
+    pub async fn add_placed(
+        &mut self,
+        id: u64,
+        placement: Placement,
+        learner: bool,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.members.contains_key(&id), "node {id} already exists");
+        // Before the new node counts as running: it names no leader until it is added.
+        let leader = self.wait_for_leader().await?;
+        let Placement {
+            http,
+            grpc,
+            prefix,
+            config,
+        } = placement;
+        let mut peers = self.peers.clone();
+        peers.insert(id, grpc);
+        let mut o = node_options(id, http, grpc, &peers, &self.upstream, &config.toml());
+        o.prefix = prefix;
+        let o = with_certs(o, self.pki.as_deref(), id)?;
+        let node = CairnNode::start(o)
+            .await
+            .with_context(|| format!("starting node {id}"))?;
+        let state = RunState::Up;
+        self.members.insert(
+            id,
+            Member {
+                node,
+                http,
+                grpc,
+                state,
+            },
+        );
+        let (id_arg, addr) = (id.to_string(), grpc.to_string());
+        let mut args = vec!["members", "add", id_arg.as_str(), addr.as_str()];
+        if learner {
+            args.push("--learner");
+        }
+        self.cli_at(leader, &args).await?.ok()?;
+        Ok(())
     }
 
     /// Starts a pristine node `id` whose `--peers` are the founding members plus itself (so it

@@ -110,8 +110,18 @@ impl Fixture {
         root: Option<&Path>,
         ca: Option<&crate::tls::TestCa>,
     ) -> anyhow::Result<Fixture> {
+        Fixture::start_at(root, ca, "127.0.0.1:0".parse()?).await
+    }
+
+    /// Like [`Fixture::start_with_tls`], listening on `bind` (e.g. the root namespace's address
+    /// on an emulated network, [`crate::netns::Regions::root_ip`]).
+    pub async fn start_at(
+        root: Option<&Path>,
+        ca: Option<&crate::tls::TestCa>,
+        bind: SocketAddr,
+    ) -> anyhow::Result<Fixture> {
         let tls = ca.map(crate::tls::TestCa::acceptor);
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             root: root.map(Path::to_path_buf),
@@ -129,7 +139,7 @@ impl Fixture {
         })
     }
 
-    /// `http://127.0.0.1:<port>` (`https://` when started with TLS).
+    /// `http://<addr>` (`https://` when started with TLS).
     pub fn url(&self) -> String {
         let scheme = if self.state.tls.is_some() {
             "https"

@@ -148,6 +148,8 @@ pub struct GoEnv {
     direct: Option<DirectMode>,
     /// More environment variables (e.g. `SSL_CERT_FILE`), set last.
     pub extra_env: Vec<(String, String)>,
+    /// A command every `go` runs under, e.g. `ip netns exec <ns>`; empty: none.
+    pub prefix: Vec<String>,
 }
 
 impl GoEnv {
@@ -171,6 +173,7 @@ impl GoEnv {
             nosumdb: String::new(),
             direct: None,
             extra_env: Vec::new(),
+            prefix: Vec::new(),
         })
     }
 
@@ -206,6 +209,12 @@ impl GoEnv {
         self
     }
 
+    /// The same environment with every command run under `prefix` (e.g. `ip netns exec <ns>`).
+    pub fn with_prefix(mut self, prefix: Vec<String>) -> GoEnv {
+        self.prefix = prefix;
+        self
+    }
+
     /// The same environment with `GONOSUMDB=patterns`.
     pub fn with_nosumdb(mut self, patterns: &str) -> GoEnv {
         self.nosumdb = patterns.to_string();
@@ -220,6 +229,7 @@ impl GoEnv {
         };
         let mut env = env.with_sumdb(&self.gosumdb).with_nosumdb(&self.nosumdb);
         env.extra_env = self.extra_env.clone();
+        env.prefix = self.prefix.clone();
         Ok(env)
     }
 
@@ -246,7 +256,14 @@ impl GoEnv {
     /// Runs `go args…` in `cwd` and returns its output whatever the exit status.
     pub async fn run(&self, cwd: &Path, args: &[&str]) -> anyhow::Result<GoOutput> {
         let d = self.dir.path();
-        let mut cmd = Command::new(&self.go.bin);
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, prefix_args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(prefix_args).arg(&self.go.bin);
+                cmd
+            }
+            None => Command::new(&self.go.bin),
+        };
         cmd.args(args).current_dir(cwd).env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);

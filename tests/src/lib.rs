@@ -21,6 +21,8 @@
 //!   (hold times shortened), and `promtool`.
 //! - [`raw`]: raw HTTP/1.1 over a `TcpStream`, for requests a client library would normalize.
 //! - [`metrics`]: a small Prometheus text parser.
+//! - [`netns`]: emulated regions (network namespaces, a link emulator with delay and cuts) for
+//!   multi-region clusters.
 //! - [`tls`]: a private CA that exists only in a file, for HTTPS test servers.
 //! - [`tunnel`]: an HTTP CONNECT proxy that records where it was asked to go.
 //! - [`wait`]: `wait_until` with deadlines scaled by `CAIRN_TEST_PATIENCE_MS`.
@@ -37,6 +39,7 @@ pub mod gocmd;
 pub mod h1;
 pub mod lb;
 pub mod metrics;
+pub mod netns;
 pub mod node;
 pub mod pki;
 pub mod prometheus;

@@ -68,6 +68,9 @@ pub struct NodeOptions {
     pub env: Vec<(String, Option<String>)>,
     /// The CA of the node's HTTPS certificate: when set, the harness talks HTTPS to `--listen`.
     pub https_ca: Option<PathBuf>,
+    /// A command the node binary is run under, e.g. `ip netns exec <ns>` (it must exec, so the
+    /// process id stays the node's); empty: run the binary directly.
+    pub prefix: Vec<String>,
 }
 
 impl NodeOptions {
@@ -82,6 +85,7 @@ impl NodeOptions {
             extra_args: Vec::new(),
             env: Vec::new(),
             https_ca: None,
+            prefix: Vec::new(),
         }
     }
 
@@ -287,7 +291,14 @@ impl CairnNode {
     }
 
     fn command(&self, log: &File) -> anyhow::Result<Command> {
-        let mut cmd = Command::new(node_bin());
+        let mut cmd = match self.opts.prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(node_bin());
+                cmd
+            }
+            None => Command::new(node_bin()),
+        };
         cmd.arg("--listen").arg(&self.opts.listen);
         cmd.arg("--cluster-listen").arg(&self.opts.cluster_listen);
         cmd.arg("--data-dir").arg(self.data_dir());

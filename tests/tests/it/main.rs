@@ -35,6 +35,7 @@ mod hostile;
 mod http;
 mod https;
 mod list_ttl;
+mod multiregion;
 mod observability;
 mod operator;
 mod prefetch;
