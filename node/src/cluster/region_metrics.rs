@@ -24,6 +24,8 @@ pub enum RequestKind {
     FetchBlob,
     /// `Blob.PullBlob`: a peer asked to take a copy.
     PullBlob,
+    /// `Blob.PutBlob`: a small blob pushed whole to a peer.
+    PushBlob,
     /// `Blob.HasBlobs`: which blobs a peer holds.
     HasBlobs,
 }
@@ -35,6 +37,7 @@ impl RequestKind {
             RequestKind::Fill => "fill",
             RequestKind::FetchBlob => "fetch_blob",
             RequestKind::PullBlob => "pull_blob",
+            RequestKind::PushBlob => "push_blob",
             RequestKind::HasBlobs => "has_blobs",
         }
     }
@@ -50,7 +53,7 @@ pub fn describe() {
     describe_counter!(
         PEER_REQUESTS_TOTAL,
         Unit::Count,
-        "Outgoing node-to-node data requests (fill, fetch_blob, pull_blob, has_blobs; not Raft or liveness probes), by the peer's region and whether it stays in this node's region (scope=local) or crosses to another (scope=cross_region)."
+        "Outgoing node-to-node data requests (fill, fetch_blob, pull_blob, push_blob, has_blobs; not Raft or liveness probes), by the peer's region and whether it stays in this node's region (scope=local) or crosses to another (scope=cross_region)."
     );
 }
 

@@ -201,10 +201,16 @@ impl BlobTransfer {
         data: bytes::Bytes,
     ) -> Result<bool, TransferError> {
         let mut client = self.client(peer)?;
-        let req = PutBlobRequest {
+        let locality = self.locality();
+        let peer_region = locality.count_request(RequestKind::PushBlob, peer);
+        if locality.scope(&peer_region) == Scope::CrossRegion {
+            region_metrics::add_sent(&peer_region, data.len() as u64);
+        }
+        let mut req = tonic::Request::new(PutBlobRequest {
             sha256: sha256.to_string(),
             data,
-        };
+        });
+        name_region(&mut req, locality.region());
         let deadline = self.inner.replicate_timeout;
         match tokio::time::timeout(deadline, client.put_blob(req)).await {
             Err(_) => Err(timeout(peer, deadline)),

@@ -170,7 +170,11 @@ impl Blob for BlobGrpc {
         let peer = request
             .remote_addr()
             .map_or_else(|| "a peer".to_owned(), |a| a.to_string());
+        let cross_region = self.cross_region_peer(&request);
         let PutBlobRequest { sha256, data } = request.into_inner();
+        if let Some(region) = &cross_region {
+            crate::cluster::region::metrics::add_received(region, data.len() as u64);
+        }
         // Spawned so the copy finishes (and is not wasted) even if the sender gives up.
         let transfer = self.transfer.clone();
         let task = tokio::spawn(async move {

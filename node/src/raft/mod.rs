@@ -25,6 +25,7 @@ mod db;
 mod disk_local;
 mod error;
 mod flusher;
+mod heartbeat;
 pub mod location;
 mod log_store;
 mod membership;

@@ -30,6 +30,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use super::error::ProposeError;
+use super::heartbeat::{Heartbeats, Plan};
 use super::service::WireProposeError;
 use super::{NodeAddr, NodeId, RaftSettings, TypeConfig};
 use crate::store::meta::{MetaCmd, MetaResp};
@@ -75,6 +76,8 @@ pub struct NetworkConnection {
     addr: String,
     matched: Option<u64>,
     reverted_logged: bool,
+    /// Heartbeats sent without holding up the replication stream ([`super::heartbeat`]).
+    heartbeats: Heartbeats,
 }
 
 /// A peer answered as if its log went backwards: it lost its data (or was replaced) but still
@@ -222,6 +225,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.cluster_addr.clone(),
             matched: None,
             reverted_logged: false,
+            heartbeats: Heartbeats::default(),
         }
     }
 }
@@ -309,6 +313,28 @@ impl NetworkConnection {
 }
 
 impl NetworkConnection {
+    /// Sends heartbeat `rpc` on a task of its own and records its answer in `heartbeats`.
+    fn heartbeat_in_background(&self, rpc: AppendEntriesRequest<TypeConfig>, ttl: Duration) {
+        let conn = NetworkConnection {
+            net: self.net.clone(),
+            target: self.target,
+            addr: self.addr.clone(),
+            matched: None,
+            reverted_logged: true,
+            heartbeats: self.heartbeats.clone(),
+        };
+        tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let resp: RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+                conn.call(RPCTypes::AppendEntries, &rpc, ttl).await;
+            let ok = matches!(resp, Ok(AppendEntriesResponse::Success));
+            if !ok {
+                tracing::debug!(peer = conn.target, answer = ?resp, "background heartbeat not accepted; the next one waits for its answer");
+            }
+            conn.heartbeats.background_done(sent, ok);
+        });
+    }
+
     /// A conflict at or below an index the peer already accepted in this session means its log
     /// went backwards: report it unreachable (openraft backs off) and log the fix once.
     fn check_not_reverted<E: Error>(
@@ -345,9 +371,24 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         let prev = rpc.prev_log_id.map(|l| l.index);
         let last = rpc.entries.last().map(|e| e.log_id.index).or(prev);
-        let resp: AppendEntriesResponse<NodeId> = self
-            .call(RPCTypes::AppendEntries, &rpc, option.hard_ttl())
-            .await?;
+        let ttl = option.hard_ttl();
+        if rpc.entries.is_empty() {
+            // openraft's heartbeat interval is the ttl it gives an AppendEntries.
+            let caught_up = prev.is_some() && prev <= self.matched;
+            match self.heartbeats.plan(caught_up, ttl) {
+                Plan::Wait => {}
+                Plan::AlreadyOut => return Ok(AppendEntriesResponse::Success),
+                Plan::SendInBackground => {
+                    self.heartbeat_in_background(rpc, ttl);
+                    return Ok(AppendEntriesResponse::Success);
+                }
+            }
+        }
+        let sent = std::time::Instant::now();
+        let resp = self.call(RPCTypes::AppendEntries, &rpc, ttl).await;
+        let ok = matches!(resp, Ok(AppendEntriesResponse::Success));
+        self.heartbeats.answered(sent, ok);
+        let resp: AppendEntriesResponse<NodeId> = resp?;
         match &resp {
             AppendEntriesResponse::Success => self.matched = self.matched.max(last),
             AppendEntriesResponse::PartialSuccess(m) => {

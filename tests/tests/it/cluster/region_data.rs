@@ -126,10 +126,7 @@ async fn cluster_regions_fill_near_the_client_and_cross_each_boundary_once() {
         let m = &before[&id];
         let fills = m.sum(REQUESTS, &[("kind", "fill"), ("scope", "cross_region")]);
         assert_eq!(fills, 0.0, "node {id} sent a fill across regions\n{ms}");
-        let pulls = m.sum(
-            REQUESTS,
-            &[("kind", "pull_blob"), ("scope", "cross_region")],
-        );
+        let pulls = copies_asked_across(m);
         assert_eq!(pulls, 0.0, "node {id} asked region b for a copy\n{ms}");
         let got = m.sum(BYTES, &[("direction", "received")]);
         assert_eq!(got, 0.0, "region a received blob bytes from b\n{ms}");
@@ -219,10 +216,7 @@ async fn cluster_regions_min_copies_remote_regions_waits_for_a_copy_in_the_other
         let held = cl.blob_set(id);
         assert!(held.is_superset(&shas), "node {id} lacks a zip of region a");
         let m = cl.metrics(id).await.unwrap();
-        asked += m.sum(
-            REQUESTS,
-            &[("kind", "pull_blob"), ("scope", "cross_region")],
-        );
+        asked += copies_asked_across(&m);
     }
     assert!(
         asked >= shas.len() as f64,
@@ -293,4 +287,12 @@ async fn cluster_regions_learners_own_and_fill_the_misses_of_their_region() {
         "{}",
         m5.dump("cairn_cluster_")
     );
+}
+
+/// Copies this node asked nodes of other regions to take: pulls and (small blobs) pushes.
+fn copies_asked_across(m: &Metrics) -> f64 {
+    ["pull_blob", "push_blob"]
+        .iter()
+        .map(|kind| m.sum(REQUESTS, &[("kind", kind), ("scope", "cross_region")]))
+        .sum()
 }

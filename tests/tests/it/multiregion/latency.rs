@@ -77,7 +77,7 @@ async fn a_cold_version_costs_at_most_one_round_trip_more_than_in_one_region() {
         .cluster
         .ids()
         .into_iter()
-        .find(|id| *id != leader)
+        .find(|id| d.region(*id) != d.region(leader))
         .unwrap();
     let at_leader = cold_info(&d, leader, &batches[1]).await;
     let elsewhere = cold_info(&d, other, &batches[2]).await;
