@@ -13,6 +13,7 @@
 //!   catch up by snapshot, as any new member does.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -145,7 +146,7 @@ impl Consensus {
     /// Serializes this node's state machine at its current applied index (see the module
     /// docs for what it costs).
     pub async fn export_state(&self) -> Result<StateExport, ConsensusError> {
-        let built = self.inner.sm.export().await?;
+        let (built, data) = self.inner.sm.export().await?;
         let membership = built.membership.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let members = membership
@@ -153,7 +154,7 @@ impl Consensus {
             .map(|(id, addr)| (*id, addr.cluster_addr.clone(), voters.contains(id)))
             .collect();
         Ok(StateExport {
-            data: built.data,
+            data,
             applied: built.last_applied.as_ref().map(AppliedId::of),
             members,
         })
@@ -199,7 +200,16 @@ pub async fn restore_state(
     let data = data.to_vec();
     let task = tokio::task::spawn_blocking(move || -> Result<(), ConsensusError> {
         let restore = |e: &dyn std::fmt::Display| ConsensusError::Restore(e.to_string());
-        snapshot::install(&db.sm, &data, &Some(log_id), &membership).map_err(|e| restore(&e))?;
+        snapshot::install(&db.sm, &data[..], &Some(log_id), &membership)
+            .map_err(|e| restore(&e))?;
+        let (mut file, part) = db
+            .snapshots
+            .create_part(db.db.generate_id()?)
+            .map_err(|e| restore(&e))?;
+        file.write_all(&data)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| restore(&e))?;
+        let name = db.snapshots.promote(&part).map_err(|e| restore(&e))?;
         let meta = SnapshotMeta {
             last_log_id: Some(log_id),
             last_membership: membership,
@@ -207,7 +217,7 @@ pub async fn restore_state(
         };
         let mut snap = sled::Batch::default();
         snap.insert(snapshot_key::META, enc(&meta)?);
-        snap.insert(snapshot_key::DATA, data);
+        snap.insert(snapshot_key::FILE, name.as_bytes());
         db.raft_snapshot.apply_batch(snap)?;
         let mut raft = sled::Batch::default();
         raft.insert(meta_key::VOTE, enc(&Vote::new(applied.term, node_id))?);

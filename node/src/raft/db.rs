@@ -7,7 +7,7 @@
 //! |-----------------|------------------------------|----------------------------------------|
 //! | `raft_meta`     | `vote`, `committed`, `last_purged`, `node_id`, `data_version` | JSON / BE u64 |
 //! | `raft_log`      | log index as big-endian u64  | JSON `Entry`                           |
-//! | `raft_snapshot` | `meta`, `data`               | the current snapshot (JSON meta, bytes) |
+//! | `raft_snapshot` | `meta`, `file`, `installing` | the current snapshot: JSON meta, its file in `cairn-snapshots/`, set while it is being installed |
 //! | `sm_meta`       | `last_applied`, `membership`, `version_count` | JSON / BE u64          |
 //! | `sm_versions`   | `module@version`             | JSON `VersionRecord`                   |
 //! | `sm_lists`      | `module`                     | JSON `ListRecord`                      |
@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::ConsensusError;
+use super::snapshot_file::SnapshotDir;
 use super::NodeId;
 
 /// On-disk format of the metadata store; bump with a migration when the layout changes.
@@ -96,8 +97,13 @@ pub(crate) mod sm_key {
 pub(crate) mod snapshot_key {
     /// The current snapshot's JSON `SnapshotMeta`.
     pub const META: &[u8] = b"meta";
-    /// The current snapshot's bytes.
-    pub const DATA: &[u8] = b"data";
+    /// The name of the current snapshot's file in the snapshot directory.
+    pub const FILE: &[u8] = b"file";
+    /// Present while the current snapshot is being installed into the state machine (an
+    /// install interrupted by a crash is redone at startup).
+    pub const INSTALLING: &[u8] = b"installing";
+    /// Before snapshot files: the current snapshot's bytes, moved to a file when first read.
+    pub const LEGACY_DATA: &[u8] = b"data";
 }
 
 /// Handles to the state-machine trees (cheap to clone).
@@ -132,6 +138,8 @@ pub(crate) struct MetaDb {
     pub raft_snapshot: sled::Tree,
     /// The state machine.
     pub sm: SmTrees,
+    /// Where snapshot files live.
+    pub snapshots: SnapshotDir,
 }
 
 /// How long `open` retries while another handle in this process still holds the sled lock.
@@ -185,6 +193,10 @@ impl MetaDb {
             raft_snapshot: db.open_tree("raft_snapshot")?,
             sm,
             db,
+            snapshots: SnapshotDir::open(dir).map_err(|e| ConsensusError::Open {
+                path: dir.clone(),
+                source: e.into(),
+            })?,
         })
     }
 

@@ -40,12 +40,13 @@ mod reader;
 mod service;
 mod settings;
 mod snapshot;
+mod snapshot_file;
+#[cfg(test)]
+mod snapshot_tests;
 mod state_machine;
 mod status;
 #[cfg(test)]
 mod tests;
-
-use std::io::Cursor;
 
 pub use bootstrap::BootstrapState;
 pub use consensus::Consensus;
@@ -57,6 +58,7 @@ pub use queue::{BlobQueue, QueueEntry, QueueError};
 pub use reader::{MetaError, MetaReader};
 pub use service::RaftGrpc;
 pub use settings::RaftSettings;
+pub use snapshot_file::SnapshotFile;
 pub use status::{RaftMember, RaftRole, RaftStatus};
 
 use crate::store::meta::{MetaCmd, MetaResp};
@@ -101,7 +103,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeAddr,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

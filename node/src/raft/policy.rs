@@ -22,6 +22,7 @@ use sled::transaction::{ConflictableTransactionError as TxError, TransactionalTr
 
 use super::db::{decode_u64, version_key};
 use super::reader::{MetaError, MetaReader};
+use super::snapshot::{raw_section, BodyWriter, SnapshotError};
 use crate::store::meta::{DenyRule, IndexEntry, MetaResp, Tombstone, VersionRecord};
 
 /// Key prefixes and builders.
@@ -265,90 +266,89 @@ pub(super) fn unindex(meta: &TransactionalTree, module: &str, version: &str) -> 
 
 // === snapshot support ===
 
-/// The policy part of a snapshot.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct PolicySnapshot {
-    /// Every deny rule.
-    #[serde(default)]
-    pub deny: Vec<DenyRule>,
-    /// Every tombstone.
-    #[serde(default)]
-    pub tombstones: Vec<Tombstone>,
-    /// Every index entry with its sequence number, in order.
-    #[serde(default)]
-    pub index: Vec<(u64, IndexEntry)>,
-    /// Which entry the feed shows per version (`module@version`, seq).
-    #[serde(default)]
-    pub index_of: Vec<(String, u64)>,
+/// One policy record of a snapshot.
+#[derive(Debug)]
+pub(crate) enum PolicyRecord {
+    /// A deny rule.
+    Deny(DenyRule),
+    /// A tombstone.
+    Tombstone(Tombstone),
+    /// An index entry with its sequence number (entries come in order).
+    Index(u64, IndexEntry),
+    /// Which entry the feed shows for a version (`module@version`, seq).
+    IndexOf(String, u64),
 }
 
-/// Reads the policy part of the state for a snapshot.
-pub(crate) fn snapshot_build(meta: &sled::Tree) -> Result<PolicySnapshot, SnapshotReadError> {
-    let mut out = PolicySnapshot::default();
-    for item in meta.scan_prefix(key::DENY) {
-        out.deny.push(serde_json::from_slice(&item?.1)?);
-    }
-    for item in meta.scan_prefix(key::TOMBSTONE) {
-        out.tombstones.push(serde_json::from_slice(&item?.1)?);
-    }
+/// Writes the `policy` object of a snapshot (its fields; the caller opens and closes it).
+pub(crate) fn write_snapshot<W: std::io::Write>(
+    meta: &sled::Tree,
+    out: &mut BodyWriter<W>,
+) -> Result<(), SnapshotError> {
+    raw_section(out, "deny", meta, key::DENY)?;
+    raw_section(out, "tombstones", meta, key::TOMBSTONE)?;
+    out.begin_array("index")?;
     for item in meta.scan_prefix(key::INDEX) {
         let (k, v) = item?;
         let seq = decode_u64(&k[key::INDEX.len()..]).unwrap_or(0);
-        out.index.push((seq, serde_json::from_slice(&v)?));
+        out.pair_raw(&seq, &v)?;
     }
+    out.end_array()?;
+    out.begin_array("index_of")?;
     for item in meta.scan_prefix(key::INDEX_OF) {
         let (k, v) = item?;
-        let mv = String::from_utf8_lossy(&k[key::INDEX_OF.len()..]).into_owned();
-        out.index_of.push((mv, decode_u64(&v).unwrap_or(0)));
+        let mv = String::from_utf8_lossy(&k[key::INDEX_OF.len()..]);
+        out.value(&(&*mv, decode_u64(&v).unwrap_or(0)))?;
     }
-    Ok(out)
+    out.end_array()
 }
 
-/// Adds the policy part of a snapshot to the batch that rebuilds `sm_meta`.
-pub(crate) fn snapshot_install(
-    batch: &mut sled::Batch,
-    snap: &PolicySnapshot,
-) -> Result<(), serde_json::Error> {
-    for rule in &snap.deny {
-        let k = key::deny(&rule.pattern, rule.version.as_deref());
-        batch.insert(k, serde_json::to_vec(rule)?);
-    }
-    for t in &snap.tombstones {
-        batch.insert(
-            key::tombstone(&t.module, &t.version),
-            serde_json::to_vec(t)?,
-        );
-        if let Some(sha) = &t.sha256 {
-            batch.insert(key::purge_pending(sha), &[][..]);
+/// Installs policy records into the batch that rebuilds `sm_meta`, tracking the index's end.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyInstall {
+    tail: IndexTail,
+}
+
+impl PolicyInstall {
+    /// Adds one record to `batch`.
+    pub(crate) fn add(
+        &mut self,
+        batch: &mut sled::Batch,
+        rec: PolicyRecord,
+    ) -> Result<(), serde_json::Error> {
+        match rec {
+            PolicyRecord::Deny(rule) => {
+                let k = key::deny(&rule.pattern, rule.version.as_deref());
+                batch.insert(k, serde_json::to_vec(&rule)?);
+            }
+            PolicyRecord::Tombstone(t) => {
+                batch.insert(
+                    key::tombstone(&t.module, &t.version),
+                    serde_json::to_vec(&t)?,
+                );
+                if let Some(sha) = &t.sha256 {
+                    batch.insert(key::purge_pending(sha), &[][..]);
+                }
+            }
+            PolicyRecord::Index(seq, entry) => {
+                batch.insert(key::index(seq), serde_json::to_vec(&entry)?);
+                self.tail = IndexTail {
+                    seq,
+                    ts_us: entry.ts_us,
+                };
+            }
+            PolicyRecord::IndexOf(mv, seq) => batch.insert(
+                [key::INDEX_OF, mv.as_bytes()].concat(),
+                &seq.to_be_bytes()[..],
+            ),
         }
+        Ok(())
     }
-    let mut tail = IndexTail::default();
-    for (seq, entry) in &snap.index {
-        batch.insert(key::index(*seq), serde_json::to_vec(entry)?);
-        tail = IndexTail {
-            seq: *seq,
-            ts_us: entry.ts_us,
-        };
-    }
-    for (mv, seq) in &snap.index_of {
-        batch.insert(
-            [key::INDEX_OF, mv.as_bytes()].concat(),
-            &seq.to_be_bytes()[..],
-        );
-    }
-    batch.insert(key::INDEX_TAIL, serde_json::to_vec(&tail)?);
-    Ok(())
-}
 
-/// Reading the policy part of the state for a snapshot failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SnapshotReadError {
-    /// sled failed.
-    #[error("metadata store error: {0}")]
-    Sled(#[from] sled::Error),
-    /// A record could not be decoded.
-    #[error("cannot decode a policy record: {0}")]
-    Json(#[from] serde_json::Error),
+    /// Adds the index's end to `batch` once every record was added.
+    pub(crate) fn finish(self, batch: &mut sled::Batch) -> Result<(), serde_json::Error> {
+        batch.insert(key::INDEX_TAIL, serde_json::to_vec(&self.tail)?);
+        Ok(())
+    }
 }
 
 // === impl MetaReader (policy reads) ===

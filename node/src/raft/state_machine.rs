@@ -12,21 +12,23 @@
 //! it reads single records, each of which sled updates atomically.
 
 use std::error::Error;
-use std::io::Cursor;
-use std::sync::Arc;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
     StoredMembership,
 };
-use tokio::sync::RwLock;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use super::apply::apply_entries;
 use super::db::{read_json, sm_key, snapshot_key, JsonReadError, MetaDb};
 use super::error::ConsensusError;
 use super::flusher::Flusher;
 use super::snapshot::{self, SnapshotError};
+use super::snapshot_file::{SnapshotDir, SnapshotFile};
 use super::{NodeAddr, NodeId, TypeConfig};
 use crate::store::meta::MetaResp;
 
@@ -39,6 +41,8 @@ pub(crate) struct StateMachine {
     flusher: Flusher,
     /// Apply/install exclusive, snapshot building shared.
     lock: Arc<RwLock<()>>,
+    /// Orders the recording of snapshots (a build records after releasing `lock`).
+    save_lock: Arc<Mutex<()>>,
 }
 
 impl StateMachine {
@@ -48,6 +52,7 @@ impl StateMachine {
             db,
             flusher,
             lock: Arc::new(RwLock::new(())),
+            save_lock: Arc::new(Mutex::new(())),
         }
     }
 
@@ -58,16 +63,22 @@ impl StateMachine {
         last_purged: Option<LogId<NodeId>>,
     ) -> Result<(), ConsensusError> {
         let (applied, _) = self.applied_state().await?;
-        if applied >= last_purged {
+        let interrupted = self
+            .db
+            .raft_snapshot
+            .contains_key(snapshot_key::INSTALLING)?;
+        if applied >= last_purged && !interrupted {
             return Ok(());
         }
         tracing::warn!(
             ?applied,
             ?last_purged,
-            "state machine behind the purged log; reinstalling the snapshot"
+            interrupted,
+            "state machine behind the purged log or a snapshot install was interrupted; \
+             reinstalling the snapshot"
         );
         match self.get_current_snapshot().await? {
-            Some(snap) if snap.meta.last_log_id >= last_purged => {
+            Some(snap) if interrupted || snap.meta.last_log_id >= last_purged => {
                 Ok(self.install_snapshot(&snap.meta, snap.snapshot).await?)
             }
             _ => Err(ConsensusError::SnapshotMissing {
@@ -77,34 +88,82 @@ impl StateMachine {
         }
     }
 
-    fn current_snapshot_blocking(&self) -> Result<Option<Snapshot<TypeConfig>>, SnapshotError> {
+    /// The current snapshot's meta and file name, moving a snapshot stored by an older cairn
+    /// as a sled value into a file first. Blocking.
+    fn current_snapshot_blocking(&self) -> Result<Option<(SnapshotMetaT, String)>, SnapshotError> {
         let tree = &self.db.raft_snapshot;
-        let meta: Option<SnapshotMetaT> = read_json(tree, snapshot_key::META)?;
-        let (Some(meta), Some(data)) = (meta, tree.get(snapshot_key::DATA)?) else {
+        let Some(meta) = read_json::<SnapshotMetaT>(tree, snapshot_key::META)? else {
             return Ok(None);
         };
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data.to_vec())),
-        }))
+        if let Some(name) = tree.get(snapshot_key::FILE)? {
+            return Ok(Some((meta, String::from_utf8_lossy(&name).into_owned())));
+        }
+        let Some(data) = tree.get(snapshot_key::LEGACY_DATA)? else {
+            return Ok(None);
+        };
+        let (mut file, part) = self.db.snapshots.create_part(self.db.db.generate_id()?)?;
+        file.write_all(&data)?;
+        file.sync_all()?;
+        let name = self.db.snapshots.promote(&part)?;
+        self.save_snapshot_blocking(&meta, &name, false)?;
+        tracing::info!(snapshot = %meta, file = %name, "moved the stored snapshot into a file");
+        Ok(Some((meta, name)))
     }
 
-    /// Records `meta`/`data` as the current snapshot, replacing the previous one atomically.
+    /// Records `meta`/`name` as the current snapshot (and whether it is being installed),
+    /// replacing the previous one atomically, then deletes older snapshot files. A build that
+    /// finished after a newer snapshot was recorded is not recorded.
     fn save_snapshot_blocking(
         &self,
         meta: &SnapshotMetaT,
-        data: &[u8],
-    ) -> Result<(), SnapshotError> {
+        name: &str,
+        installing: bool,
+    ) -> Result<bool, SnapshotError> {
+        let _serial = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = &self.db.raft_snapshot;
+        let current: Option<SnapshotMetaT> = read_json(tree, snapshot_key::META)?;
+        if !installing && current.is_some_and(|c| c.last_log_id > meta.last_log_id) {
+            return Ok(false);
+        }
         let mut batch = sled::Batch::default();
         batch.insert(snapshot_key::META, serde_json::to_vec(meta)?);
-        batch.insert(snapshot_key::DATA, data);
-        self.db.raft_snapshot.apply_batch(batch)?;
-        Ok(())
+        batch.insert(snapshot_key::FILE, name.as_bytes());
+        batch.remove(snapshot_key::LEGACY_DATA);
+        if installing {
+            batch.insert(snapshot_key::INSTALLING, &[][..]);
+        } else {
+            batch.remove(snapshot_key::INSTALLING);
+        }
+        tree.apply_batch(batch)?;
+        if let Err(e) = self.db.snapshots.remove_all_but(name) {
+            tracing::warn!(error = %e, dir = %self.db.snapshots.path().display(), "cannot delete old snapshot files");
+        }
+        Ok(true)
     }
 
-    fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, SnapshotError> {
-        let built = snapshot::build(&self.db.sm)?;
+    /// Writes the state machine to a new snapshot file (holding the read lock `guard` only
+    /// while the trees are read) and records it as the current snapshot.
+    fn build_blocking(
+        &self,
+        guard: OwnedRwLockReadGuard<()>,
+    ) -> Result<Snapshot<TypeConfig>, SnapshotError> {
         let seq = self.db.db.generate_id()?;
+        let (file, part) = self.db.snapshots.create_part(seq)?;
+        let written = snapshot::write_body(&self.db.sm, BufWriter::with_capacity(1 << 20, file))
+            .and_then(|(built, w)| {
+                drop(guard);
+                let file = w.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                Ok(built)
+            });
+        let built = match written {
+            Ok(built) => built,
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
+        };
+        let name = self.db.snapshots.promote(&part)?;
         let snapshot_id = match &built.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
             None => format!("0-0-{seq}"),
@@ -114,11 +173,64 @@ impl StateMachine {
             last_membership: built.membership,
             snapshot_id,
         };
-        self.save_snapshot_blocking(&meta, &built.data)?;
+        let snapshot = self.db.snapshots.open_snapshot(&name)?;
+        if !self.save_snapshot_blocking(&meta, &name, false)? {
+            let _ = std::fs::remove_file(self.db.snapshots.path_of(&name)?);
+        }
+        tracing::info!(snapshot = %meta, versions = built.versions, "raft snapshot built");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(built.data)),
+            snapshot: Box::new(snapshot),
         })
+    }
+
+    /// Installs the complete snapshot file at `path`: checks it whole first (nothing is
+    /// touched if it is not a snapshot this build can install), then records it as current
+    /// and marked as installing, flushes, replaces the state machine, clears the mark and
+    /// flushes again.
+    async fn install_file(&self, meta: &SnapshotMetaT, path: PathBuf) -> Result<(), SnapshotError> {
+        let check_path = path.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&check_path)?;
+            let res = snapshot::check(BufReader::with_capacity(1 << 20, file));
+            if res.is_err() && SnapshotDir::is_part(&check_path) {
+                let _ = std::fs::remove_file(&check_path);
+            }
+            res
+        })
+        .await;
+        flatten(checked).map_err(TaskError::into_snapshot)?;
+        let _guard = self.lock.clone().write_owned().await;
+        let (this, owned_meta) = (self.clone(), meta.clone());
+        let recorded = tokio::task::spawn_blocking(move || -> Result<String, SnapshotError> {
+            let snapshots = &this.db.snapshots;
+            let ours = snapshots.adopt(&path, || Ok(this.db.db.generate_id()?))?;
+            let name = snapshots.promote(&ours)?;
+            this.save_snapshot_blocking(&owned_meta, &name, true)?;
+            Ok(name)
+        })
+        .await;
+        let name = flatten(recorded).map_err(TaskError::into_snapshot)?;
+        self.flusher.flush().await.map_err(SnapshotError::Io)?;
+        let (this, owned_meta) = (self.clone(), meta.clone());
+        let installed = tokio::task::spawn_blocking(move || -> Result<u64, SnapshotError> {
+            let file = std::fs::File::open(this.db.snapshots.path_of(&name)?)?;
+            let reader = BufReader::with_capacity(1 << 20, file);
+            let sm = &this.db.sm;
+            let n = snapshot::install(
+                sm,
+                reader,
+                &owned_meta.last_log_id,
+                &owned_meta.last_membership,
+            )?;
+            this.db.raft_snapshot.remove(snapshot_key::INSTALLING)?;
+            Ok(n)
+        })
+        .await;
+        let versions = flatten(installed).map_err(TaskError::into_snapshot)?;
+        self.flusher.flush().await.map_err(SnapshotError::Io)?;
+        tracing::info!(snapshot = %meta, versions, "raft snapshot installed");
+        Ok(())
     }
 }
 
@@ -128,12 +240,12 @@ impl StateMachine {
     /// Serializes the state machine like a snapshot build (under the shared lock, so no apply
     /// runs meanwhile: a consistent view at `last_applied`), without recording it as the Raft
     /// snapshot.
-    pub(crate) async fn export(&self) -> Result<snapshot::Built, ConsensusError> {
+    pub(crate) async fn export(&self) -> Result<(snapshot::Built, Vec<u8>), ConsensusError> {
         let guard = self.lock.clone().read_owned().await;
         let trees = self.db.sm.clone();
         let res = tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            snapshot::build(&trees)
+            snapshot::write_body(&trees, Vec::new())
         })
         .await;
         flatten(res).map_err(|e| ConsensusError::Backup(e.to_string()))
@@ -144,14 +256,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let guard = self.lock.clone().read_owned().await;
         let this = self.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            this.build_blocking()
-        })
-        .await;
-        let snap = flatten(res).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        tracing::info!(snapshot = %snap.meta, "raft snapshot built");
-        Ok(snap)
+        let res = tokio::task::spawn_blocking(move || this.build_blocking(guard)).await;
+        Ok(flatten(res).map_err(|e| StorageIOError::write_snapshot(None, &e))?)
     }
 }
 
@@ -195,38 +301,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        let this = self.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<SnapshotFile, SnapshotError> {
+            Ok(this.db.snapshots.receive(this.db.db.generate_id()?)?)
+        })
+        .await;
+        let file = flatten(res).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMetaT,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<NodeId>> {
-        let guard = self.lock.clone().write_owned().await;
-        let this = self.clone();
-        let owned_meta = meta.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            let data = snapshot.into_inner();
-            let sm = &this.db.sm;
-            snapshot::install(
-                sm,
-                &data,
-                &owned_meta.last_log_id,
-                &owned_meta.last_membership,
-            )?;
-            this.save_snapshot_blocking(&owned_meta, &data)
-        })
-        .await;
         let sig = Some(meta.signature());
-        flatten(res).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        self.flusher
-            .flush()
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
-        tracing::info!(snapshot = %meta, "raft snapshot installed");
+        let err = |e: SnapshotError| StorageIOError::write_snapshot(sig.clone(), &e);
+        let path = snapshot.finish_writing().await.map_err(|e| err(e.into()))?;
+        self.install_file(meta, path).await.map_err(err)?;
         Ok(())
     }
 
@@ -234,7 +327,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let this = self.clone();
-        let res = tokio::task::spawn_blocking(move || this.current_snapshot_blocking()).await;
+        let res = tokio::task::spawn_blocking(move || {
+            let Some((meta, name)) = this.current_snapshot_blocking()? else {
+                return Ok(None);
+            };
+            let snapshot = Box::new(this.db.snapshots.open_snapshot(&name)?);
+            Ok::<_, SnapshotError>(Some(Snapshot { meta, snapshot }))
+        })
+        .await;
         Ok(flatten(res).map_err(|e| StorageIOError::read_snapshot(None, &e))?)
     }
 }
@@ -246,6 +346,15 @@ enum TaskError<E: Error + 'static> {
     Inner(E),
     #[error("blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl TaskError<SnapshotError> {
+    fn into_snapshot(self) -> SnapshotError {
+        match self {
+            TaskError::Inner(e) => e,
+            TaskError::Join(e) => SnapshotError::Io(std::io::Error::other(e)),
+        }
+    }
 }
 
 fn flatten<T, E: Error + 'static>(

@@ -44,7 +44,7 @@ fn openraft_storage_conformance() {
 
 // === fixtures ===
 
-async fn open_store(dir: &Path) -> (MetaDb, LogStore, StateMachine) {
+pub(super) async fn open_store(dir: &Path) -> (MetaDb, LogStore, StateMachine) {
     let db = MetaDb::open(dir, 8 << 20).await.unwrap();
     let flusher = Flusher::spawn(db.db.clone());
     (
@@ -54,7 +54,7 @@ async fn open_store(dir: &Path) -> (MetaDb, LogStore, StateMachine) {
     )
 }
 
-fn rec(module: &str, version: &str) -> VersionRecord {
+pub(super) fn rec(module: &str, version: &str) -> VersionRecord {
     VersionRecord {
         module: module.to_string(),
         version: version.to_string(),
