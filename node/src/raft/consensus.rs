@@ -152,6 +152,13 @@ impl Consensus {
                 sm: sm_view,
             }),
         };
+        super::compaction::spawn_trigger(
+            consensus.inner.raft.clone(),
+            consensus.inner.reader.clone(),
+            settings.snapshot_every_logs,
+            settings.snapshot_state_percent,
+            consensus.inner.stop.clone(),
+        );
         consensus.spawn_watcher(CatchUp {
             committed: committed.map(|l| l.index),
             last_log: log_state.last_log_id.map(|l| l.index),

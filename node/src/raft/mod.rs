@@ -20,6 +20,7 @@
 mod apply;
 pub mod backup;
 mod bootstrap;
+mod compaction;
 mod consensus;
 mod db;
 mod disk_local;

@@ -29,8 +29,12 @@ pub struct RaftSettings {
     /// Size of one snapshot chunk sent to a follower, in bytes (JSON-encoded on the wire, which
     /// roughly triples it; keep it well below `max_message_bytes / 4`).
     pub snapshot_chunk_bytes: u64,
-    /// Build a snapshot after this many log entries since the last one.
+    /// Build a snapshot after this many log entries since the last one (at least).
     pub snapshot_every_logs: u64,
+    /// Build a snapshot only once the entries since the last one also amount to this percent of
+    /// the state's version records (0: `snapshot_every_logs` alone), so that the cost of
+    /// rewriting a large state is spread over proportionally many writes.
+    pub snapshot_state_percent: u64,
     /// Log entries kept behind the last snapshot, so a briefly lagging follower catches up from
     /// the log instead of a full snapshot.
     pub max_logs_kept: u64,
@@ -69,6 +73,7 @@ impl Default for RaftSettings {
             install_snapshot_timeout_ms: 30_000,
             snapshot_chunk_bytes: 1024 * 1024,
             snapshot_every_logs: 10_000,
+            snapshot_state_percent: 25,
             max_logs_kept: 1000,
             purge_batch_size: 64,
             max_payload_entries: 64,
@@ -117,7 +122,8 @@ impl RaftSettings {
             election_timeout_max: self.election_max_ms,
             install_snapshot_timeout: self.install_snapshot_timeout_ms,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_logs),
+            // `compaction.rs` triggers builds (the interval depends on the state's size).
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.max_logs_kept,
             purge_batch_size: self.purge_batch_size,
             max_payload_entries: self.max_payload_entries,
