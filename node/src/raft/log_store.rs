@@ -4,7 +4,11 @@
 //! - `append` writes all entries in one atomic batch (readable on return) and hands the
 //!   `LogFlushed` callback to the flusher, which completes it only after an fsync.
 //! - `save_vote` returns only after the vote is flushed.
-//! - `purge` makes `last_purged` (and the state machine behind it) durable before deleting.
+//! - `purge` makes `last_purged` (and the state machine behind it) durable, hides the purged
+//!   entries from readers at once and deletes them in the background, in small batches: a
+//!   purge after a large snapshot covers hundreds of thousands of entries, and openraft's core
+//!   awaits `purge` before its next append. Entries left over by a crash are hidden the same
+//!   way and deleted by the next purge.
 //! - `truncate` deletes and flushes before returning.
 //!
 //! All writes go through one sled log, which is recovered in order, so a later write never
@@ -16,6 +20,8 @@
 use std::error::Error;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -31,18 +37,71 @@ use super::{NodeId, TypeConfig};
 pub(crate) struct LogStore {
     db: MetaDb,
     flusher: Flusher,
+    /// The first index readers may see (one past the last purged entry).
+    floor: Arc<AtomicU64>,
+    /// Serializes background deletions.
+    deleting: Arc<Mutex<()>>,
 }
 
 /// A reader of the Raft log, used concurrently by replication tasks.
 #[derive(Clone, Debug)]
 pub(crate) struct LogReader {
     log: sled::Tree,
+    floor: Arc<AtomicU64>,
 }
+
+/// Entries deleted per sled batch by a background purge.
+const PURGE_CHUNK: usize = 2048;
 
 impl LogStore {
     /// A log store over `db`, fsyncing through `flusher`.
     pub(crate) fn new(db: MetaDb, flusher: Flusher) -> LogStore {
-        LogStore { db, flusher }
+        let purged: Option<Option<LogId<NodeId>>> = read_json(&db.raft_meta, meta_key::LAST_PURGED)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the last purged log id");
+                None
+            });
+        let floor = purged.flatten().map_or(0, |l| l.index + 1);
+        LogStore {
+            db,
+            flusher,
+            floor: Arc::new(AtomicU64::new(floor)),
+            deleting: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Deletes every entry up to `upto` on the blocking pool, a batch at a time.
+    fn delete_in_background(&self, upto: u64) {
+        let log = self.db.raft_log.clone();
+        let deleting = self.deleting.clone();
+        tokio::task::spawn_blocking(move || {
+            let _serial = deleting.lock().unwrap_or_else(|p| p.into_inner());
+            let range = key_range((Bound::Unbounded, Bound::Included(upto)));
+            let mut n = 0;
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut len = 0;
+                for key in log.range(range).keys().take(PURGE_CHUNK) {
+                    match key {
+                        Ok(key) => batch.remove(key),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "deleting purged raft log entries");
+                            return;
+                        }
+                    }
+                    len += 1;
+                }
+                if len == 0 {
+                    break;
+                }
+                if let Err(e) = log.apply_batch(batch) {
+                    tracing::warn!(error = %e, "deleting purged raft log entries");
+                    return;
+                }
+                n += len;
+            }
+            tracing::debug!(upto, deleted = n, "raft log purged");
+        });
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -90,7 +149,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        read_entries(&self.db.raft_log, &range)
+        read_entries(
+            &self.db.raft_log,
+            &range,
+            self.floor.load(Ordering::Acquire),
+        )
     }
 }
 
@@ -99,7 +162,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-        read_entries(&self.log, &range)
+        read_entries(&self.log, &range, self.floor.load(Ordering::Acquire))
     }
 }
 
@@ -111,7 +174,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.read_meta(meta_key::LAST_PURGED)?.flatten();
         let last = self.db.raft_log.last().map_err(|e| read_err(&e))?;
         let last_log_id = match last {
-            Some((_, bytes)) => Some(decode_entry(&bytes)?.log_id),
+            // (Entries up to the purge point may still await their background deletion.)
+            Some((_, bytes)) => Some(decode_entry(&bytes)?.log_id).max(last_purged_log_id),
             None => last_purged_log_id,
         };
         Ok(LogState {
@@ -123,6 +187,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_reader(&mut self) -> LogReader {
         LogReader {
             log: self.db.raft_log.clone(),
+            floor: self.floor.clone(),
         }
     }
 
@@ -190,17 +255,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // write applied before, so the purged entries are never needed again.
         self.write_meta(meta_key::LAST_PURGED, &Some(log_id))?;
         self.flush().await?;
-        let n = self.delete_range((Bound::Unbounded, Bound::Included(log_id.index)))?;
-        tracing::debug!(upto = log_id.index, deleted = n, "raft log purged");
+        self.floor.fetch_max(log_id.index + 1, Ordering::AcqRel);
+        self.delete_in_background(log_id.index);
         Ok(())
     }
 }
 
+/// The entries in `range`, none below `floor` (purged ones awaiting deletion).
 fn read_entries<RB: RangeBounds<u64>>(
     log: &sled::Tree,
     range: &RB,
+    floor: u64,
 ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
-    let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+    let start = match range.start_bound().cloned() {
+        Bound::Included(s) => Bound::Included(s.max(floor)),
+        Bound::Excluded(s) if s >= floor => Bound::Excluded(s),
+        Bound::Excluded(_) | Bound::Unbounded => Bound::Included(floor),
+    };
+    let bounds = (start, range.end_bound().cloned());
     if is_empty(bounds) {
         return Ok(Vec::new());
     }

@@ -187,7 +187,8 @@ impl SnapshotDir {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(SnapshotFile::new(file, path))
     }
 

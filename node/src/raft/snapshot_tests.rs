@@ -220,3 +220,45 @@ async fn a_snapshot_stored_in_sled_moves_into_a_file() {
         .unwrap());
     assert!(db.raft_snapshot.contains_key(snapshot_key::FILE).unwrap());
 }
+
+/// Times building, checking and installing a snapshot of an existing metadata store (not a
+/// test: `CAIRN_SNAPSHOT_PROBE=<data-dir>/meta cargo test --release -p cairn-node --lib
+/// snapshot_probe -- --ignored --nocapture`, e.g. on a directory kept by `cairn-bench scale`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement on a kept data directory"]
+async fn snapshot_probe() {
+    let Some(src) = std::env::var_os("CAIRN_SNAPSHOT_PROBE") else {
+        return;
+    };
+    let db = MetaDb::open(std::path::Path::new(&src), 64 << 20)
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("probe.snap");
+    let t = std::time::Instant::now();
+    let file = std::fs::File::create(&path).unwrap();
+    let (built, w) =
+        snapshot::write_body(&db.sm, std::io::BufWriter::with_capacity(1 << 20, file)).unwrap();
+    let body_ms = t.elapsed().as_millis();
+    w.into_inner().unwrap().sync_all().unwrap();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    println!(
+        "build: {} versions, {} MiB: body {body_ms} ms (under the read lock), +sync {} ms",
+        built.versions,
+        bytes >> 20,
+        t.elapsed().as_millis()
+    );
+    let t = std::time::Instant::now();
+    let file = std::fs::File::open(&path).unwrap();
+    snapshot::check(std::io::BufReader::with_capacity(1 << 20, file)).unwrap();
+    println!("check: {} ms", t.elapsed().as_millis());
+    let dst = MetaDb::open(&out.path().join("meta"), 64 << 20)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let file = std::fs::File::open(&path).unwrap();
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let n = snapshot::install(&dst.sm, reader, &built.last_applied, &built.membership).unwrap();
+    dst.db.flush().unwrap();
+    println!("install: {n} versions in {} ms", t.elapsed().as_millis());
+}

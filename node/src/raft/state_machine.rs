@@ -112,7 +112,8 @@ impl StateMachine {
 
     /// Records `meta`/`name` as the current snapshot (and whether it is being installed),
     /// replacing the previous one atomically, then deletes older snapshot files. A build that
-    /// finished after a newer snapshot was recorded is not recorded.
+    /// finished after a newer snapshot was recorded, or while one is being installed, is not
+    /// recorded.
     fn save_snapshot_blocking(
         &self,
         meta: &SnapshotMetaT,
@@ -122,7 +123,10 @@ impl StateMachine {
         let _serial = self.save_lock.lock().unwrap_or_else(|p| p.into_inner());
         let tree = &self.db.raft_snapshot;
         let current: Option<SnapshotMetaT> = read_json(tree, snapshot_key::META)?;
-        if !installing && current.is_some_and(|c| c.last_log_id > meta.last_log_id) {
+        if !installing
+            && (current.is_some_and(|c| c.last_log_id > meta.last_log_id)
+                || tree.contains_key(snapshot_key::INSTALLING)?)
+        {
             return Ok(false);
         }
         let mut batch = sled::Batch::default();

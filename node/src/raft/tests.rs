@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{log_id, StoreBuilder, Suite};
-use openraft::{Entry, EntryPayload, RaftSnapshotBuilder, StorageError, StorageIOError};
+use openraft::{
+    Entry, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageError, StorageIOError,
+};
 use tempfile::TempDir;
 
 use super::apply::apply_entries;
@@ -495,6 +497,46 @@ async fn log_survives_reopen() {
         log.read_vote().await.unwrap(),
         Some(openraft::Vote::new(1, 1))
     );
+}
+
+/// A purge hides the purged entries at once and deletes them in the background; entries a
+/// crash left behind the purge point stay hidden after a restart and never count as the end of
+/// the log.
+#[tokio::test]
+async fn purged_entries_are_hidden_at_once_and_deleted_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut log, _) = open_store(dir.path()).await;
+    let entries = (1..=5000).map(|i| openraft::testing::blank_ent::<TypeConfig>(1, 1, i));
+    openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries)
+        .await
+        .unwrap();
+    log.purge(log_id(1, 1, 4990)).await.unwrap();
+    let got = log.try_get_log_entries(0..=4995).await.unwrap();
+    let indexes: Vec<u64> = got.iter().map(|e| e.log_id.index).collect();
+    assert_eq!(indexes, (4991..=4995).collect::<Vec<_>>());
+    let mut reader = log.get_log_reader().await;
+    assert_eq!(reader.try_get_log_entries(..4992).await.unwrap().len(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.raft_log.len() != 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} entries left",
+            db.raft_log.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A crash between the purge point and the deletion: stale entries below it.
+    for i in [1u64, 2, 3] {
+        let entry = openraft::testing::blank_ent::<TypeConfig>(1, 1, i);
+        let bytes = serde_json::to_vec(&entry).unwrap();
+        db.raft_log.insert(super::db::log_key(i), bytes).unwrap();
+    }
+    log.truncate(log_id(1, 1, 4991)).await.unwrap();
+    drop((log, reader, db));
+    let (_, mut log, _) = open_store(dir.path()).await;
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(1, 1, 4990)));
+    assert!(log.try_get_log_entries(0..10).await.unwrap().is_empty());
 }
 
 // === single-node consensus ===
