@@ -305,7 +305,16 @@ async fn start_node(
         "--upstream".into(),
         format!("file://{}", upstream.display()).into(),
     ];
-    let env = [("CAIRN_CLUSTER__INSECURE".to_string(), "true".to_string())];
+    // The generated records are stored unverified and no checksum database is reachable:
+    // without this, the node's sumdb-recheck pass would look up every one of them in the
+    // background while the hits are measured.
+    let env = [
+        ("CAIRN_CLUSTER__INSECURE".to_string(), "true".to_string()),
+        (
+            "CAIRN_SUMDB__RECHECK_INTERVAL_SECS".to_string(),
+            "0".to_string(),
+        ),
+    ];
     let _ = std::fs::remove_file(data.join("listen-addrs.json"));
     let t = Instant::now();
     let server = servers::spawn_cairn(bin, data, &args, &env, Duration::from_secs(300)).await?;
@@ -483,8 +492,10 @@ async fn catch_up(
         std::fs::remove_dir_all(&data)?;
     }
     let addr2 = format!("127.0.0.1:{}", free_port()?);
-    let peers = format!("1={big_cluster},2={addr2}");
-    let (joiner, _) = start_node(bin, &data, 2, &addr2, &peers).await?;
+    // A new id per run: a kept data directory remembers the joiners of earlier runs.
+    let id = 2 + u64::from(std::process::id());
+    let peers = format!("1={big_cluster},{id}={addr2}");
+    let (joiner, _) = start_node(bin, &data, id, &addr2, &peers).await?;
     let pids: Vec<u32> = [big.pid, joiner.pid].to_vec();
     let s1 = procstat::Sampler::start(procstat::tree(big.pid), Duration::from_millis(100));
     let s2 = procstat::Sampler::start(procstat::tree(joiner.pid), Duration::from_millis(100));
@@ -495,7 +506,7 @@ async fn catch_up(
             big_cluster,
             "members",
             "add",
-            "2",
+            &id.to_string(),
             &addr2,
             "--learner",
         ])

@@ -71,7 +71,7 @@ async fn scan_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = tick.tick() => shared.scan_missing().await,
+            _ = tick.tick() => shared.scan_missing(&shutdown).await,
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct NetworkConnection {
     reverted_logged: bool,
     /// Heartbeats sent without holding up the replication stream ([`super::heartbeat`]).
     heartbeats: Heartbeats,
+    /// The peer answered UNIMPLEMENTED to `InstallSnapshotChunk`: send chunks as JSON.
+    json_snapshots: bool,
 }
 
 /// A peer answered as if its log went backwards: it lost its data (or was replaced) but still
@@ -226,6 +228,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             matched: None,
             reverted_logged: false,
             heartbeats: Heartbeats::default(),
+            json_snapshots: false,
         }
     }
 }
@@ -243,26 +246,76 @@ impl NetworkConnection {
         Resp: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
+        let data = serde_json::to_string(req).map_err(|e| network(&e))?;
+        let request = RaftRequest {
+            data,
+            payload: Vec::new(),
+        };
+        match self.send(kind, request, ttl, false).await? {
+            Ok(reply) => self.decode_reply(reply),
+            Err(status) => Err(self.status_error(kind, ttl, status)),
+        }
+    }
+
+    /// Sends one request (`chunk`: by `InstallSnapshotChunk`); a gRPC error status comes back
+    /// as it is, for the caller to interpret.
+    async fn send<E: Error>(
+        &self,
+        kind: RPCTypes,
+        request: RaftRequest,
+        ttl: Duration,
+        chunk: bool,
+    ) -> RpcResult<Result<RaftReply, tonic::Status>, E> {
         let mut client = self
             .net
             .client(self.target, &self.addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let data = serde_json::to_string(req).map_err(|e| network(&e))?;
-        let mut request = tonic::Request::new(RaftRequest { data });
+        let mut request = tonic::Request::new(request);
         request.set_timeout(ttl);
         let fut = async move {
             match kind {
                 RPCTypes::AppendEntries => client.append_entries(request).await,
                 RPCTypes::Vote => client.vote(request).await,
+                RPCTypes::InstallSnapshot if chunk => client.install_snapshot_chunk(request).await,
                 RPCTypes::InstallSnapshot => client.install_snapshot(request).await,
             }
         };
-        let reply = match tokio::time::timeout(ttl, fut).await {
-            Err(_) => return Err(self.timeout(kind, ttl)),
-            Ok(Err(status)) => return Err(self.status_error(kind, ttl, status)),
-            Ok(Ok(reply)) => reply.into_inner(),
-        };
-        self.decode_reply(reply)
+        match tokio::time::timeout(ttl, fut).await {
+            Err(_) => Err(self.timeout(kind, ttl)),
+            Ok(res) => Ok(res.map(tonic::Response::into_inner)),
+        }
+    }
+
+    /// Sends a snapshot chunk with its bytes raw (`InstallSnapshotChunk`), or as JSON to a peer
+    /// that does not know that RPC yet (remembered for the rest of this session).
+    async fn send_snapshot_chunk(
+        &mut self,
+        mut rpc: InstallSnapshotRequest<TypeConfig>,
+        ttl: Duration,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        const KIND: RPCTypes = RPCTypes::InstallSnapshot;
+        if !self.json_snapshots {
+            let payload = std::mem::take(&mut rpc.data);
+            let data = serde_json::to_string(&rpc).map_err(|e| network(&e))?;
+            let request = RaftRequest { data, payload };
+            match self.send(KIND, request, ttl, true).await? {
+                Ok(reply) => return self.decode_reply(reply),
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    tracing::info!(
+                        target = self.target,
+                        "peer does not know InstallSnapshotChunk; sending snapshots as JSON"
+                    );
+                    self.json_snapshots = true;
+                    return Err(RPCError::Network(NetworkError::new(
+                        &std::io::Error::other(
+                            "peer predates InstallSnapshotChunk; retrying as JSON",
+                        ),
+                    )));
+                }
+                Err(status) => return Err(self.status_error(KIND, ttl, status)),
+            }
+        }
+        self.call(KIND, &rpc, ttl).await
     }
 
     fn decode_reply<Resp, E>(&self, reply: RaftReply) -> RpcResult<Resp, E>
@@ -322,6 +375,7 @@ impl NetworkConnection {
             matched: None,
             reverted_logged: true,
             heartbeats: self.heartbeats.clone(),
+            json_snapshots: self.json_snapshots,
         };
         tokio::spawn(async move {
             let sent = std::time::Instant::now();
@@ -409,9 +463,7 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
             .done
             .then(|| rpc.meta.last_log_id.map(|l| l.index))
             .flatten();
-        let resp = self
-            .call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
-            .await?;
+        let resp = self.send_snapshot_chunk(rpc, option.hard_ttl()).await?;
         self.matched = self.matched.max(installed);
         Ok(resp)
     }

@@ -102,6 +102,21 @@ impl Raft for RaftGrpc {
         reply(self.consensus.raft().install_snapshot(rpc).await)
     }
 
+    async fn install_snapshot_chunk(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let req = request.into_inner();
+        let mut rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.data)?;
+        if !rpc.data.is_empty() {
+            return Err(Status::invalid_argument(
+                "InstallSnapshotChunk carries the chunk in payload, not in the JSON",
+            ));
+        }
+        rpc.data = req.payload;
+        reply(self.consensus.raft().install_snapshot(rpc).await)
+    }
+
     async fn set_location(
         &self,
         request: Request<SetLocationRequest>,

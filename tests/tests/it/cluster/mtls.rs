@@ -91,6 +91,7 @@ fn done<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::St
 async fn call_all(ch: Channel) -> Vec<Outcome> {
     let raft = |data: &str| RaftRequest {
         data: data.to_string(),
+        payload: Vec::new(),
     };
     let mut r = RaftClient::new(ch.clone());
     let mut b = BlobClient::new(ch.clone());
@@ -106,6 +107,10 @@ async fn call_all(ch: Channel) -> Vec<Outcome> {
         (
             "raft.install_snapshot",
             done(r.install_snapshot(raft("garbage")).await),
+        ),
+        (
+            "raft.install_snapshot_chunk",
+            done(r.install_snapshot_chunk(raft("garbage")).await),
         ),
         (
             "raft.forward",
@@ -187,6 +192,7 @@ const NODE_RPCS: &[&str] = &[
     "raft.append_entries",
     "raft.vote",
     "raft.install_snapshot",
+    "raft.install_snapshot_chunk",
     "raft.forward",
     "blob.fetch",
     "blob.pull",
