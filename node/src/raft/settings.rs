@@ -26,8 +26,9 @@ pub struct RaftSettings {
     pub election_max_ms: u64,
     /// Timeout for sending one snapshot chunk to a follower, in milliseconds.
     pub install_snapshot_timeout_ms: u64,
-    /// Size of one snapshot chunk sent to a follower, in bytes (JSON-encoded on the wire, which
-    /// roughly triples it; keep it well below `max_message_bytes / 4`).
+    /// Size of one snapshot chunk sent to a follower, in bytes (sent raw; a peer from before
+    /// `InstallSnapshotChunk` gets it JSON-encoded, about 3.6 times larger, hence the limit of
+    /// `max_message_bytes / 4`).
     pub snapshot_chunk_bytes: u64,
     /// Build a snapshot after this many log entries since the last one (at least).
     pub snapshot_every_logs: u64,
