@@ -13,7 +13,6 @@
 //!   catch up by snapshot, as any new member does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -202,14 +201,10 @@ pub async fn restore_state(
         let restore = |e: &dyn std::fmt::Display| ConsensusError::Restore(e.to_string());
         snapshot::install(&db.sm, &data[..], &Some(log_id), &membership)
             .map_err(|e| restore(&e))?;
-        let (mut file, part) = db
+        let name = db
             .snapshots
-            .create_part(db.db.generate_id()?)
+            .copy_in(db.db.generate_id()?, &data[..])
             .map_err(|e| restore(&e))?;
-        file.write_all(&data)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| restore(&e))?;
-        let name = db.snapshots.promote(&part).map_err(|e| restore(&e))?;
         let meta = SnapshotMeta {
             last_log_id: Some(log_id),
             last_membership: membership,

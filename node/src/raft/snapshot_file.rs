@@ -151,20 +151,18 @@ impl SnapshotDir {
         name(&done)
     }
 
-    /// A file of this directory holding the snapshot at `path`: `path` itself when it is in
-    /// this directory, else a synced copy in `<n>.part`. Blocking.
-    pub(crate) fn adopt(
-        &self,
-        path: &Path,
-        n: impl FnOnce() -> io::Result<u64>,
-    ) -> io::Result<PathBuf> {
-        if path.parent() == Some(self.path.as_path()) {
-            return Ok(path.to_path_buf());
-        }
-        let (mut file, part) = self.create_part(n()?)?;
-        std::io::copy(&mut std::fs::File::open(path)?, &mut file)?;
+    /// Writes everything `src` yields into complete file number `n` (synced, then renamed
+    /// into place) and returns its name. Blocking.
+    pub(crate) fn copy_in(&self, n: u64, mut src: impl std::io::Read) -> io::Result<String> {
+        let (mut file, part) = self.create_part(n)?;
+        std::io::copy(&mut src, &mut file)?;
         file.sync_all()?;
-        Ok(part)
+        self.promote(&part)
+    }
+
+    /// Whether `path` is in this directory.
+    pub(crate) fn holds(&self, path: &Path) -> bool {
+        path.parent() == Some(self.path.as_path())
     }
 
     /// The path of complete file `name`, refusing anything but a plain `<n>.snap` name.

@@ -12,7 +12,7 @@
 //! it reads single records, each of which sled updates atomically.
 
 use std::error::Error;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -101,10 +101,10 @@ impl StateMachine {
         let Some(data) = tree.get(snapshot_key::LEGACY_DATA)? else {
             return Ok(None);
         };
-        let (mut file, part) = self.db.snapshots.create_part(self.db.db.generate_id()?)?;
-        file.write_all(&data)?;
-        file.sync_all()?;
-        let name = self.db.snapshots.promote(&part)?;
+        let name = self
+            .db
+            .snapshots
+            .copy_in(self.db.db.generate_id()?, &data[..])?;
         self.save_snapshot_blocking(&meta, &name, false)?;
         tracing::info!(snapshot = %meta, file = %name, "moved the stored snapshot into a file");
         Ok(Some((meta, name)))
@@ -208,8 +208,11 @@ impl StateMachine {
         let (this, owned_meta) = (self.clone(), meta.clone());
         let recorded = tokio::task::spawn_blocking(move || -> Result<String, SnapshotError> {
             let snapshots = &this.db.snapshots;
-            let ours = snapshots.adopt(&path, || Ok(this.db.db.generate_id()?))?;
-            let name = snapshots.promote(&ours)?;
+            let name = if snapshots.holds(&path) {
+                snapshots.promote(&path)?
+            } else {
+                snapshots.copy_in(this.db.db.generate_id()?, std::fs::File::open(&path)?)?
+            };
             this.save_snapshot_blocking(&owned_meta, &name, true)?;
             Ok(name)
         })
