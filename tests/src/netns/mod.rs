@@ -39,9 +39,10 @@
 //! [`NetnsError::Unavailable`]; [`regions_or_skip`] turns that into a loud SKIP message, or a
 //! panic under `CAIRN_REQUIRE_NETNS=1` (which `.ci/run` sets).
 
+pub mod deploy;
 mod switch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -98,6 +99,9 @@ pub struct Regions {
     /// Stopped (and its threads joined) before the namespaces go.
     switch: Option<Switch>,
 }
+
+/// The name [`Regions::link_bytes`] gives the root namespace.
+pub const ROOT: &str = "root";
 
 /// Topologies made by this process so far (`k` in the names).
 static SERIAL: AtomicU32 = AtomicU32::new(0);
@@ -242,6 +246,24 @@ impl Regions {
         if let Some(s) = &self.switch {
             s.set_cut(n, cut);
         }
+    }
+
+    /// IP bytes the emulator delivered so far from one endpoint to another, by (source,
+    /// destination) name: a region's name, or `root` for the root namespace (the upstream, the
+    /// test process). Counted on the emulated wire, so it includes every protocol's headers,
+    /// Raft heartbeats and retransmissions: what a cloud bill would count.
+    pub fn link_bytes(&self) -> BTreeMap<(String, String), u64> {
+        let name = |e: u8| match self.regions.iter().find(|r| r.number == e) {
+            Some(r) => r.name.clone(),
+            None => ROOT.to_string(),
+        };
+        self.switch
+            .as_ref()
+            .map(|s| s.delivered())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|((s, d), n)| ((name(s), name(d)), n))
+            .collect()
     }
 
     /// Runs `f` on a new thread inside region `name`'s namespace and returns its result.

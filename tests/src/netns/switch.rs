@@ -16,7 +16,7 @@
 //! still pass, because the root namespace is "the Internet" where the upstream lives.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -47,6 +47,8 @@ pub(crate) struct Switch {
     stop: Arc<AtomicBool>,
     /// `cut[e]`: region `e`'s links to the other regions are cut (index 0, the root, never is).
     cut: Arc<Vec<AtomicBool>>,
+    /// IP bytes delivered per (source, destination) endpoint pair (what crossed that link).
+    delivered: Arc<BTreeMap<(u8, u8), AtomicU64>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -60,14 +62,24 @@ impl Switch {
             Arc::new(ports.iter().map(|_| AtomicBool::new(false)).collect());
         let mut threads = Vec::new();
         let mut lines: BTreeMap<(u8, u8), Line> = BTreeMap::new();
+        let delivered: Arc<BTreeMap<(u8, u8), AtomicU64>> = Arc::new(
+            ports
+                .iter()
+                .flat_map(|s| ports.iter().map(move |d| (s.endpoint, d.endpoint)))
+                .filter(|(s, d)| s != d)
+                .map(|pair| (pair, AtomicU64::new(0)))
+                .collect(),
+        );
         for src in &ports {
             for dst in ports.iter().filter(|d| d.endpoint != src.endpoint) {
                 let (tx, rx) = mpsc::channel();
                 lines.insert((src.endpoint, dst.endpoint), tx);
                 let (stop, cut, dev) = (stop.clone(), cut.clone(), dst.dev.clone());
                 let pair = (src.endpoint, dst.endpoint);
+                let delivered = delivered.clone();
                 threads.push(spawn(format!("link-{}-{}", pair.0, pair.1), move || {
-                    drain(rx, pair, &dev, &cut, &stop)
+                    let counter = &delivered[&pair];
+                    drain(rx, pair, &dev, &cut, counter, &stop)
                 }));
             }
         }
@@ -82,7 +94,20 @@ impl Switch {
                 read_port(subnet, me, &dev, &mine, &cut, &stop)
             }));
         }
-        Switch { stop, cut, threads }
+        Switch {
+            stop,
+            cut,
+            delivered,
+            threads,
+        }
+    }
+
+    /// IP bytes delivered so far per (source, destination) endpoint pair.
+    pub(crate) fn delivered(&self) -> BTreeMap<(u8, u8), u64> {
+        self.delivered
+            .iter()
+            .map(|(pair, n)| (*pair, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Cuts (`true`) or heals (`false`) region `endpoint`'s links to the other regions.
@@ -168,6 +193,7 @@ fn drain(
     (src, dst): (u8, u8),
     dev: &tun::Device,
     cut: &[AtomicBool],
+    delivered: &AtomicU64,
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -181,8 +207,8 @@ fn drain(
             std::thread::sleep(due - now);
         }
         // A cut also loses what was already on the wire.
-        if !is_cut(cut, src, dst) {
-            let _ = dev.send(&packet);
+        if !is_cut(cut, src, dst) && dev.send(&packet).is_ok() {
+            delivered.fetch_add(packet.len() as u64, Ordering::Relaxed);
         }
     }
 }

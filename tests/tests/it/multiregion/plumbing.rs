@@ -52,6 +52,13 @@ fn netns_regions_delay_cut_and_clean_up() {
         rtt >= Duration::from_millis(98) && rtt < Duration::from_millis(300),
         "a region-to-region round trip should be ~100 ms, was {rtt:?}"
     );
+    let bytes = net.link_bytes();
+    let on = |s: &str, d: &str| bytes[&(s.to_string(), d.to_string())];
+    assert!(
+        on("a", "b") >= 40 && on("b", "a") >= 40,
+        "the connect's SYN and SYN-ACK crossed a <-> b: {bytes:?}"
+    );
+    assert_eq!(on("a", "c"), 0, "nothing was sent a -> c: {bytes:?}");
     let local = connect_from(&net, "b", b).unwrap();
     let to_root = connect_from(&net, "b", root).unwrap();
     eprintln!("{test}: TCP connect b -> b: {local:?}, b -> root: {to_root:?}");
@@ -70,6 +77,11 @@ fn netns_regions_delay_cut_and_clean_up() {
         err.kind(),
         std::io::ErrorKind::TimedOut,
         "a cut drops packets silently (a timeout, not a refusal): {err}"
+    );
+    assert_eq!(
+        net.link_bytes()[&("a".to_string(), "c".to_string())],
+        0,
+        "a cut delivers nothing"
     );
     connect_from(&net, "c", root).expect("a cut region still reaches the root namespace");
     TcpStream::connect_timeout(&c, Duration::from_secs(1)).expect("the root still reaches it");
