@@ -90,6 +90,8 @@ mod measure;
 mod prefetchbench;
 mod procstat;
 mod promtext;
+mod regionparts;
+mod regionsbench;
 mod replication;
 mod report;
 mod scalebench;
@@ -210,6 +212,10 @@ enum Cmd {
     /// restart to ready, hit latency against a small state, and a new node catching up by
     /// snapshot (writes target/bench-scale.json).
     Scale(scalebench::ScaleArgs),
+    /// Three emulated regions against one (root only: network namespaces): cold fills and
+    /// hits per region, bytes per region boundary per new blob, convergence after a cut
+    /// (writes target/bench-regions.json).
+    Regions(regionsbench::RegionsArgs),
 }
 
 /// Which load generator drives the hit benchmark.
@@ -275,6 +281,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Cmd::Regions(regions_args)) => {
+            match directbench::export_bin(regions_args.node_bin.clone()) {
+                Ok(bin) => bin,
+                Err(e) => {
+                    eprintln!("cairn-bench regions: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Some(Cmd::Verify(verify_args)) => {
             match directbench::export_bin(verify_args.node_bin.clone()) {
                 Ok(bin) => bin,
@@ -322,6 +337,10 @@ fn main() -> ExitCode {
         Some(Cmd::Backup(backup_args)) => (
             "cairn-bench backup: failed",
             runtime.block_on(backupbench::run(backup_args)),
+        ),
+        Some(Cmd::Regions(regions_args)) => (
+            "cairn-bench regions: failed",
+            runtime.block_on(regionsbench::run(regions_args)),
         ),
         Some(Cmd::Scale(scale_args)) => (
             "cairn-bench scale: failed",

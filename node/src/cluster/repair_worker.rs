@@ -15,9 +15,6 @@ use crate::cluster::transfer::TransferError;
 use crate::raft::{NodeAddr, NodeId, QueueEntry};
 use crate::store::blob::BlobInfo;
 
-/// Blobs fetched in parallel by one queue pass. Small: each transfer is large and the
-/// transfer layer bounds concurrency again; a few overlap latency across peers.
-const PARALLEL: usize = 3;
 /// Due entries read per batch.
 const BATCH: usize = 256;
 /// Batches per wake-up before waiting again (bounds a pass if the queue cannot be updated).
@@ -92,7 +89,9 @@ async fn scrub_loop(shared: Arc<Shared>, every: Duration, shutdown: Cancellation
 // === impl Shared (queue pass) ===
 
 impl Shared {
-    /// Processes every due entry, [`PARALLEL`] at a time, in batches of [`BATCH`].
+    /// Processes every due entry in batches of [`BATCH`], as many at a time as the transfer
+    /// layer receives at once: a cross-region fetch of a small blob costs a round trip or two
+    /// of waiting, so catching up after a cut is bound by how many overlap.
     pub(super) async fn drain_due(&self) {
         if self.blobs.is_flooded() {
             // Disk at its flood watermark (issue 12): nothing can be stored; the queue waits.
@@ -107,8 +106,9 @@ impl Shared {
                 }
             };
             let n = due.len();
+            let parallel = self.transfer.receive_slots();
             futures_util::stream::iter(due)
-                .for_each_concurrent(PARALLEL, |(sha256, entry)| self.repair_one(sha256, entry))
+                .for_each_concurrent(parallel, |(sha256, entry)| self.repair_one(sha256, entry))
                 .await;
             if n < BATCH {
                 break;

@@ -190,6 +190,8 @@ struct Inner {
     send_permits: Arc<Semaphore>,
     /// Receives running at once.
     recv_permits: Arc<Semaphore>,
+    /// How many receives may run at once (`recv_permits`' size).
+    recv_slots: usize,
     /// One lazily connected channel per peer address (HTTP/2 multiplexes every transfer).
     channels: Mutex<HashMap<String, Channel>>,
     /// Receives in flight per sha256, so concurrent requests for one blob download it once.
@@ -230,6 +232,7 @@ impl BlobTransfer {
                 chunk_bytes: chunk.clamp(CHUNK_BOUNDS.0, CHUNK_BOUNDS.1),
                 send_permits: Arc::new(Semaphore::new(sends)),
                 recv_permits: Arc::new(Semaphore::new(total - sends)),
+                recv_slots: total - sends,
                 channels: Mutex::new(HashMap::new()),
                 flights: client::Flights::default(),
                 staged: Mutex::new(HashMap::new()),
@@ -239,6 +242,12 @@ impl BlobTransfer {
                 locality: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// How many blobs this node may receive at once (half of `cluster.max_concurrent_transfers`,
+    /// rounded up): how many the repair worker fetches in parallel.
+    pub fn receive_slots(&self) -> usize {
+        self.inner.recv_slots
     }
 
     /// The `cairn.v1.Blob` service to mount on the cluster listener (internal: nodes only).

@@ -60,6 +60,8 @@ pub fn describe_forwarding() {
 pub struct Network {
     id: NodeId,
     max_message: usize,
+    /// HTTP/2 keep-alive of every channel: (PING interval, time to wait for its answer).
+    keepalive: (Duration, Duration),
     channels: Arc<Mutex<HashMap<NodeId, (String, Channel)>>>,
     /// TLS for every connection to a peer (checks the peer is the node it dials).
     tls: crate::tls::ClusterTls,
@@ -117,6 +119,7 @@ impl Network {
         Network {
             id,
             max_message: settings.max_message_size(),
+            keepalive: (settings.keepalive_interval(), settings.keepalive_timeout()),
             channels: Arc::default(),
             tls: settings.cluster_tls.clone(),
         }
@@ -142,7 +145,10 @@ impl Network {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(self.keepalive.0)
+            .keep_alive_timeout(self.keepalive.1)
+            .keep_alive_while_idle(true);
         let channel = self
             .tls
             .connect_lazy(endpoint, crate::tls::Expect::Node(target));

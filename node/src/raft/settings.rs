@@ -149,6 +149,20 @@ impl RaftSettings {
         Duration::from_millis(self.election_max_ms.saturating_mul(4))
     }
 
+    /// How often an idle or busy Raft channel pings its peer (HTTP/2 PING): the longest
+    /// election timeout, at least one second.
+    pub fn keepalive_interval(&self) -> Duration {
+        Duration::from_millis(self.election_max_ms.max(1000))
+    }
+
+    /// How long a PING may go unanswered before the channel's connection is dropped and dialed
+    /// afresh: four election timeouts, at least three seconds. A link that drops packets
+    /// silently (a cut, a dead middlebox) otherwise keeps the old connection, whose TCP
+    /// retransmissions back off to many seconds, long after the link is back.
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_millis(self.election_max_ms.saturating_mul(4).max(3000))
+    }
+
     /// [`RaftSettings::max_message_bytes`] as a `usize` (saturating on 32-bit targets).
     pub fn max_message_size(&self) -> usize {
         usize::try_from(self.max_message_bytes).unwrap_or(usize::MAX)

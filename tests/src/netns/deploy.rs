@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::{RegionLb, Regions};
 use crate::cluster::{ClusterConfig, Placement, TestCluster};
+use crate::metrics::Metrics;
 
 /// The GOPROXY port of every node (each node has its own address, so one port serves all).
 pub const HTTP_PORT: u16 = 8080;
@@ -154,4 +155,56 @@ impl Deployment {
     pub fn region(&self, id: u64) -> &str {
         &self.region_of[&id]
     }
+}
+
+/// The counter of requests a node sends to its peers, labelled `peer_region` and `kind`
+/// (issue 14). The one place to change if the node side names it differently.
+pub const PEER_REQUESTS: &str = "cairn_cluster_peer_requests_total";
+/// The counter of bytes crossing a region boundary (`direction`, `peer_region`); logged only,
+/// because Raft heartbeats and liveness probes cross regions all the time.
+pub const CROSS_REGION_BYTES: &str = "cairn_cluster_cross_region_bytes_total";
+/// `kind`s of [`PEER_REQUESTS`] that are cluster housekeeping, not serving: they cross regions
+/// whatever the clients do (Raft, liveness, and the repair worker's inventory exchange
+/// `has_blobs`, which runs on a timer), so the "hits stay local" check ignores them.
+pub const HOUSEKEEPING_KINDS: &[&str] = &[
+    "has_blobs",
+    "raft",
+    "append_entries",
+    "vote",
+    "install_snapshot",
+    "heartbeat",
+    "liveness",
+    "probe",
+];
+
+/// Serving requests node `own_region`'s node sent to peers of other regions so far: the sum of
+/// [`PEER_REQUESTS`] over every other `peer_region`, housekeeping kinds excluded. Errors when
+/// the metric is absent (a node without issue 14's metrics cannot show its hits stay local).
+pub fn cross_region_requests(m: &Metrics, own_region: &str) -> Result<f64, String> {
+    if !m.has(PEER_REQUESTS) {
+        return Err(format!("{PEER_REQUESTS} is absent from /metrics"));
+    }
+    Ok(m.matching(PEER_REQUESTS, &[])
+        .filter(|s| s.labels.get("peer_region").is_some_and(|r| r != own_region))
+        .filter(|s| {
+            let kind = s.labels.get("kind").map(String::as_str).unwrap_or("");
+            !HOUSEKEEPING_KINDS.contains(&kind)
+        })
+        .map(|s| s.value)
+        .sum())
+}
+
+/// [`cross_region_requests`] and [`CROSS_REGION_BYTES`] of every node (id → (requests or the
+/// reason there is no count, bytes)).
+pub async fn cross_region_counters(
+    c: &TestCluster,
+    region_of: &BTreeMap<u64, String>,
+) -> BTreeMap<u64, (Result<f64, String>, f64)> {
+    let mut out = BTreeMap::new();
+    for (id, region) in region_of {
+        let m = c.metrics(*id).await.unwrap();
+        let bytes = m.sum(CROSS_REGION_BYTES, &[]);
+        out.insert(*id, (cross_region_requests(&m, region), bytes));
+    }
+    out
 }

@@ -283,6 +283,32 @@ impl Regions {
         .map_err(|_| anyhow::anyhow!(what))?
     }
 
+    /// Runs the future `f` makes on a thread of its own inside region `name`'s namespace (with a
+    /// current-thread runtime there) and awaits its output without blocking the caller's
+    /// runtime: a client in that region, for a bench or a test.
+    pub async fn run_async_in<T, F, Fut>(&self, name: &str, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let ns = self.region(name).ns.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("in-{name}"))
+            .spawn(move || {
+                let out = enter(&ns).and_then(|()| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    Ok(rt.block_on(f()))
+                });
+                let _ = tx.send(out);
+            })?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the thread in region {name} panicked"))?
+    }
+
     /// Starts a round-robin load balancer ([`Lb`]) on `127.0.0.1` inside region `name`, over
     /// `backends`: the region's own front door, for a go command run with
     /// [`Regions::exec_prefix`].
