@@ -518,6 +518,11 @@ async fn cut_and_converge(
     for id in &others {
         start_index = start_index.max(d.cluster.applied(*id).await?);
     }
+    let term_before = d
+        .cluster
+        .raft(d.cluster.wait_for_leader().await?)
+        .await?
+        .term;
     let t_cut = Instant::now();
     net.cut(cut);
     let lb = addr_of(d.lbs[leader_region].url())?;
@@ -584,6 +589,13 @@ async fn cut_and_converge(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (records_secs, blobs_secs) = (records_at.unwrap_or(0.0), blobs_at.unwrap_or(0.0));
+    let leader_after = d.cluster.wait_for_leader().await?;
+    let term_after = d.cluster.raft(leader_after).await?.term;
+    println!(
+        "  Raft term {term_before} before the cut, {term_after} after the heal (leader now node \
+         {leader_after} in region {})",
+        d.region(leader_after)
+    );
     let delta = link_delta(&before, &net.link_bytes());
     let into_cut = into_regions(&delta).get(cut).copied().unwrap_or(0);
     let from: BTreeMap<String, u64> = delta
@@ -622,6 +634,8 @@ async fn cut_and_converge(
         "fill_secs": fill_secs,
         "cut_secs": args.cut_secs,
         "records_converged_secs": records_secs,
+        "term_before_cut": term_before,
+        "term_after_heal": term_after,
         "blobs_converged_secs": blobs_secs,
         "bytes_into_cut_region": into_cut,
         "new_blob_bytes": fill_bytes,

@@ -39,6 +39,7 @@ pub fn describe() {
     crate::policy::metrics::describe();
     crate::tls::metrics::describe();
     crate::raft::describe_forwarding();
+    crate::raft::election_gate::describe();
     crate::cluster::peers::describe();
     crate::cluster::region_health::describe();
     crate::cluster::transfer::metrics::describe();

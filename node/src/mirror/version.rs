@@ -369,15 +369,63 @@ pub fn check_info(body: &[u8], expected: Option<&str>, module: &str) -> Result<(
     }
 }
 
+/// Whether `t` is a timestamp the go command accepts (`time.Parse(time.RFC3339)`, strict as
+/// in `Time.UnmarshalJSON`): `YYYY-MM-DDTHH:MM:SS`, optional fraction (`.` or `,`), then `Z` or `±HH:MM`,
+/// with every field in range (a month 13 or a February 30 is refused by the go command, so it
+/// must not be cached as an immutable record).
 fn looks_like_rfc3339(t: &str) -> bool {
     let b = t.as_bytes();
-    b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && (b[10] == b'T' || b[10] == b't')
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[..4].iter().all(u8::is_ascii_digit)
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let fields = (|| {
+        let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+        let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+        let seps = at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':');
+        let valid = seps
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month)
+            && hour <= 23
+            && minute <= 59
+            && second <= 59;
+        valid.then_some(())
+    })();
+    if fields.is_none() {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') || at(i, b',') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        i += 1 + digits;
+    }
+    match b.get(i) {
+        Some(b'Z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            i + 6 == b.len()
+                && at(i + 3, b':')
+                && num(i + 1, 2).is_some_and(|h| h <= 23)
+                && num(i + 4, 2).is_some_and(|m| m <= 59)
+        }
+        _ => false,
+    }
+}
+
+/// Days in `month` (1–12) of `year` (Gregorian).
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +446,32 @@ mod tests {
         )
         .is_err());
         assert!(check_info(br#"{"Version":"v1.0"}"#, None, "example.com/m").is_err());
+        for good in [
+            "2023-01-02T03:04:05Z",
+            "2024-02-29T23:59:59Z",
+            "2019-03-20T18:14:49.123456789Z",
+            "2019-03-20T18:14:49+01:00",
+            "2019-03-20T18:14:49.5-07:30",
+        ] {
+            assert!(looks_like_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "2023-13-15T12:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2023-04-31T12:00:00Z",
+            "2023-01-00T12:00:00Z",
+            "2023-01-02T24:00:00Z",
+            "2023-01-02T12:60:00Z",
+            "2023-01-02t12:00:00Z",
+            "2023-01-02T12:00:00",
+            "2023-01-02T12:00:00.Z",
+            "2023-01-02T12:00:00Zjunk",
+            "2023-01-02T12:00:00+1:00",
+            "2023-01-02T12:00:00+24:00",
+            "2023-1-02T12:00:00Z",
+        ] {
+            assert!(!looks_like_rfc3339(bad), "{bad}");
+        }
         assert!(check_info(
             br#"{"Version":"v2.0.0+incompatible"}"#,
             None,

@@ -16,9 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_proto::v1::admin_client::AdminClient;
-use cairn_proto::v1::StatusRequest;
-
 use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
 
 use super::db::{meta_key, snapshot_key, to_json, MetaDb};
@@ -122,24 +119,12 @@ impl Consensus {
 
     /// The leader's applied index (`Admin.Status` over the cluster channel).
     async fn leader_applied(&self, leader: NodeId, addr: &str) -> Result<u64, String> {
-        let channel = self
+        let reply = self
             .inner
             .network
-            .channel(leader, addr)
-            .map_err(|e| e.to_string())?;
-        let mut req = tonic::Request::new(StatusRequest {});
-        req.metadata_mut().insert(
-            crate::admin::PROBE_HEADER,
-            tonic::metadata::MetadataValue::from_static("1"),
-        );
-        req.set_timeout(LEADER_STATUS_TIMEOUT);
-        let mut client = AdminClient::new(channel);
-        let call = client.status(req);
-        match tokio::time::timeout(LEADER_STATUS_TIMEOUT, call).await {
-            Err(_) => Err(format!("no answer within {LEADER_STATUS_TIMEOUT:?}")),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Ok(Ok(reply)) => Ok(reply.into_inner().last_applied_index),
-        }
+            .probe_status(leader, addr, LEADER_STATUS_TIMEOUT)
+            .await?;
+        Ok(reply.last_applied_index)
     }
 
     /// Serializes this node's state machine at its current applied index (see the module

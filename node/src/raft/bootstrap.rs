@@ -20,8 +20,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cairn_proto::v1::admin_client::AdminClient;
-use cairn_proto::v1::StatusRequest;
 use futures_util::future::join_all;
 use openraft::error::{InitializeError, RaftError};
 use serde::Serialize;
@@ -195,31 +193,18 @@ impl Consensus {
     }
 
     async fn probe(&self, peer: NodeId, addr: &str) -> Answer {
-        let channel = match self.inner.network.channel(peer, addr) {
-            Ok(c) => c,
-            Err(e) => return Answer::Unreachable(e.to_string()),
-        };
-        let mut req = tonic::Request::new(StatusRequest {});
-        req.metadata_mut().insert(
-            crate::admin::PROBE_HEADER,
-            tonic::metadata::MetadataValue::from_static("1"),
-        );
-        req.set_timeout(PROBE_TIMEOUT);
-        let mut client = AdminClient::new(channel);
-        let call = client.status(req);
-        match tokio::time::timeout(PROBE_TIMEOUT, call).await {
-            Err(_) => Answer::Unreachable(format!("no answer at {addr} within {PROBE_TIMEOUT:?}")),
-            Ok(Err(status)) => Answer::Unreachable(format!("{addr}: {}", status.message())),
-            Ok(Ok(reply)) => {
-                let reply = reply.into_inner();
-                if reply.node_id != peer {
-                    Answer::Unreachable(format!("{addr} answers as node {}", reply.node_id))
-                } else if reply.initialized {
-                    Answer::Initialized
-                } else {
-                    Answer::Pristine
-                }
+        match self
+            .inner
+            .network
+            .probe_status(peer, addr, PROBE_TIMEOUT)
+            .await
+        {
+            Err(why) => Answer::Unreachable(why),
+            Ok(reply) if reply.node_id != peer => {
+                Answer::Unreachable(format!("{addr} answers as node {}", reply.node_id))
             }
+            Ok(reply) if reply.initialized => Answer::Initialized,
+            Ok(_) => Answer::Pristine,
         }
     }
 

@@ -82,13 +82,36 @@ pub(super) struct Inner {
     pub(super) sm: StateMachine,
 }
 
-/// When this node lost sight of a leader; `None` while one is known.
+/// Since when this node has had no leader: openraft knows none, or the one it knows has been
+/// silent (no AppendEntries accepted) for longer than `silence`. A follower cut off from the
+/// leader keeps knowing it (its election timer may be held back, see `election_gate.rs`), so
+/// silence counts as well, from the last time it was heard.
 #[derive(Debug)]
-struct Leaderless(Mutex<Option<Instant>>);
+struct Leaderless {
+    /// When openraft stopped knowing a leader; `None` while it knows one.
+    lost: Mutex<Option<Instant>>,
+    /// When this node last accepted an AppendEntries (its start until then).
+    contact: Mutex<Instant>,
+    /// Whether this node leads (its quorum acknowledgements count instead).
+    leading: AtomicBool,
+    /// How long a known leader may be silent before it counts as lost.
+    silence: Duration,
+}
 
 impl Leaderless {
-    fn observe(&self, leader_known: bool) {
-        let mut since = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    fn new(silence: Duration) -> Leaderless {
+        let now = Instant::now();
+        Leaderless {
+            lost: Mutex::new(Some(now)),
+            contact: Mutex::new(now),
+            leading: AtomicBool::new(false),
+            silence,
+        }
+    }
+
+    fn observe(&self, leader_known: bool, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+        let mut since = self.lost.lock().unwrap_or_else(|p| p.into_inner());
         match (leader_known, *since) {
             (true, _) => *since = None,
             (false, None) => *since = Some(Instant::now()),
@@ -96,8 +119,37 @@ impl Leaderless {
         }
     }
 
+    /// Records that the leader was heard from (an AppendEntries was accepted).
+    fn heard(&self) {
+        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn last_contact(&self) -> Instant {
+        *self.contact.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When this node counts as degraded (no leader for `limit`) unless a leader turns up or
+    /// is heard from first; `None` while it leads.
+    fn degraded_at(&self, limit: Duration) -> Option<Instant> {
+        if let Some(lost) = *self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Some(lost + limit);
+        }
+        if self.leading.load(Ordering::Acquire) {
+            return None;
+        }
+        // `limit` is longer than `silence`: by then `since` is the last contact.
+        Some(self.last_contact() + limit.max(self.silence))
+    }
+
     fn since(&self) -> Option<Instant> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some(lost) = *self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Some(lost);
+        }
+        if self.leading.load(Ordering::Acquire) {
+            return None;
+        }
+        let contact = self.last_contact();
+        (contact.elapsed() > self.silence).then_some(contact)
     }
 }
 
@@ -145,7 +197,9 @@ impl Consensus {
                 flusher,
                 network,
                 caught_up: Arc::new(AtomicBool::new(false)),
-                leaderless: Arc::new(Leaderless(Mutex::new(Some(Instant::now())))),
+                leaderless: Arc::new(Leaderless::new(Duration::from_millis(
+                    settings.election_max_ms,
+                ))),
                 membership_lock: tokio::sync::Mutex::new(()),
                 bootstrap: watch::Sender::new(BootstrapState::Starting),
                 stop: CancellationToken::new(),
@@ -159,6 +213,7 @@ impl Consensus {
             settings.snapshot_state_percent,
             consensus.inner.stop.clone(),
         );
+        super::election_gate::spawn(consensus.clone(), consensus.inner.stop.clone());
         consensus.spawn_watcher(CatchUp {
             committed: committed.map(|l| l.index),
             last_log: log_state.last_log_id.map(|l| l.index),
@@ -180,7 +235,10 @@ impl Consensus {
                 {
                     let metrics = rx.borrow_and_update();
                     m::observe(&metrics, &mut prev_leader);
-                    leaderless.observe(metrics.current_leader.is_some());
+                    leaderless.observe(
+                        metrics.current_leader.is_some(),
+                        metrics.state == ServerState::Leader,
+                    );
                     if target.reached(&metrics) && !caught_up.swap(true, Ordering::AcqRel) {
                         let applied = metrics.last_applied.map(|l| l.index);
                         tracing::info!(applied = ?applied, "state machine caught up");
@@ -404,8 +462,8 @@ impl Consensus {
             let wake = self
                 .inner
                 .leaderless
-                .since()
-                .map(|t| t + limit + RETRY_PAUSE);
+                .degraded_at(limit)
+                .map(|t| t + RETRY_PAUSE);
             let changed = match wake {
                 Some(at) => tokio::select! {
                     () = tokio::time::sleep_until(at) => true,
@@ -419,7 +477,19 @@ impl Consensus {
         }
     }
 
-    /// How long this node has known no leader (`None` while one is known).
+    /// Records that this node accepted an AppendEntries from the leader (the Raft service
+    /// calls it): the leader is alive and reachable from here.
+    pub(super) fn leader_heard(&self) {
+        self.inner.leaderless.heard();
+    }
+
+    /// Whether this node accepted an AppendEntries within `within`.
+    pub(super) fn leader_heard_within(&self, within: Duration) -> bool {
+        self.inner.leaderless.last_contact().elapsed() <= within
+    }
+
+    /// How long this node has known no leader, or not heard from the one it knows for longer
+    /// than an election timeout (`None` otherwise).
     fn leaderless_for(&self) -> Option<Duration> {
         self.inner.leaderless.since().map(|t| t.elapsed())
     }
@@ -445,8 +515,7 @@ impl Consensus {
             let degraded_at = self
                 .inner
                 .leaderless
-                .since()
-                .map(|t| t + self.inner.settings.degraded_after());
+                .degraded_at(self.inner.settings.degraded_after());
             let until = degraded_at.map_or(deadline, |d| d.min(deadline));
             match tokio::time::timeout_at(until, rx.changed()).await {
                 Err(_) => {

@@ -24,6 +24,7 @@ mod compaction;
 mod consensus;
 mod db;
 mod disk_local;
+pub mod election_gate;
 mod error;
 mod flusher;
 mod heartbeat;

@@ -14,8 +14,9 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::raft_client::RaftClient;
-use cairn_proto::v1::{ForwardRequest, RaftReply, RaftRequest};
+use cairn_proto::v1::{ForwardRequest, RaftReply, RaftRequest, StatusReply, StatusRequest};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -159,6 +160,29 @@ impl Network {
     /// TLS for connections to peers (shared with the cluster's other clients).
     pub fn tls(&self) -> &crate::tls::ClusterTls {
         &self.tls
+    }
+
+    /// One `Admin.Status` call to `target` at `addr`, marked as a probe (no storage check),
+    /// over the Raft channel and answered within `timeout`; the reply, or why there is none.
+    pub(crate) async fn probe_status(
+        &self,
+        target: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<StatusReply, String> {
+        let channel = self.channel(target, addr).map_err(|e| e.to_string())?;
+        let mut req = tonic::Request::new(StatusRequest {});
+        req.metadata_mut().insert(
+            crate::admin::PROBE_HEADER,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        req.set_timeout(timeout);
+        let mut client = AdminClient::new(channel);
+        match tokio::time::timeout(timeout, client.status(req)).await {
+            Err(_) => Err(format!("no answer at {addr} within {timeout:?}")),
+            Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+        }
     }
 
     /// The cached Raft client for `target` at `addr`.

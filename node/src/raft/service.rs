@@ -11,7 +11,9 @@ use cairn_proto::v1::raft_server::Raft;
 use cairn_proto::v1::{
     ForwardRequest, RaftReply, RaftRequest, SetLocationReply, SetLocationRequest,
 };
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -86,7 +88,12 @@ impl Raft for RaftGrpc {
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.get_ref().data)?;
-        reply(self.consensus.raft().append_entries(rpc).await)
+        let res = self.consensus.raft().append_entries(rpc).await;
+        // Anything but a higher vote means this node accepted the sender as its leader.
+        if matches!(&res, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.consensus.leader_heard();
+        }
+        reply(res)
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {

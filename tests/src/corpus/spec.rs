@@ -171,14 +171,24 @@ pub fn fingerprint(specs: &[ModuleSpec]) -> String {
     h1::hex(&h.finalize())[..16].to_string()
 }
 
-/// An RFC 3339 time for the `n`th version of the corpus (one a day in 2023).
+/// An RFC 3339 time for the `n`th version of the corpus: one a day from 2023-01-01, 28 days a
+/// month, so that every `n` gives a valid date (the go command rejects month 13).
 pub fn time_n(n: u32) -> String {
-    format!("2023-{:02}-{:02}T12:00:00Z", 1 + n / 28, 1 + n % 28)
+    let (year, month, day) = (2023 + n / 336, 1 + (n / 28) % 12, 1 + n % 28);
+    format!("{year}-{month:02}-{day:02}T12:00:00Z")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corpus_times_are_valid_dates() {
+        assert_eq!(time_n(0), "2023-01-01T12:00:00Z");
+        assert_eq!(time_n(335), "2023-12-28T12:00:00Z");
+        assert_eq!(time_n(336), "2024-01-01T12:00:00Z");
+        assert_eq!(time_n(1100), "2026-04-09T12:00:00Z");
+    }
 
     #[test]
     fn pseudo_detection() {

@@ -325,6 +325,12 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
         d.region(leader)
     );
     let others: Vec<&str> = REGIONS.into_iter().filter(|r| *r != cut).collect();
+    let outside: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| d.region(*id) != cut)
+        .collect();
+    let terms_before = terms(&d.cluster, &outside).await;
     let cut_env = region_env(go, net, d, cut);
     tokio::join!(
         wait_runs(&w, &others, cut_at, 3),
@@ -346,6 +352,18 @@ async fn a_cut_region_degrades_and_the_others_lose_nothing() {
         "go commands failed outside the cut region {cut}: {failed:#?}"
     );
     converged(test, d, &filled(warm, &runs, cut), healed_at).await;
+    // The cut voter held back its elections (it reached no majority), so its term did not
+    // grow and the heal cost the others no election.
+    assert_eq!(
+        terms(&d.cluster, &outside).await,
+        terms_before,
+        "a Raft term moved outside the cut region {cut}: the heal disrupted the leader"
+    );
+    assert_eq!(
+        d.cluster.wait_for_leader().await.unwrap(),
+        leader,
+        "the leader changed"
+    );
     eprintln!("{test}: done in {:?}", t0.elapsed());
 }
 
