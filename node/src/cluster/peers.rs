@@ -473,6 +473,7 @@ mod tests {
             applied_index: Some(last),
             snapshot_index: None,
             millis_since_quorum_ack: Some(0),
+            leader_silent_ms: None,
             running: true,
             initialized: true,
             members,

@@ -27,9 +27,12 @@ pub fn readyz(state: &HttpState) -> Response<Body> {
         lines.push("[-]state loading".to_string());
     }
     let st = state.consensus.status();
-    match st.leader_id {
-        Some(id) => lines.push(format!("[+]leader {id}")),
-        None => lines.push(
+    match (st.leader_id, st.leader_silent_ms) {
+        (Some(id), Some(ms)) => lines.push(format!(
+            "[-]leader {id} unreachable for {ms} ms (degraded: serving cached modules, misses pass through)"
+        )),
+        (Some(id), None) => lines.push(format!("[+]leader {id}")),
+        (None, _) => lines.push(
             "[-]leader none (degraded: no quorum; serving cached modules, misses pass through)"
                 .into(),
         ),

@@ -555,7 +555,15 @@ impl Consensus {
 
     /// A plain snapshot of this node's Raft state for status pages and metrics.
     pub fn status(&self) -> RaftStatus {
-        RaftStatus::from_metrics(&self.inner.raft.metrics().borrow())
+        let mut st = RaftStatus::from_metrics(&self.inner.raft.metrics().borrow());
+        let l = &self.inner.leaderless;
+        if st.leader_id.is_some() && st.leader_id != Some(self.inner.id) {
+            let silent = l.last_contact().elapsed();
+            if silent > l.silence {
+                st.leader_silent_ms = Some(u64::try_from(silent.as_millis()).unwrap_or(u64::MAX));
+            }
+        }
+        st
     }
 
     /// Whether node `id` belongs to the membership this node knows (a learner counts), or this

@@ -317,6 +317,7 @@ mod tests {
             applied_index: Some(1),
             snapshot_index: None,
             millis_since_quorum_ack: None,
+            leader_silent_ms: None,
             running: true,
             initialized: true,
             members: members

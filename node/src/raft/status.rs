@@ -89,6 +89,9 @@ pub struct RaftStatus {
     pub snapshot_index: Option<u64>,
     /// Milliseconds since a quorum last acknowledged this leader (only on the leader).
     pub millis_since_quorum_ack: Option<u64>,
+    /// Milliseconds since this node last heard from the leader it knows, once that exceeds
+    /// `election_max_ms` (not on the leader; `None` while the leader is heard from).
+    pub leader_silent_ms: Option<u64>,
     /// Whether the Raft core is running (false after a fatal error or shutdown).
     pub running: bool,
     /// Whether this node holds Raft state: a log (it was initialized or has joined a cluster) or
@@ -111,6 +114,7 @@ impl RaftStatus {
             applied_index: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            leader_silent_ms: None,
             running: m.running_state.is_ok(),
             initialized: m.last_log_index.is_some() || m.vote != Vote::default(),
             members,
