@@ -72,6 +72,16 @@
 //! target/release/cairn-bench security --only https --repeat 5 --duration-secs 10
 //! target/release/cairn-bench security --only cluster --failover-rounds 5 --profile default
 //! ```
+//!
+//! `cairn-bench regions` (root only: network namespaces) measures a cluster over three emulated
+//! regions against one region under the same emulated network: cold fills and hits per region,
+//! bytes per region boundary per new blob, and convergence after a cut (see [`regionsbench`];
+//! writes target/bench-regions.json; about 9 minutes with the defaults, 5 of them the cut):
+//!
+//! ```text
+//! cargo build --release -p cairn-node -p cairn-benches && target/release/cairn-bench regions
+//! target/release/cairn-bench regions --cut-secs 30 --fill 200 --no-reference
+//! ```
 #![allow(clippy::unwrap_used)]
 
 mod atimebench;
