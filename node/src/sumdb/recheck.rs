@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{self, MISMATCHES_TOTAL, QUARANTINED_TOTAL};
-use super::{Checker, DbHashes, Verdict};
+use super::{Checker, DbHashes, VerifyError};
 use crate::raft::{Consensus, RaftRole};
 use crate::store::meta::{MetaCmd, VersionRecord};
 
@@ -27,7 +27,20 @@ pub struct PassStats {
     /// Versions the database could not vouch for this time (unreachable, no record): still
     /// served, checked again next pass.
     pub unsettled: u64,
+    /// The pass stopped early: the database was unreachable for [`UNREACHABLE_IN_A_ROW`]
+    /// lookups in a row. The next pass resumes where this one stopped.
+    pub stopped: bool,
 }
+
+/// Lookups in a row that may find the database unreachable before a pass stops: with the
+/// database down, a pass would otherwise look up (and time out on) every unverified version.
+pub const UNREACHABLE_IN_A_ROW: u32 = 5;
+
+/// Where the next pass starts: the number of version records to skip (records are visited in
+/// key order; versions added since only shift it slightly, so at worst a version is checked a
+/// pass later or twice).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(pub u64);
 
 /// Spawns the worker; it stops when `shutdown` is cancelled. `every` of zero disables it.
 pub fn spawn(
@@ -42,6 +55,8 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cursor = Cursor::default();
+        let mut was_stopped = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -50,12 +65,29 @@ pub fn spawn(
             if consensus.status().state != RaftRole::Leader {
                 continue;
             }
-            let stats = pass(&checker, &consensus).await;
-            if stats.checked > 0 {
+            let stats = pass(&checker, &consensus, &mut cursor).await;
+            if stats.stopped {
+                // Once per outage, not once per pass: the pass is retried every interval.
+                if !was_stopped {
+                    tracing::warn!(
+                        db = checker.database().unwrap_or(""),
+                        unreachable_in_a_row = UNREACHABLE_IN_A_ROW,
+                        resume_at = cursor.0,
+                        "sumdb-recheck: the checksum database is unreachable; passes stop at \
+                         the first failures and resume where they stopped until it answers"
+                    );
+                }
+            } else if was_stopped {
+                tracing::info!("sumdb-recheck: the checksum database answers again");
+            }
+            was_stopped = stats.stopped;
+            if stats.checked > 0 || stats.unsettled > 0 {
                 tracing::info!(
                     checked = stats.checked,
                     verified = stats.verified,
                     quarantined = stats.quarantined,
+                    unsettled = stats.unsettled,
+                    stopped = stats.stopped,
                     "sumdb-recheck pass"
                 );
             }
@@ -63,22 +95,48 @@ pub fn spawn(
     });
 }
 
-/// Checks every stored unverified version once.
-pub async fn pass(checker: &Checker, consensus: &Consensus) -> PassStats {
+/// Checks the stored unverified versions once, starting at `cursor`: to the end, then from
+/// the start up to where it began, or until the database has been unreachable for
+/// [`UNREACHABLE_IN_A_ROW`] lookups in a row, leaving `cursor` at the first of them.
+pub async fn pass(checker: &Checker, consensus: &Consensus, cursor: &mut Cursor) -> PassStats {
     let mut stats = PassStats::default();
-    for rec in consensus.reader().versions() {
+    let start = cursor.0;
+    let mut in_a_row = 0u32;
+    let mut streak_start = start;
+    // Records from the cursor on, then the ones before it.
+    let later = consensus
+        .reader()
+        .versions()
+        .skip(start as usize)
+        .zip(start..);
+    let earlier = consensus.reader().versions().take(start as usize).zip(0..);
+    for (rec, index) in later.chain(earlier) {
         let Ok(rec) = rec else { continue };
         if rec.sumdb_verified {
             continue;
         }
-        let h = match checker.check(&rec.module, &rec.version).await {
-            Ok(Verdict::Verified(h)) => h,
-            Ok(Verdict::NotChecked) => continue,
-            Ok(Verdict::Unverified { .. }) | Err(_) => {
+        let h = match checker.recheck_lookup(&rec.module, &rec.version).await {
+            Ok(Some(h)) => h,
+            Ok(None) => continue,
+            Err(e) => {
                 stats.unsettled += 1;
+                if matches!(e, VerifyError::Unreachable { .. }) {
+                    if in_a_row == 0 {
+                        streak_start = index;
+                    }
+                    in_a_row += 1;
+                    if in_a_row >= UNREACHABLE_IN_A_ROW {
+                        *cursor = Cursor(streak_start);
+                        stats.stopped = true;
+                        return stats;
+                    }
+                } else {
+                    in_a_row = 0;
+                }
                 continue;
             }
         };
+        in_a_row = 0;
         stats.checked += 1;
         let cmd = match disagreement(&rec, &h) {
             None => {
@@ -108,6 +166,7 @@ pub async fn pass(checker: &Checker, consensus: &Consensus) -> PassStats {
             tracing::warn!(module = %rec.module, version = %rec.version, error = %e, "could not record the recheck; next pass");
         }
     }
+    *cursor = Cursor::default();
     stats
 }
 

@@ -174,6 +174,39 @@ impl Checker {
         verdict
     }
 
+    /// The recheck worker's lookup of a version stored unverified: the database's hashes,
+    /// `Ok(None)` when the version is not checked (no verifying database, a private path), or
+    /// why the database could not say. Unlike [`Self::check`] it logs nothing per version (a
+    /// pass may look up a million; the worker reports the pass) and ignores the mode.
+    pub async fn recheck_lookup(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<Option<DbHashes>, VerifyError> {
+        let Some(c) = &self.checked else {
+            return Ok(None);
+        };
+        if !self.proxy.is_public(module) {
+            return Ok(None);
+        }
+        let pending = Pending::default();
+        let looked_up = self.lookup(c, module, version, &pending).await;
+        self.keep(pending.take()).await;
+        match looked_up {
+            Ok(h) => {
+                verification("verified");
+                Ok(Some(h))
+            }
+            Err(e) => {
+                verification(match e {
+                    VerifyError::Unreachable { .. } | VerifyError::NotLogged { .. } => "unverified",
+                    _ => error_label(&e),
+                });
+                Err(e)
+            }
+        }
+    }
+
     /// Stores answers a verification collected (see [`Self::check_deferred`]).
     pub async fn keep(&self, items: Vec<SumdbItem>) {
         if let Some(c) = &self.checked {

@@ -339,3 +339,89 @@ async fn r9_best_effort_quarantines_in_the_background_what_the_database_disagree
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), corpus().entry(poisoned.0, poisoned.1).go_mod);
 }
+
+/// The `sumdb-recheck pass` log lines of `node`, as (unsettled, stopped).
+fn recheck_passes(node: &CairnNode) -> Vec<(u64, bool)> {
+    node.log()
+        .lines()
+        .filter(|l| l.contains("\"sumdb-recheck pass\""))
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let f = &v["fields"];
+            Some((f["unsettled"].as_u64()?, f["stopped"].as_bool()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_an_unreachable_database_stops_recheck_passes_early_and_they_resume() {
+    let (_fixture, db, node) = honest_setup("best-effort").await;
+    db.kill().await;
+    let stored: Vec<(String, String)> = corpus()
+        .entries
+        .iter()
+        .filter(|e| e.listed)
+        .take(12)
+        .map(|e| (e.module.clone(), e.version.clone()))
+        .collect();
+    for (module, version) in &stored {
+        let r = get(&node, &info_path((module, version))).await;
+        assert_eq!(r.status, 200, "{module}@{version}: {}", r.text());
+    }
+    let unverified_warnings = || {
+        node.log()
+            .lines()
+            .filter(|l| l.contains("stored unverified (best-effort)"))
+            .count()
+    };
+    let warned_while_storing = unverified_warnings();
+
+    // Passes run every second with the database down: each stops after the first failures.
+    wait_until(
+        "three recheck passes with the database down",
+        patience(10.0),
+        || async { recheck_passes(&node).len() >= 3 },
+    )
+    .await
+    .unwrap();
+    let passes = recheck_passes(&node);
+    // The node's `sumdb::recheck::UNREACHABLE_IN_A_ROW` (this crate drives the binary only).
+    let limit = 5;
+    assert!(
+        passes.iter().all(|p| *p == (limit, true)),
+        "every pass should stop after {limit} unreachable lookups of the {} unverified \
+         versions: {passes:?}",
+        stored.len()
+    );
+    assert_eq!(
+        unverified_warnings(),
+        warned_while_storing,
+        "rechecks log no line per version"
+    );
+    let outage_lines = node
+        .log()
+        .lines()
+        .filter(|l| l.contains("passes stop at the first failures"))
+        .count();
+    assert_eq!(outage_lines, 1, "one WARN per outage, not one per pass");
+
+    // Back: the passes resume where they stopped, wrap around, and verify every version.
+    db.revive().await.unwrap();
+    let verified = || async {
+        metric(
+            &node,
+            "cairn_sumdb_verifications_total",
+            &[("result", "verified")],
+        )
+        .await
+            >= stored.len() as f64
+    };
+    wait_until(
+        "every stored version verified by the recheck",
+        patience(10.0),
+        verified,
+    )
+    .await
+    .unwrap();
+    assert!(node.log().contains("the checksum database answers again"));
+}
