@@ -190,8 +190,10 @@ def panels():
         panel("Replication lag by region (entries)", [(f"max by (region, peer) (cairn_raft_replication_lag_entries{{{CLUSTER}}})", "{{region}} peer {{peer}}")],
               w=12, desc="Reported by the leader for each member, labelled with the member's region."),
         panel("Replication lag by region (seconds)", [(f"max by (region) (cairn_raft_replication_lag_seconds{{{CLUSTER}}})", "{{region}}")], w=12, unit="s"),
-        panel("Nodes by region and zone", [(f"count by (region, zone) (cairn_node_info{{{CLUSTER}}})", "{{region}} {{zone}}")], kind="stat", w=24, h=4,
+        panel("Nodes by region and zone", [(f"count by (region, zone) (cairn_node_info{{{CLUSTER}}})", "{{region}} {{zone}}")], kind="stat", w=12, h=4,
               desc="cairn_node_info: where each scraped node says it runs."),
+        panel("Voters holding back elections", [(f"max by (instance) (cairn_raft_campaigns_held{{{NODE}}})", "{{instance}}")], w=12, h=4, minimum=0,
+              desc="1 while a voter hears no leader and reaches no majority of the voters (cut off): it does not campaign, so its term stays and the heal costs no election."),
     ])
     out += row("Replication and repair", [
         panel("Repair queue by node", [(f"max by (instance) (cairn_repair_queue_length{{{NODE}}})", "{{instance}}")]),
