@@ -18,7 +18,8 @@
 //!   node that has waited [`wait::TAKEOVER_AFTER`] while another region was reachable pulls
 //!   across regions itself (a live but stuck puller). Time cut off from every other region
 //!   does not count, so after a cut only the pullers cross.
-//! - **scan**: at start and every [`SCAN_INTERVAL`], walk all version records and queue the
+//! - **scan**: at start and [`SCAN_INTERVAL`] after each scan (or [`SCAN_DUTY`] times its
+//!   duration, when longer: large states), walk all version records and queue the
 //!   blobs absent here (a node that joined by snapshot install never applied the old entries;
 //!   a crash may have lost a blob). Sets the `missing` gauge.
 //! - **scrub**: every `scrub_interval_secs` (0 = never; the last run is persisted), re-hash
@@ -56,8 +57,11 @@ mod worker;
 
 pub use metrics::describe;
 
-/// How often the version records are scanned for blobs missing here.
+/// The pause between two scans of the version records for blobs missing here (at least).
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// A scan is followed by a pause of at least this many times its duration (see
+/// `repair_worker::scan_loop`).
+pub const SCAN_DUTY: u32 = 20;
 
 /// Where the worker looks for blobs: returns the cluster addresses (`HOST:PORT`) of the other
 /// nodes, all taken as members of this node's region. Tests pass their own to

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::wait::other_region_reachable;
-use super::{metrics, now_ms, Shared, SCAN_INTERVAL};
+use super::{metrics, now_ms, Shared, SCAN_DUTY, SCAN_INTERVAL};
 use crate::cluster::region::{self, Here};
 use crate::cluster::transfer::TransferError;
 use crate::raft::{NodeAddr, NodeId, QueueEntry};
@@ -61,16 +61,26 @@ async fn queue_loop(shared: Arc<Shared>, mut applied: RaftMetricsRx, shutdown: C
     tracing::debug!("blob repair queue loop stopped");
 }
 
-/// Scans for missing blobs at start and every [`SCAN_INTERVAL`].
+/// Scans for missing blobs at start, then again [`SCAN_INTERVAL`] after each scan ends, or
+/// [`SCAN_DUTY`] times as long as the scan took when that is longer: a large state is walked
+/// less often (at a million versions a paced scan takes seconds), so the walks take at most
+/// about 1/[`SCAN_DUTY`] of the time. New records queue their blobs when they are applied; the
+/// scan is the safety net for what that misses (a snapshot install, a lost file).
 async fn scan_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(SCAN_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let started = tokio::time::Instant::now();
+        shared.scan_missing(&shutdown).await;
+        let pause = scan_pause(started.elapsed());
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = tick.tick() => shared.scan_missing(&shutdown).await,
+            () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// How long the scan loop waits after a scan that took `took`.
+fn scan_pause(took: Duration) -> Duration {
+    SCAN_INTERVAL.max(took.saturating_mul(SCAN_DUTY))
 }
 
 /// Scrubs every `every` (jittered by up to a tenth), counting from the persisted last run; a
@@ -239,4 +249,18 @@ pub(super) fn backoff(attempts: u32, max: Duration) -> Duration {
     let capped = exp.min(max).max(Duration::from_secs(1));
     let ms = capped.as_millis() as u64;
     Duration::from_millis(rand::random_range(ms / 2..=ms))
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn long_scans_space_out() {
+        assert_eq!(scan_pause(Duration::from_millis(20)), SCAN_INTERVAL);
+        assert_eq!(
+            scan_pause(Duration::from_secs(5)),
+            Duration::from_secs(5) * SCAN_DUTY
+        );
+    }
 }
