@@ -68,7 +68,7 @@ pub struct DirectArgs {
     tags: usize,
     /// The cairn-node binary (default: target/release/cairn-node in the workspace).
     #[arg(long, env = "CAIRN_NODE_BIN")]
-    node_bin: Option<PathBuf>,
+    pub node_bin: Option<PathBuf>,
     /// Where to write the JSON results (default: target/bench-direct.json in the workspace).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -77,17 +77,10 @@ pub struct DirectArgs {
     verbose: bool,
 }
 
-/// Resolves the cairn-node binary and exports it as `CAIRN_NODE_BIN`, which is how
-/// `cairn_tests::node::CairnNode` finds it (otherwise it looks next to this executable).
-///
-/// `main` calls this before the async runtime exists: with no other thread running, setting
-/// the variable cannot race a reader.
-pub fn export_node_bin(args: &DirectArgs) -> anyhow::Result<PathBuf> {
-    export_bin(args.node_bin.clone())
-}
-
 /// Resolves the node binary (`given`, else the workspace's release build) and exports it as
-/// `CAIRN_NODE_BIN` for the test harness; call before any thread exists.
+/// `CAIRN_NODE_BIN`, which is how `cairn_tests::node::CairnNode` finds it (otherwise it looks
+/// next to this executable). `main` calls this before the async runtime exists: with no other
+/// thread running, setting the variable cannot race a reader.
 pub fn export_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let bin = crate::resolve_node_bin(given)?;
     std::env::set_var("CAIRN_NODE_BIN", &bin);

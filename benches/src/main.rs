@@ -263,53 +263,25 @@ fn main() -> ExitCode {
         };
     }
     let command = args.command.take();
-    // The direct benchmark's node binary is exported before any thread exists (see
-    // `directbench::export_node_bin`).
-    let direct_bin = match &command {
-        Some(Cmd::Direct(direct_args)) => match directbench::export_node_bin(direct_args) {
+    // Benchmarks that start nodes through the test harness export the node binary before any
+    // thread exists (see `directbench::export_bin`).
+    let export = match &command {
+        Some(Cmd::Direct(a)) => Some(("direct", a.node_bin.clone())),
+        Some(Cmd::Graph(a)) => Some(("graph", a.node_bin.clone())),
+        Some(Cmd::Prefetch(a)) => Some(("prefetch", a.node_bin.clone())),
+        Some(Cmd::Regions(a)) => Some(("regions", a.node_bin.clone())),
+        Some(Cmd::Verify(a)) => Some(("verify", a.node_bin.clone())),
+        _ => None,
+    };
+    let direct_bin = match export {
+        None => PathBuf::new(),
+        Some((name, given)) => match directbench::export_bin(given) {
             Ok(bin) => bin,
             Err(e) => {
-                eprintln!("cairn-bench direct: {e:#}");
+                eprintln!("cairn-bench {name}: {e:#}");
                 return ExitCode::FAILURE;
             }
         },
-        Some(Cmd::Graph(graph_args)) => {
-            match directbench::export_bin(graph_args.node_bin.clone()) {
-                Ok(bin) => bin,
-                Err(e) => {
-                    eprintln!("cairn-bench graph: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        Some(Cmd::Prefetch(prefetch_args)) => {
-            match directbench::export_bin(prefetch_args.node_bin.clone()) {
-                Ok(bin) => bin,
-                Err(e) => {
-                    eprintln!("cairn-bench prefetch: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        Some(Cmd::Regions(regions_args)) => {
-            match directbench::export_bin(regions_args.node_bin.clone()) {
-                Ok(bin) => bin,
-                Err(e) => {
-                    eprintln!("cairn-bench regions: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        Some(Cmd::Verify(verify_args)) => {
-            match directbench::export_bin(verify_args.node_bin.clone()) {
-                Ok(bin) => bin,
-                Err(e) => {
-                    eprintln!("cairn-bench verify: {e:#}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        _ => PathBuf::new(),
     };
     // The load generator gets the default runtime: one worker per core, like each server.
     let runtime = match tokio::runtime::Runtime::new() {
