@@ -100,8 +100,8 @@ async fn scrub_loop(shared: Arc<Shared>, every: Duration, shutdown: Cancellation
 
 impl Shared {
     /// Processes every due entry in batches of [`BATCH`], as many at a time as the transfer
-    /// layer receives at once: a cross-region fetch of a small blob costs a round trip or two
-    /// of waiting, so catching up after a cut is bound by how many overlap.
+    /// layer receives at once but one: a cross-region fetch of a small blob costs a round trip
+    /// or two of waiting, so catching up after a cut is bound by how many overlap.
     pub(super) async fn drain_due(&self) {
         if self.blobs.is_flooded() {
             // Disk at its flood watermark (issue 12): nothing can be stored; the queue waits.
@@ -116,7 +116,9 @@ impl Shared {
                 }
             };
             let n = due.len();
-            let parallel = self.transfer.receive_slots();
+            // One receive slot stays free for foreground work (a blob served from a peer, a
+            // replica pushed for min_copies).
+            let parallel = self.transfer.receive_slots().saturating_sub(1).max(1);
             futures_util::stream::iter(due)
                 .for_each_concurrent(parallel, |(sha256, entry)| self.repair_one(sha256, entry))
                 .await;

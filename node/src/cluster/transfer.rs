@@ -245,7 +245,7 @@ impl BlobTransfer {
     }
 
     /// How many blobs this node may receive at once (half of `cluster.max_concurrent_transfers`,
-    /// rounded up): how many the repair worker fetches in parallel.
+    /// rounded up); the repair worker fetches one fewer in parallel.
     pub fn receive_slots(&self) -> usize {
         self.inner.recv_slots
     }

@@ -88,68 +88,90 @@ pub(super) struct Inner {
 /// silence counts as well, from the last time it was heard.
 #[derive(Debug)]
 struct Leaderless {
-    /// When openraft stopped knowing a leader; `None` while it knows one.
-    lost: Mutex<Option<Instant>>,
-    /// When this node last accepted an AppendEntries (its start until then).
-    contact: Mutex<Instant>,
-    /// Whether this node leads (its quorum acknowledgements count instead).
-    leading: AtomicBool,
+    view: Mutex<LeaderView>,
     /// How long a known leader may be silent before it counts as lost.
     silence: Duration,
+}
+
+/// What [`Leaderless`] tracks.
+#[derive(Debug)]
+struct LeaderView {
+    /// When openraft stopped knowing a leader; `None` while it knows one.
+    lost: Option<Instant>,
+    /// When the known leader was last heard from: an AppendEntries accepted, or the moment it
+    /// became the known leader (a new leader gets a full `silence` to reach this node).
+    contact: Instant,
+    /// The leader openraft knows.
+    leader: Option<NodeId>,
+    /// Whether this node leads (its quorum acknowledgements count instead).
+    leading: bool,
 }
 
 impl Leaderless {
     fn new(silence: Duration) -> Leaderless {
         let now = Instant::now();
         Leaderless {
-            lost: Mutex::new(Some(now)),
-            contact: Mutex::new(now),
-            leading: AtomicBool::new(false),
+            view: Mutex::new(LeaderView {
+                lost: Some(now),
+                contact: now,
+                leader: None,
+                leading: false,
+            }),
             silence,
         }
     }
 
-    fn observe(&self, leader_known: bool, leading: bool) {
-        self.leading.store(leading, Ordering::Release);
-        let mut since = self.lost.lock().unwrap_or_else(|p| p.into_inner());
-        match (leader_known, *since) {
-            (true, _) => *since = None,
-            (false, None) => *since = Some(Instant::now()),
+    fn view(&self) -> std::sync::MutexGuard<'_, LeaderView> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn observe(&self, leader: Option<NodeId>, leading: bool) {
+        let mut v = self.view();
+        let now = Instant::now();
+        if leader != v.leader || (v.leading && !leading) {
+            v.contact = now;
+        }
+        v.leader = leader;
+        v.leading = leading;
+        match (leader.is_some(), v.lost) {
+            (true, _) => v.lost = None,
+            (false, None) => v.lost = Some(now),
             (false, Some(_)) => {}
         }
     }
 
     /// Records that the leader was heard from (an AppendEntries was accepted).
     fn heard(&self) {
-        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.view().contact = Instant::now();
     }
 
     fn last_contact(&self) -> Instant {
-        *self.contact.lock().unwrap_or_else(|p| p.into_inner())
+        self.view().contact
     }
 
     /// When this node counts as degraded (no leader for `limit`) unless a leader turns up or
     /// is heard from first; `None` while it leads.
     fn degraded_at(&self, limit: Duration) -> Option<Instant> {
-        if let Some(lost) = *self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+        let v = self.view();
+        if let Some(lost) = v.lost {
             return Some(lost + limit);
         }
-        if self.leading.load(Ordering::Acquire) {
+        if v.leading {
             return None;
         }
         // `limit` is longer than `silence`: by then `since` is the last contact.
-        Some(self.last_contact() + limit.max(self.silence))
+        Some(v.contact + limit.max(self.silence))
     }
 
     fn since(&self) -> Option<Instant> {
-        if let Some(lost) = *self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+        let v = self.view();
+        if let Some(lost) = v.lost {
             return Some(lost);
         }
-        if self.leading.load(Ordering::Acquire) {
+        if v.leading {
             return None;
         }
-        let contact = self.last_contact();
-        (contact.elapsed() > self.silence).then_some(contact)
+        (v.contact.elapsed() > self.silence).then_some(v.contact)
     }
 }
 
@@ -235,10 +257,8 @@ impl Consensus {
                 {
                     let metrics = rx.borrow_and_update();
                     m::observe(&metrics, &mut prev_leader);
-                    leaderless.observe(
-                        metrics.current_leader.is_some(),
-                        metrics.state == ServerState::Leader,
-                    );
+                    leaderless
+                        .observe(metrics.current_leader, metrics.state == ServerState::Leader);
                     if target.reached(&metrics) && !caught_up.swap(true, Ordering::AcqRel) {
                         let applied = metrics.last_applied.map(|l| l.index);
                         tracing::info!(applied = ?applied, "state machine caught up");
@@ -661,4 +681,44 @@ fn forward_retryable(e: &ProposeError) -> bool {
 
 pub(super) fn millis_since(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod leaderless_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_leader_counts_as_lost_only_after_its_silence() {
+        let silence = Duration::from_millis(900);
+        let l = Leaderless::new(silence);
+        assert!(l.since().is_some(), "no leader known at start");
+        l.observe(Some(1), true);
+        assert!(l.since().is_none(), "leading");
+        assert!(l.degraded_at(Duration::from_secs(4)).is_none());
+
+        // A leader of an hour steps down to follow node 2: node 2 gets a full silence to reach
+        // this node, not the hour since the last AppendEntries it accepted.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        l.observe(Some(2), false);
+        assert!(l.since().is_none());
+        tokio::time::advance(Duration::from_millis(800)).await;
+        l.heard();
+        tokio::time::advance(Duration::from_millis(800)).await;
+        assert!(l.since().is_none(), "heard 800 ms ago");
+
+        // Silent for longer than `silence`: lost since the last contact.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let since = l.since().expect("silent for 1 s");
+        assert_eq!(since.elapsed(), Duration::from_millis(1000));
+        assert_eq!(
+            l.degraded_at(Duration::from_secs(4)),
+            Some(since + Duration::from_secs(4))
+        );
+
+        // Heard again: not lost; no leader known at all: lost from that moment.
+        l.heard();
+        assert!(l.since().is_none());
+        l.observe(None, false);
+        assert_eq!(l.since().map(|t| t.elapsed()), Some(Duration::ZERO));
+    }
 }

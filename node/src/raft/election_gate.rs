@@ -13,13 +13,14 @@
 //!   (`Admin.Status`, which must answer within `election_min_ms`): elections stay enabled only
 //!   while a majority of the voters, this one included, answers; otherwise openraft's election
 //!   timer is switched off (`Raft::runtime_config().elect(false)`) until the leader is heard
-//!   from, or a majority has answered for a grace period (the keep-alive timeout of the Raft
-//!   channels plus `election_max_ms`: time for a live leader to redial this node after the
-//!   link returns, so that a campaign at the first answer does not depose it).
+//!   from, or a majority has answered for a grace period (the Raft channels' connect timeout
+//!   plus `2 × election_max_ms`: time for a live leader to redial this node after the link
+//!   returns, so that a campaign at the first answer does not depose it).
 //!
 //! openraft campaigns only after `election_max_ms + e` of silence (the leader lease and a random
-//! election timeout), while the gate decides within `2 × heartbeat_ms + election_min_ms`, so a
-//! cut voter's term stays where it was and the cluster does not notice the link coming back.
+//! election timeout), while the gate decides within `3 × heartbeat_ms + election_min_ms`
+//! (heartbeats capped at a quarter of `election_max_ms` here, see [`timing`]), so a cut voter's
+//! term stays where it was and the cluster does not notice the link coming back.
 //! When the leader dies, the surviving voters answer each other's probes and elect as before.
 //! [`CAMPAIGNS_HELD`] shows the state.
 
@@ -91,10 +92,12 @@ fn next_state(
 pub(super) fn spawn(consensus: Consensus, stop: CancellationToken) {
     tokio::spawn(async move {
         let settings = consensus.settings();
-        let every = Duration::from_millis(settings.heartbeat_ms.max(10));
+        let (every, silent_after) = timing(settings.heartbeat_ms, settings.election_max_ms);
         // Long enough for the leader to redial this node after a cut (a connect attempt that
-        // started during the cut times out first) and send it an AppendEntries.
-        let grace = settings.keepalive_timeout() + Duration::from_millis(settings.election_max_ms);
+        // started during the cut times out first, openraft backs off) and send it an
+        // AppendEntries.
+        let grace = super::network::CONNECT_TIMEOUT
+            + Duration::from_millis(settings.election_max_ms.saturating_mul(2));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut enabled = true;
@@ -107,7 +110,7 @@ pub(super) fn spawn(consensus: Consensus, stop: CancellationToken) {
             }
             let reach = tokio::select! {
                 () = stop.cancelled() => break,
-                reach = probe(&consensus, every) => reach,
+                reach = probe(&consensus, silent_after) => reach,
             };
             let allow = next_state(reach, enabled, &mut majority_since, grace);
             if allow == enabled {
@@ -129,8 +132,22 @@ pub(super) fn spawn(consensus: Consensus, stop: CancellationToken) {
     });
 }
 
-/// One round: is the leader heard from, and if not, does a majority of voters answer?
-async fn probe(consensus: &Consensus, heartbeat: Duration) -> Reach {
+/// The gate's tick and how long the leader must be silent before it probes: a heartbeat
+/// interval and two, but at most a quarter and a half of `election_max_ms`, so that a decision
+/// (silence, a tick, a probe of at most `election_min_ms`) always comes before openraft's
+/// first campaign at `election_max_ms + election_min_ms` or later, whatever the settings.
+fn timing(heartbeat_ms: u64, election_max_ms: u64) -> (Duration, Duration) {
+    let tick = heartbeat_ms.min(election_max_ms / 4).max(10);
+    let silent = heartbeat_ms
+        .saturating_mul(2)
+        .min(election_max_ms / 2)
+        .max(20);
+    (Duration::from_millis(tick), Duration::from_millis(silent))
+}
+
+/// One round: is the leader heard from within `silent_after`, and if not, does a majority of
+/// voters answer?
+async fn probe(consensus: &Consensus, silent_after: Duration) -> Reach {
     let me = consensus.node_id();
     let (voters, leading) = {
         let metrics = consensus.raft().metrics();
@@ -148,7 +165,7 @@ async fn probe(consensus: &Consensus, heartbeat: Duration) -> Reach {
     if leading || voters.len() <= 1 || !voters.iter().any(|(id, _)| *id == me) {
         return Reach::Fine;
     }
-    if consensus.leader_heard_within(heartbeat * 2) {
+    if consensus.leader_heard_within(silent_after) {
         return Reach::Fine;
     }
     let timeout = Duration::from_millis(consensus.settings().election_min_ms.max(50));
@@ -186,6 +203,27 @@ mod tests {
         assert!(may_campaign(5, 2));
         // A lone voter always may.
         assert!(may_campaign(1, 0));
+    }
+
+    #[test]
+    fn the_gate_decides_before_openraft_campaigns() {
+        for (hb, min, max) in [
+            (200, 450, 900),
+            (300, 1000, 2000),
+            (100, 600, 1200),
+            (400, 450, 900),
+        ] {
+            let (tick, silent) = timing(hb, max);
+            let decided = silent + tick + Duration::from_millis(min);
+            assert!(
+                decided < Duration::from_millis(max + min),
+                "{hb}/{min}-{max}: {decided:?}"
+            );
+        }
+        assert_eq!(
+            timing(200, 900),
+            (Duration::from_millis(200), Duration::from_millis(400))
+        );
     }
 
     #[test]

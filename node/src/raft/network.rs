@@ -39,7 +39,7 @@ use crate::store::meta::{MetaCmd, MetaResp};
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeAddr, E>>;
 
 /// Connect timeout of a peer channel.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Counter: proposals this node forwarded to the leader, by result (`ok`: the leader applied
 /// it; `error`: the forward failed; `abandoned`: leadership moved while it was in flight and it

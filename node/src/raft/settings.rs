@@ -156,11 +156,13 @@ impl RaftSettings {
     }
 
     /// How long a PING may go unanswered before the channel's connection is dropped and dialed
-    /// afresh: four election timeouts, at least three seconds. A link that drops packets
+    /// afresh: four election timeouts, at least ten seconds. A link that drops packets
     /// silently (a cut, a dead middlebox) otherwise keeps the old connection, whose TCP
-    /// retransmissions back off to many seconds, long after the link is back.
+    /// retransmissions back off to many seconds, long after the link is back. Not shorter:
+    /// a PING queues behind a snapshot chunk being sent (up to a stream window, about 1 MiB),
+    /// which takes 8 s on a 1 Mbit/s link.
     pub fn keepalive_timeout(&self) -> Duration {
-        Duration::from_millis(self.election_max_ms.saturating_mul(4).max(3000))
+        Duration::from_millis(self.election_max_ms.saturating_mul(4).max(10_000))
     }
 
     /// [`RaftSettings::max_message_bytes`] as a `usize` (saturating on 32-bit targets).

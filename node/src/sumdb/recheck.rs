@@ -28,7 +28,7 @@ pub struct PassStats {
     /// served, checked again next pass.
     pub unsettled: u64,
     /// The pass stopped early: the database was unreachable for [`UNREACHABLE_IN_A_ROW`]
-    /// lookups in a row. The next pass resumes where this one stopped.
+    /// lookups in a row. The next pass resumes after them.
     pub stopped: bool,
 }
 
@@ -74,7 +74,7 @@ pub fn spawn(
                         unreachable_in_a_row = UNREACHABLE_IN_A_ROW,
                         resume_at = cursor.0,
                         "sumdb-recheck: the checksum database is unreachable; passes stop at \
-                         the first failures and resume where they stopped until it answers"
+                         the first failures and resume after them until it answers"
                     );
                 }
             } else if was_stopped {
@@ -97,12 +97,12 @@ pub fn spawn(
 
 /// Checks the stored unverified versions once, starting at `cursor`: to the end, then from
 /// the start up to where it began, or until the database has been unreachable for
-/// [`UNREACHABLE_IN_A_ROW`] lookups in a row, leaving `cursor` at the first of them.
+/// [`UNREACHABLE_IN_A_ROW`] lookups in a row, leaving `cursor` just after them (during an
+/// outage each pass tries the next few, so every version keeps being tried).
 pub async fn pass(checker: &Checker, consensus: &Consensus, cursor: &mut Cursor) -> PassStats {
     let mut stats = PassStats::default();
     let start = cursor.0;
     let mut in_a_row = 0u32;
-    let mut streak_start = start;
     // Records from the cursor on, then the ones before it.
     let later = consensus
         .reader()
@@ -121,12 +121,11 @@ pub async fn pass(checker: &Checker, consensus: &Consensus, cursor: &mut Cursor)
             Err(e) => {
                 stats.unsettled += 1;
                 if matches!(e, VerifyError::Unreachable { .. }) {
-                    if in_a_row == 0 {
-                        streak_start = index;
-                    }
                     in_a_row += 1;
                     if in_a_row >= UNREACHABLE_IN_A_ROW {
-                        *cursor = Cursor(streak_start);
+                        // Resume after them: versions whose own lookups keep failing (a module
+                        // the database cannot answer for) must not stall every later one.
+                        *cursor = Cursor(index + 1);
                         stats.stopped = true;
                         return stats;
                     }
