@@ -19,7 +19,7 @@
 //!
 //! openraft campaigns only after `election_max_ms + e` of silence (the leader lease and a random
 //! election timeout), while the gate decides within `3 × heartbeat_ms + election_min_ms`
-//! (heartbeats capped at a quarter of `election_max_ms` here, see [`timing`]), so a cut voter's
+//! (heartbeats capped at a quarter of `election_max_ms` here, see `timing`), so a cut voter's
 //! term stays where it was and the cluster does not notice the link coming back.
 //! When the leader dies, the surviving voters answer each other's probes and elect as before.
 //! [`CAMPAIGNS_HELD`] shows the state.
