@@ -2,8 +2,8 @@
 //! receiving, so that no snapshot ever sits in memory or in a sled value.
 //!
 //! `<meta-dir>/cairn-snapshots/` holds `<n>.snap` files (complete: synced, then renamed into
-//! place) and `<n>.part` files (being built or received; whatever is left of them is removed
-//! when the store opens). The `raft_snapshot` tree names the current `.snap`; older ones are
+//! place) and `<n>.part` files (being built or received; a receive openraft abandons is removed
+//! when its handle is dropped, and whatever is left is removed when the store opens). The `raft_snapshot` tree names the current `.snap`; older ones are
 //! deleted once a newer one is recorded (a sender still streaming an old one keeps reading it
 //! through its open handle). `n` is a sled-generated id, never a name taken from a peer.
 
@@ -27,6 +27,10 @@ const PART: &str = "part";
 pub struct SnapshotFile {
     file: tokio::fs::File,
     path: PathBuf,
+    /// A received `.part` file until [`SnapshotFile::finish_writing`]: dropping the handle
+    /// before that (openraft abandoned the transfer: a new leader, another snapshot) deletes
+    /// it, so abandoned receives do not pile up until the next restart.
+    unfinished: bool,
 }
 
 impl SnapshotFile {
@@ -34,15 +38,34 @@ impl SnapshotFile {
         SnapshotFile {
             file: tokio::fs::File::from_std(file),
             path,
+            unfinished: false,
         }
     }
 
     /// Completes the writes made through this handle, makes them durable and returns the
-    /// file's path.
+    /// file's path (kept from then on: the caller checks and installs or removes it).
     pub(crate) async fn finish_writing(mut self) -> io::Result<PathBuf> {
         self.file.flush().await?;
         self.file.sync_all().await?;
-        Ok(self.path)
+        self.unfinished = false;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        if self.unfinished {
+            // One unlink; the directory is local to this store.
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => {
+                    tracing::info!(path = %self.path.display(), "removed an abandoned snapshot transfer")
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove an abandoned snapshot transfer; it goes at the next restart")
+                }
+            }
+        }
     }
 }
 
@@ -130,7 +153,9 @@ impl SnapshotDir {
     /// Creates an unfinished file for openraft to write a received snapshot into. Blocking.
     pub(crate) fn receive(&self, n: u64) -> io::Result<SnapshotFile> {
         let (file, path) = self.create_part(n)?;
-        Ok(SnapshotFile::new(file, path))
+        let mut received = SnapshotFile::new(file, path);
+        received.unfinished = true;
+        Ok(received)
     }
 
     /// Makes a synced `.part` file complete: renames it to its `.snap` name (a path that already
@@ -206,6 +231,29 @@ impl SnapshotDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_receive_is_removed_and_a_finished_one_kept() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = SnapshotDir::open(dir.path()).unwrap();
+        let mut abandoned = d.receive(1).unwrap();
+        abandoned.write_all(b"half a snapshot").await.unwrap();
+        let path = abandoned.path.clone();
+        assert!(path.exists());
+        drop(abandoned);
+        assert!(!path.exists(), "an abandoned receive is removed");
+
+        let mut done = d.receive(2).unwrap();
+        done.write_all(b"a whole snapshot").await.unwrap();
+        let path = done.finish_writing().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a whole snapshot");
+
+        // A complete snapshot opened for sending is never removed by its handle.
+        let name = d.promote(&path).unwrap();
+        drop(d.open_snapshot(&name).unwrap());
+        assert!(d.path_of(&name).unwrap().exists());
+    }
 
     #[test]
     fn only_plain_numbered_names_are_snapshot_files() {
