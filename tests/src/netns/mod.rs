@@ -103,6 +103,8 @@ pub struct Regions {
 /// The name [`Regions::link_bytes`] gives the root namespace.
 pub const ROOT: &str = "root";
 
+/// Availability probes made by this process so far (each uses its own namespace name).
+static PROBES: AtomicU32 = AtomicU32::new(0);
 /// Topologies made by this process so far (`k` in the names).
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 /// `/16`s in use by this process's topologies.
@@ -418,7 +420,9 @@ fn available() -> Result<PathBuf, NetnsError> {
     if !std::path::Path::new("/dev/net/tun").exists() {
         return Err(NetnsError::Unavailable("no /dev/net/tun".into()));
     }
-    let probe = format!("cairn-{}-probe", std::process::id());
+    // One name per probe: tests of one process build topologies in parallel.
+    let n = PROBES.fetch_add(1, Ordering::SeqCst);
+    let probe = format!("cairn-{}-probe{n}", std::process::id());
     match Command::new(&ip).args(["netns", "add", &probe]).output() {
         Ok(o) if o.status.success() => {
             let _ = run_ip(&ip, &["netns", "del", &probe]);
