@@ -138,10 +138,7 @@ pub async fn fetch_version(addr: SocketAddr, e: &Entry) -> anyhow::Result<(f64, 
         let ok = match ext {
             "info" => body == e.info.as_bytes(),
             "mod" => body == e.go_mod.as_bytes(),
-            _ => {
-                use sha2::Digest;
-                hex(&sha2::Sha256::digest(&body)) == e.zip_sha256
-            }
+            _ => cairn_tests::h1::sha256_hex(&body) == e.zip_sha256,
         };
         ensure!(ok, "GET {path}: the body differs from the upstream's");
         if ext == "info" {
@@ -149,10 +146,6 @@ pub async fn fetch_version(addr: SocketAddr, e: &Entry) -> anyhow::Result<(f64, 
         }
     }
     Ok((info_ms, ms_since(start)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Cold-fill timings of `entries` fetched one after another through `lb` inside `region`:

@@ -35,7 +35,7 @@ use cairn_tests::cluster::ClusterConfig;
 use cairn_tests::corpus::Entry;
 use cairn_tests::fixture::Fixture;
 use cairn_tests::gocmd::{go, Go, GoEnv};
-use cairn_tests::netns::deploy::{config, Deployment};
+use cairn_tests::netns::deploy::{config, upstream, Deployment};
 use cairn_tests::netns::{Delays, Regions};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -161,12 +161,7 @@ pub async fn run(args: RegionsArgs) -> anyhow::Result<()> {
         false => Some(one_region(&args, &go, &bc, delays).await?),
     };
     let net = Regions::new(&REGIONS, 2, delays).context("building the emulated regions")?;
-    let upstream = Fixture::start_at(
-        Some(&bc.corpus.root),
-        None,
-        SocketAddr::from((net.root_ip(), 0)),
-    )
-    .await?;
+    let upstream = upstream(&net, &bc.corpus.root).await?;
     let d = Deployment::try_start(&net, 2, 1, &upstream.url(), true, &bench_config()).await?;
     let leader = d.cluster.wait_for_leader().await?;
     let leader_region = d.region(leader).to_string();
@@ -246,12 +241,7 @@ async fn one_region(
     delays: Delays,
 ) -> anyhow::Result<RegionFigures> {
     let net = Regions::new(&["solo"], 3, delays).context("building the emulated region")?;
-    let upstream = Fixture::start_at(
-        Some(&bc.corpus.root),
-        None,
-        SocketAddr::from((net.root_ip(), 0)),
-    )
-    .await?;
+    let upstream = upstream(&net, &bc.corpus.root).await?;
     let d = Deployment::try_start(&net, 3, 3, &upstream.url(), false, &bench_config()).await?;
     d.cluster.wait_for_leader().await?;
     let lb = d.lbs["solo"].url().to_string();

@@ -100,11 +100,7 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(cairn_tests::h1::hex(&hasher.finalize()))
 }
 
 /// Raw-copy baselines (ms, median of `reps`).
@@ -276,7 +272,7 @@ pub async fn cluster_round(cluster: &Cluster, zip: &BigZip, round: usize) -> any
     }
     let after = scrape_addrs(&addrs).await?;
     let mut verified = got.body.len() as u64 == zip.size
-        && hex(&sha2::Sha256::digest(&got.body)) == zip.sha256
+        && cairn_tests::h1::sha256_hex(&got.body) == zip.sha256
         && copies.len() == paths.len();
     for (_, p) in &paths {
         verified &= sha256_file(p).is_ok_and(|h| h == zip.sha256);
@@ -405,7 +401,7 @@ pub async fn single_node_fill(
     }
     let verified = got.body.len() as u64 == zip.size
         && sha256_file(&blob).is_ok_and(|h| h == zip.sha256)
-        && hex(&sha2::Sha256::digest(&got.body)) == zip.sha256;
+        && cairn_tests::h1::sha256_hex(&got.body) == zip.sha256;
     let after = scrape_addrs(&[(0, addr)]).await?;
     Ok(Round {
         round: 1,

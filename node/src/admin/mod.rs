@@ -219,14 +219,13 @@ fn health(ready: bool, st: &RaftStatus, bootstrap: BootstrapState, quorum_limit_
         && st
             .millis_since_quorum_ack
             .is_some_and(|ms| ms > quorum_limit_ms);
-    match st.leader_id {
-        None => "degraded: no leader (election running or quorum lost)".to_string(),
-        Some(id) if st.leader_silent_ms.is_some() => format!(
-            "degraded: leader {id} unreachable for {} ms (link down or quorum lost)",
-            st.leader_silent_ms.unwrap_or(0)
-        ),
-        Some(_) if quorum_lost => "degraded: leader without a quorum of voters".to_string(),
-        Some(_) => "healthy".to_string(),
+    match (st.leader_id, st.leader_silent_ms) {
+        (None, _) => "degraded: no leader (election running or quorum lost)".to_string(),
+        (Some(id), Some(ms)) => {
+            format!("degraded: leader {id} unreachable for {ms} ms (link down or quorum lost)")
+        }
+        (Some(_), None) if quorum_lost => "degraded: leader without a quorum of voters".to_string(),
+        (Some(_), None) => "healthy".to_string(),
     }
 }
 

@@ -576,12 +576,9 @@ impl Consensus {
     /// A plain snapshot of this node's Raft state for status pages and metrics.
     pub fn status(&self) -> RaftStatus {
         let mut st = RaftStatus::from_metrics(&self.inner.raft.metrics().borrow());
-        let l = &self.inner.leaderless;
         if st.leader_id.is_some() && st.leader_id != Some(self.inner.id) {
-            let silent = l.last_contact().elapsed();
-            if silent > l.silence {
-                st.leader_silent_ms = Some(u64::try_from(silent.as_millis()).unwrap_or(u64::MAX));
-            }
+            // A known leader counts as lost only once silent (see `Leaderless::since`).
+            st.leader_silent_ms = self.inner.leaderless.since().map(millis_since);
         }
         st
     }

@@ -48,7 +48,7 @@ pub fn describe() {
 /// Whether a voter that cannot hear its leader may campaign: `answered` other voters (of
 /// `voters`, this node included) answered its probes. A majority is needed to win, so without
 /// one a campaign would only raise the term.
-pub(super) fn may_campaign(voters: usize, answered: usize) -> bool {
+fn may_campaign(voters: usize, answered: usize) -> bool {
     2 * (answered + 1) > voters
 }
 

@@ -174,6 +174,14 @@ impl Checker {
         verdict
     }
 
+    /// The verifying database, when `module` is checked against it (a database is configured
+    /// and the path is not private).
+    fn checked_for(&self, module: &str) -> Option<&Checked> {
+        self.checked
+            .as_ref()
+            .filter(|_| self.proxy.is_public(module))
+    }
+
     /// The recheck worker's lookup of a version stored unverified: the database's hashes,
     /// `Ok(None)` when the version is not checked (no verifying database, a private path), or
     /// why the database could not say. Unlike [`Self::check`] it logs nothing per version (a
@@ -183,12 +191,9 @@ impl Checker {
         module: &str,
         version: &str,
     ) -> Result<Option<DbHashes>, VerifyError> {
-        let Some(c) = &self.checked else {
+        let Some(c) = self.checked_for(module) else {
             return Ok(None);
         };
-        if !self.proxy.is_public(module) {
-            return Ok(None);
-        }
         let pending = Pending::default();
         let looked_up = self.lookup(c, module, version, &pending).await;
         self.keep(pending.take()).await;
@@ -221,12 +226,9 @@ impl Checker {
         version: &str,
         pending: &Pending,
     ) -> Result<Verdict, VerifyError> {
-        let Some(c) = &self.checked else {
+        let Some(c) = self.checked_for(module) else {
             return Ok(Verdict::NotChecked);
         };
-        if !self.proxy.is_public(module) {
-            return Ok(Verdict::NotChecked);
-        }
         match self.lookup(c, module, version, pending).await {
             Ok(h) => {
                 verification("verified");

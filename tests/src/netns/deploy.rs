@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::{RegionLb, Regions};
 use crate::cluster::{ClusterConfig, Placement, TestCluster};
+use crate::fixture::Fixture;
 use crate::metrics::Metrics;
 
 /// The GOPROXY port of every node (each node has its own address, so one port serves all).
@@ -45,6 +46,12 @@ pub fn placement(net: &Regions, region: &str, i: usize, config: ClusterConfig) -
         prefix: net.exec_prefix(region),
         config,
     }
+}
+
+/// An upstream fixture serving the GOPROXY tree at `root` on the root namespace's address of
+/// `net` (every region reaches it; see [`Regions::root_ip`]).
+pub async fn upstream(net: &Regions, root: &std::path::Path) -> anyhow::Result<Fixture> {
+    Fixture::start_at(Some(root), None, SocketAddr::from((net.root_ip(), 0))).await
 }
 
 /// A running multi-region deployment: which region each node is in, the cluster, and one load

@@ -20,16 +20,13 @@ mod plumbing;
 mod scenarios;
 mod workload;
 
-use std::net::SocketAddr;
-
 use cairn_tests::fixture::Fixture;
 pub use cairn_tests::netns::deploy::Deployment;
 use cairn_tests::netns::Regions;
 
 /// A fixture serving the cluster corpus on the root namespace's address of `net`.
 pub async fn fixture(net: &Regions) -> Fixture {
-    let root = &crate::cluster::corpus().root;
-    Fixture::start_at(Some(root), None, SocketAddr::from((net.root_ip(), 0)))
+    cairn_tests::netns::deploy::upstream(net, &crate::cluster::corpus().root)
         .await
         .unwrap()
 }
