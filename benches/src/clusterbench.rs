@@ -455,6 +455,13 @@ fn report(args: &ClusterArgs, res: &Results) -> String {
                     false,
                 );
             }
+            let _ = writeln!(
+                out,
+                "      where the time went (per node, over this series):"
+            );
+            for line in s.costs.lines() {
+                let _ = writeln!(out, "        {line}");
+            }
             if s.owner_mismatches > 0 {
                 let _ = writeln!(
                     out,

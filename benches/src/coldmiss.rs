@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{self, Cluster};
 use crate::corpus;
+use crate::promtext::Scrape;
 use crate::replication::sha256_file;
 use crate::stats::Summary;
 
@@ -106,6 +107,8 @@ pub struct Series {
     pub all_copies: Vec<f64>,
     /// Versions where node 1's `cairn_owner_fills_total` disagreed with the computed owner.
     pub owner_mismatches: usize,
+    /// What each node spent on proposals, flushes and upstream requests over the series.
+    pub costs: Costs,
 }
 
 impl Series {
@@ -141,6 +144,7 @@ impl Series {
             "ratio_p90": ratio(cluster.p90, single.p90),
             "ratio_max": ratio(cluster.max, single.max),
             "owner_mismatches": self.owner_mismatches,
+            "costs": self.costs.json(),
             "single_ms": self.single,
             "cluster_ms": self.cluster.iter().map(|(ms, o)| json!({"ms": ms, "owner": o})).collect::<Vec<_>>(),
         })
@@ -161,6 +165,7 @@ pub async fn run(
     let node1 = cluster.node(1).http;
     let ids = cluster.up_ids();
     let mut fills = remote_fills(cluster).await?;
+    let before = Costs::take(single, cluster).await?;
     for (i, v) in versions.iter().enumerate() {
         let single_first = i % 2 == 0;
         if single_first {
@@ -184,7 +189,103 @@ pub async fn run(
             series.single.push(one(single, &v.path).await?);
         }
     }
+    series.costs = Costs::take(single, cluster).await?.since(&before);
     Ok(series)
+}
+
+/// Histograms on a miss's critical path, per node, over one series: where a cluster miss
+/// spends its time compared with a single node's.
+#[derive(Debug, Clone, Default)]
+pub struct Costs {
+    /// (label, [sum s, count] of each of [`Costs::HISTOGRAMS`]): the single node first, then
+    /// the cluster nodes, "(leader)" marking the Raft leader.
+    pub nodes: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+impl Costs {
+    const HISTOGRAMS: [(&'static str, &'static str); 3] = [
+        ("proposals", "cairn_raft_propose_duration_seconds"),
+        ("flushes", "cairn_raft_flush_duration_seconds"),
+        ("upstream", "cairn_upstream_request_duration_seconds"),
+    ];
+
+    async fn take(single: std::net::SocketAddr, cluster: &Cluster) -> anyhow::Result<Costs> {
+        let read = |m: &Scrape| -> Vec<(f64, f64)> {
+            Self::HISTOGRAMS
+                .iter()
+                .map(|(_, h)| {
+                    (
+                        m.sum(&format!("{h}_sum"), &[]),
+                        m.sum(&format!("{h}_count"), &[]),
+                    )
+                })
+                .collect()
+        };
+        let (status, body) = crate::servers::get(single, "/metrics").await?;
+        if status != hyper::StatusCode::OK {
+            bail!("GET /metrics on the single node: {status}");
+        }
+        let mut nodes = vec![(
+            "single node".to_string(),
+            read(&Scrape::parse(&String::from_utf8_lossy(&body))),
+        )];
+        for id in cluster.up_ids() {
+            let m = cluster.scrape(id).await?;
+            let leader = m.sum("cairn_raft_is_leader", &[]) > 0.0;
+            let label = format!("node {id}{}", if leader { " (leader)" } else { "" });
+            nodes.push((label, read(&m)));
+        }
+        Ok(Costs { nodes })
+    }
+
+    fn since(&self, before: &Costs) -> Costs {
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(&before.nodes)
+            .map(|((label, now), (_, then))| {
+                let d = now.iter().zip(then).map(|(a, b)| (a.0 - b.0, a.1 - b.1));
+                (label.clone(), d.collect())
+            })
+            .collect();
+        Costs { nodes }
+    }
+
+    /// One printable line per node: count × mean ms of each histogram.
+    pub fn lines(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(label, v)| {
+                let cells: Vec<String> = Self::HISTOGRAMS
+                    .iter()
+                    .zip(v)
+                    .map(|((name, _), (sum, n))| {
+                        let mean = if *n > 0.0 { sum / n * 1e3 } else { 0.0 };
+                        format!("{name} {n:>4} x {mean:>5.2} ms")
+                    })
+                    .collect();
+                format!("{label:<18} {}", cells.join("   "))
+            })
+            .collect()
+    }
+
+    /// As JSON: per node, per histogram, count and mean ms.
+    pub fn json(&self) -> serde_json::Value {
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .map(|(label, v)| {
+                let mut o = serde_json::Map::new();
+                o.insert("node".into(), json!(label));
+                for ((name, _), (sum, n)) in Self::HISTOGRAMS.iter().zip(v) {
+                    let mean = if *n > 0.0 { sum / n * 1e3 } else { 0.0 };
+                    o.insert((*name).into(), json!({"count": n, "mean_ms": mean}));
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect();
+        json!(nodes)
+    }
 }
 
 /// One cold GET; its latency in ms (fails unless 200).
