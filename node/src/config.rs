@@ -225,6 +225,9 @@ pub struct HttpSettings {
     /// A connection on which no request started for this many seconds is closed gracefully
     /// (in-flight responses finish), so idle connections cannot hold slots forever.
     pub idle_timeout_secs: u64,
+    /// Verified zips go from the page cache to plain HTTP/1 sockets with `sendfile(2)` (no
+    /// copy through memory). Off: they are read and written like on HTTPS and HTTP/2.
+    pub sendfile: bool,
 }
 
 impl Default for HttpSettings {
@@ -235,6 +238,7 @@ impl Default for HttpSettings {
             header_read_timeout_secs: 10,
             max_connections_per_client: 512,
             idle_timeout_secs: 120,
+            sendfile: true,
         }
     }
 }

@@ -237,6 +237,7 @@ pub fn register_zero() {
         "result",
         &["fetched", "failed"],
     );
+    counter!(http::metrics::SENDFILE_BYTES_TOTAL).absolute(0);
     counter!(repair::metrics::SCRUB_RUNS_TOTAL).absolute(0);
     counter!(repair::metrics::SCRUB_CORRUPT_TOTAL).absolute(0);
     // Histograms: registering one makes the exporter render its buckets at 0.

@@ -465,6 +465,7 @@ async fn zip(
     }
     let range = response::range(parts, &etag, a.size).map_err(|_| Failure::Range(a.size))?;
     let (start, end) = range.map(|r| (r.start, r.end)).unwrap_or((0, a.size));
+    let outbox = parts.extensions.get::<super::sendfile::Outbox>();
     let mut resp = if parts.method == Method::HEAD {
         Response::new(body::empty())
     } else if let Some(bytes) = &a.body {
@@ -474,7 +475,7 @@ async fn zip(
         // A small blob from memory: verified when it was read in (issue 13).
         Response::new(body::full(bytes.slice(start as usize..end as usize)))
     } else {
-        match zip_body(state, &a.sha256, start, end, a.size).await {
+        match zip_body(state, &a.sha256, (start, end), a.size, outbox).await {
             Ok(b) => Response::new(b),
             // Evicted after the check above (the disk worker runs meanwhile): refill once.
             Err(_) if !state.mirror.blobs().contains(&a.sha256) => {
@@ -485,9 +486,9 @@ async fn zip(
                     Some(bytes) => {
                         Response::new(body::full(bytes.slice(start as usize..end as usize)))
                     }
-                    None => {
-                        Response::new(zip_body(state, &again.sha256, start, end, again.size).await?)
-                    }
+                    None => Response::new(
+                        zip_body(state, &again.sha256, (start, end), again.size, outbox).await?,
+                    ),
                 }
             }
             Err(f) => return Err(f),
@@ -540,12 +541,13 @@ async fn hot_blob(
 /// Opens the blob and streams `[start, end)`. Unless the policy says otherwise, a blob whose
 /// file changed since it was last verified is checked: a whole-file read as it streams (the last
 /// chunk is held back until the hash matched), a partial range only after hashing the whole blob.
+/// A blob needing no check goes out with `sendfile(2)` when the connection has an `outbox`.
 async fn zip_body(
     state: &HttpState,
     sha256: &str,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
     size: u64,
+    outbox: Option<&super::sendfile::Outbox>,
 ) -> Result<Body, Failure> {
     use crate::config::VerifyPolicy;
     let blobs = state.mirror.blobs().clone();
@@ -561,6 +563,9 @@ async fn zip_body(
         VerifyPolicy::Changed => !blobs.is_verified(sha256, &stamp),
         VerifyPolicy::Never => false,
     };
+    if let Some(outbox) = outbox.filter(|_| !check) {
+        return Ok(super::sendfile::body(outbox.clone(), file, start, end));
+    }
     let whole = start == 0 && end == size;
     if check && !whole {
         if !blobs

@@ -6,6 +6,8 @@ pub const REQUESTS_TOTAL: &str = "cairn_http_requests_total";
 pub const REQUEST_DURATION: &str = "cairn_http_request_duration_seconds";
 /// Body bytes promised in responses (Content-Length), by endpoint.
 pub const RESPONSE_BYTES_TOTAL: &str = "cairn_http_response_bytes_total";
+/// Zip body bytes sent from the page cache with `sendfile(2)` (plain HTTP/1).
+pub const SENDFILE_BYTES_TOTAL: &str = "cairn_http_sendfile_bytes_total";
 /// Open client connections.
 pub const CONNECTIONS: &str = "cairn_http_connections";
 /// Connections closed by a limit, by reason (`per_client_limit`, `header_timeout`).
@@ -28,6 +30,11 @@ pub fn describe() {
         RESPONSE_BYTES_TOTAL,
         Unit::Bytes,
         "Response body bytes sent (by Content-Length), by endpoint."
+    );
+    describe_counter!(
+        SENDFILE_BYTES_TOTAL,
+        Unit::Bytes,
+        "Zip body bytes sent from the page cache with sendfile(2), on plain HTTP/1 connections (http.sendfile)."
     );
     describe_gauge!(CONNECTIONS, "Open HTTP client connections.");
     describe_counter!(

@@ -12,6 +12,7 @@ pub mod metrics;
 mod policy;
 pub mod response;
 pub mod route;
+pub mod sendfile;
 pub mod whoami;
 
 use std::net::SocketAddr;
@@ -88,6 +89,8 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        // Queued, never flattened: sendfile bodies depend on it (see `sendfile`).
+        .writev(true)
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header);
     builder
@@ -130,11 +133,19 @@ pub async fn serve(
             builder: builder.clone(),
             timeouts,
             shutdown: shutdown.clone(),
+            outbox: None,
         };
         let tls = tls.clone();
+        let sendfile = settings.sendfile;
         conns.spawn(async move {
             ::metrics::gauge!(metrics::CONNECTIONS).increment(1.0);
             match tls {
+                None if sendfile => {
+                    let outbox = sendfile::Outbox::default();
+                    let stream = sendfile::SendfileStream::new(stream, outbox.clone());
+                    let conn = Conn { outbox: Some(outbox), ..conn };
+                    conn.serve(TokioIo::new(stream)).await
+                }
                 None => conn.serve(TokioIo::new(stream)).await,
                 Some(tls) => {
                     match tokio::time::timeout(tls.handshake_timeout, tls.acceptor().accept(stream)).await {
@@ -180,6 +191,8 @@ struct Conn {
     builder: auto::Builder<TokioExecutor>,
     timeouts: Timeouts,
     shutdown: CancellationToken,
+    /// Plain TCP with sendfile on: where HTTP/1 responses queue the blob files they send.
+    outbox: Option<sendfile::Outbox>,
 }
 
 impl Conn {
@@ -197,15 +210,23 @@ impl Conn {
             builder,
             timeouts,
             shutdown,
+            outbox,
         } = self;
         let opened = tokio::time::Instant::now();
         // Milliseconds after `opened` when the latest request started; 0 = none yet.
         let last = Arc::new(AtomicU64::new(0));
         let svc = {
             let last = last.clone();
-            hyper::service::service_fn(move |req| {
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
                 last.store(ms.max(1), Ordering::Relaxed);
+                // HTTP/2 may copy small DATA frames, so only HTTP/1 responses use sendfile.
+                if let Some(outbox) = outbox
+                    .as_ref()
+                    .filter(|_| req.version() < http::Version::HTTP_2)
+                {
+                    req.extensions_mut().insert(outbox.clone());
+                }
                 handler::handle(state.clone(), info, req)
             })
         };

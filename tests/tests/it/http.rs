@@ -315,3 +315,84 @@ async fn head_on_a_miss_and_unsatisfiable_ranges() {
     );
     assert_eq!(fixture.count(&path), 1, "upstream requests for {path}");
 }
+
+/// With the hot-blob cache off, every zip hit on plain HTTP/1 goes out with `sendfile(2)`
+/// (`http.sendfile`, issue 13): the go command still gets every corpus version with the
+/// corpus's hashes, ranges still cut the right bytes, and HTTP/2 (never sendfile) agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
+    let Some(go) =
+        cairn_tests::gocmd::go("zips_sent_with_sendfile_reach_the_go_command_byte_for_byte")
+    else {
+        return;
+    };
+    let c = corpus();
+    let fixture = corpus_fixture().await;
+    let config = format!("{FAST_UPSTREAM}[cache]\nhot_blob_bytes = 0\n");
+    let node = start_node(&fixture.url(), &config).await;
+    let all = c.module_versions();
+    let sent = |m: &cairn_tests::metrics::Metrics| m.sum("cairn_http_sendfile_bytes_total", &[]);
+
+    // The first pass fills (and verifies) every zip; the second is all hits.
+    for pass in ["misses", "hits"] {
+        let before = sent(&node.metrics().await.unwrap());
+        let got = cairn_tests::gocmd::GoEnv::new(&go, &node.url())
+            .unwrap()
+            .mod_download_ok(&all)
+            .await
+            .unwrap();
+        crate::common::assert_maps_eq(
+            &format!("go mod download through cairn ({pass}) vs the corpus"),
+            &crate::common::expected_sums(c),
+            &crate::common::sums(&got),
+        );
+        if pass == "hits" {
+            let zip_bytes: u64 = all
+                .iter()
+                .filter_map(|mv| mv.rsplit_once('@'))
+                .filter_map(|(module, version)| {
+                    std::fs::metadata(c.file(&version_path(module, version, "zip"))).ok()
+                })
+                .map(|meta| meta.len())
+                .sum();
+            let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+            assert!(
+                by_sendfile >= zip_bytes as f64,
+                "the hits sent {by_sendfile} bytes with sendfile; the zips hold {zip_bytes}"
+            );
+        }
+    }
+
+    let (module, version) = (m::SIMPLE, "v1.1.0");
+    let zip = c.zip_bytes(module, version);
+    let path = version_path(module, version, "zip");
+    for (range, want) in [
+        ("bytes=10-19", &zip[10..20]),
+        ("bytes=100-", &zip[100..]),
+        ("bytes=-7", &zip[zip.len() - 7..]),
+    ] {
+        let r = node
+            .request(Method::GET, &path, &[("range", range)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 206, "Range: {range}: {}", r.text());
+        assert_eq!(&r.body[..], want, "Range: {range}");
+    }
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("{}{path}", node.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        sha256_hex(&r.bytes().await.unwrap()),
+        sha256_hex(&zip),
+        "the zip over h2c"
+    );
+    assert_no_error_logs(&node);
+}
