@@ -192,6 +192,34 @@ impl SendfileStream {
     }
 }
 
+impl SendfileStream {
+    /// Writes the bytes before a file (its response head) with `MSG_MORE`, so the kernel
+    /// sends them in one segment with the file's first bytes instead of a packet (and a
+    /// wake-up of the client) of their own.
+    fn poll_write_more(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        use std::os::fd::AsRawFd;
+        loop {
+            std::task::ready!(self.tcp.poll_write_ready(cx))?;
+            let fd = self.tcp.as_raw_fd();
+            let sent = self.tcp.try_io(Interest::WRITABLE, || {
+                // nix has no name for MSG_MORE.
+                let more = MsgFlags::from_bits_retain(libc::MSG_MORE);
+                sendmsg::<()>(fd, bufs, &[], more | MsgFlags::MSG_NOSIGNAL, None)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
 impl AsyncRead for SendfileStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -229,7 +257,7 @@ impl AsyncWrite for SendfileStream {
         match first {
             Some(0) => self.poll_sendfile(cx, bufs[0].len()),
             // The normal bytes before it first (a response head): the next call sends the file.
-            Some(i) => Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[..i]),
+            Some(i) => self.poll_write_more(cx, &bufs[..i]),
             None => Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs),
         }
     }
