@@ -38,6 +38,13 @@ pub async fn handle<B>(
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    if parts.version < http::Version::HTTP_2 && has_body(&parts.headers) {
+        // No GOPROXY request has a body. hyper 1.12 drains an unread one after the response
+        // and may then answer a malformed next request ahead of this response's queued body,
+        // inside it; closing after this response leaves nothing to interleave with.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(hit) = trail.as_ref().and_then(|t| t.cache) {
         resp.headers_mut()
             .insert("cache-status", HeaderValue::from_static(cache_status(hit)));
@@ -47,6 +54,14 @@ pub async fn handle<B>(
         audit(&state, conn, &rid, &t, &resp);
     }
     Ok(resp)
+}
+
+/// Whether a request head announces a body.
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// What the audit trail records about a module request.
@@ -563,7 +578,9 @@ async fn zip_body(
         VerifyPolicy::Changed => !blobs.is_verified(sha256, &stamp),
         VerifyPolicy::Never => false,
     };
-    if let Some(outbox) = outbox.filter(|_| !check) {
+    // A file shorter than recorded takes the reading path, which answers with an error status
+    // instead of a cut body.
+    if let Some(outbox) = outbox.filter(|_| !check && meta.len() >= end) {
         return Ok(super::sendfile::body(outbox.clone(), file, start, end));
     }
     let whole = start == 0 && end == size;

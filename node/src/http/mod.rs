@@ -86,18 +86,7 @@ pub async fn serve(
         header: Duration::from_secs(settings.header_read_timeout_secs),
         idle: Duration::from_secs(settings.idle_timeout_secs),
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        // Queued, never flattened: sendfile bodies depend on it (see `sendfile`).
-        .writev(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = connection_builder(timeouts.header);
     let conns = tokio_util::task::TaskTracker::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let per_client = Arc::new(limit::PerClient::new(settings.max_connections_per_client));
@@ -175,6 +164,23 @@ pub async fn serve(
         _ = conns.wait() => tracing::info!("http: all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!("http: grace period over, closing remaining connections"),
     }
+}
+
+/// How connections are served: HTTP/1.1 or h2c, detected per connection.
+fn connection_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        // Queued, never flattened (and no `pipeline_flush`): sendfile bodies depend on it.
+        .writev(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
 }
 
 /// How long a connection may wait for its first request head, and stay idle afterwards.

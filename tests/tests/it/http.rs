@@ -371,13 +371,43 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
         ("bytes=100-", &zip[100..]),
         ("bytes=-7", &zip[zip.len() - 7..]),
     ] {
+        let before = sent(&node.metrics().await.unwrap());
         let r = node
             .request(Method::GET, &path, &[("range", range)])
             .await
             .unwrap();
         assert_eq!(r.status, 206, "Range: {range}: {}", r.text());
         assert_eq!(&r.body[..], want, "Range: {range}");
+        let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+        assert_eq!(
+            by_sendfile,
+            want.len() as f64,
+            "Range: {range} went by sendfile"
+        );
     }
+    // HEAD and HTTP/2 never take the sendfile path.
+    let before = sent(&node.metrics().await.unwrap());
+    let head = cairn_tests::raw::request(node.addrs().http, "HEAD", &path, &[], patience(1.0))
+        .await
+        .unwrap();
+    assert_eq!(head.status, 200, "HEAD {path}: {}", head.status_line);
+    assert!(head.body.is_empty(), "HEAD sent {} bytes", head.body.len());
+    // A request with a body (no GOPROXY request has one) is answered and the connection
+    // closed: hyper could otherwise answer a later malformed request inside this body.
+    let with_body = format!("GET {path} HTTP/1.1\r\nHost: cairn\r\nContent-Length: 5\r\n\r\nhello");
+    let r = cairn_tests::raw::send_raw(node.addrs().http, with_body.as_bytes(), patience(5.0))
+        .await
+        .expect("the connection closes after the answer");
+    assert_eq!(r.status, 200, "{}", r.status_line);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&zip));
+    let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+    assert_eq!(
+        by_sendfile,
+        zip.len() as f64,
+        "only the GET went by sendfile"
+    );
+    let before = sent(&node.metrics().await.unwrap());
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -394,5 +424,7 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
         sha256_hex(&zip),
         "the zip over h2c"
     );
+    let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+    assert_eq!(by_sendfile, 0.0, "h2c never uses sendfile");
     assert_no_error_logs(&node);
 }
