@@ -4,7 +4,7 @@
 //!
 //! hyper owns the connection and writes every body through its IO type, so the file cannot be
 //! handed to it directly. Instead a [`body`] yields *placeholder* frames: slices of one static
-//! region, [`PLACEHOLDER`], as long as the file range, after putting the file into the
+//! region, `PLACEHOLDER`, as long as the file range, after putting the file into the
 //! connection's [`Outbox`]. With vectored writes forced on (`writev(true)`, and never
 //! `pipeline_flush`), hyper queues a body's `Bytes` and passes them to [`SendfileStream`]
 //! unchanged, which recognises the placeholder by its address (never by its content) and sends
