@@ -73,7 +73,7 @@ impl From<SendfileError> for io::Error {
 
 /// A file range owed to the socket.
 struct Owed {
-    file: Arc<File>,
+    file: File,
     pos: u64,
     left: u64,
     /// Some of its bytes went out already.
@@ -114,7 +114,7 @@ pub fn body(outbox: Outbox, file: File, start: u64, end: u64) -> super::body::Bo
     use http_body_util::BodyExt;
     FileBody {
         outbox,
-        file: Some(Arc::new(file)),
+        file: Some(file),
         start,
         left: end.saturating_sub(start),
     }
@@ -124,7 +124,7 @@ pub fn body(outbox: Outbox, file: File, start: u64, end: u64) -> super::body::Bo
 struct FileBody {
     outbox: Outbox,
     /// Taken (queued in the outbox) on the first poll.
-    file: Option<Arc<File>>,
+    file: Option<File>,
     start: u64,
     /// Placeholder bytes still to yield.
     left: u64,
@@ -216,8 +216,7 @@ impl SendfileStream {
     /// Sends `len` placeholder bytes as bytes of the first owed file (fewer if the socket
     /// takes fewer).
     fn poll_sendfile(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
-        let outbox = self.outbox.clone();
-        let mut q = outbox.lock()?;
+        let mut q = self.outbox.lock()?;
         if q.abandoned {
             return Poll::Ready(Err(SendfileError::Abandoned.into()));
         }
@@ -232,7 +231,7 @@ impl SendfileStream {
             std::task::ready!(self.tcp.poll_write_ready(cx))?;
             let mut off = i64::try_from(owed.pos).map_err(io::Error::other)?;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                nix::sys::sendfile::sendfile64(&self.tcp, owed.file.as_ref(), Some(&mut off), len)
+                nix::sys::sendfile::sendfile64(&self.tcp, &owed.file, Some(&mut off), len)
                     .map_err(io::Error::from)
             });
             match sent {
@@ -548,7 +547,7 @@ mod tests {
 
     fn owed(file: &tempfile::NamedTempFile, len: u64) -> Owed {
         Owed {
-            file: Arc::new(file.reopen().expect("reopen")),
+            file: file.reopen().expect("reopen"),
             pos: 0,
             left: len,
             started: false,
