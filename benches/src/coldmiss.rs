@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::cluster::{self, Cluster};
 use crate::corpus;
 use crate::promtext::Scrape;
-use crate::replication::sha256_file;
+use crate::replication::{scrape_addrs, sha256_file};
 use crate::stats::Summary;
 
 const ZIP_MODULE: &str = "example.com/cold";
@@ -221,20 +221,26 @@ impl Costs {
                 })
                 .collect()
         };
-        let (status, body) = crate::servers::get(single, "/metrics").await?;
-        if status != hyper::StatusCode::OK {
-            bail!("GET /metrics on the single node: {status}");
-        }
-        let mut nodes = vec![(
-            "single node".to_string(),
-            read(&Scrape::parse(&String::from_utf8_lossy(&body))),
-        )];
-        for id in cluster.up_ids() {
-            let m = cluster.scrape(id).await?;
-            let leader = m.sum("cairn_raft_is_leader", &[]) > 0.0;
-            let label = format!("node {id}{}", if leader { " (leader)" } else { "" });
-            nodes.push((label, read(&m)));
-        }
+        // Id 0 is the single node, as in `replication::single_node_fill`.
+        let mut addrs = vec![(0, single)];
+        addrs.extend(
+            cluster
+                .up_ids()
+                .into_iter()
+                .map(|id| (id, cluster.node(id).http)),
+        );
+        let nodes = scrape_addrs(&addrs)
+            .await?
+            .into_iter()
+            .map(|(id, m)| {
+                let label = match id {
+                    0 => "single node".to_string(),
+                    id if m.sum("cairn_raft_is_leader", &[]) > 0.0 => format!("node {id} (leader)"),
+                    id => format!("node {id}"),
+                };
+                (label, read(&m))
+            })
+            .collect();
         Ok(Costs { nodes })
     }
 
