@@ -331,11 +331,14 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
     let config = format!("{FAST_UPSTREAM}[cache]\nhot_blob_bytes = 0\n");
     let node = start_node(&fixture.url(), &config).await;
     let all = c.module_versions();
-    let sent = |m: &cairn_tests::metrics::Metrics| m.sum("cairn_http_sendfile_bytes_total", &[]);
+    let sent = || async {
+        let m = node.metrics().await.unwrap();
+        m.sum("cairn_http_sendfile_bytes_total", &[])
+    };
 
     // The first pass fills (and verifies) every zip; the second is all hits.
     for pass in ["misses", "hits"] {
-        let before = sent(&node.metrics().await.unwrap());
+        let before = sent().await;
         let got = cairn_tests::gocmd::GoEnv::new(&go, &node.url())
             .unwrap()
             .mod_download_ok(&all)
@@ -355,7 +358,7 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
                 })
                 .map(|meta| meta.len())
                 .sum();
-            let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+            let by_sendfile = sent().await - before;
             assert!(
                 by_sendfile >= zip_bytes as f64,
                 "the hits sent {by_sendfile} bytes with sendfile; the zips hold {zip_bytes}"
@@ -371,14 +374,14 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
         ("bytes=100-", &zip[100..]),
         ("bytes=-7", &zip[zip.len() - 7..]),
     ] {
-        let before = sent(&node.metrics().await.unwrap());
+        let before = sent().await;
         let r = node
             .request(Method::GET, &path, &[("range", range)])
             .await
             .unwrap();
         assert_eq!(r.status, 206, "Range: {range}: {}", r.text());
         assert_eq!(&r.body[..], want, "Range: {range}");
-        let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+        let by_sendfile = sent().await - before;
         assert_eq!(
             by_sendfile,
             want.len() as f64,
@@ -386,7 +389,7 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
         );
     }
     // HEAD and HTTP/2 never take the sendfile path.
-    let before = sent(&node.metrics().await.unwrap());
+    let before = sent().await;
     let head = cairn_tests::raw::request(node.addrs().http, "HEAD", &path, &[], patience(1.0))
         .await
         .unwrap();
@@ -401,13 +404,13 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
     assert_eq!(r.status, 200, "{}", r.status_line);
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(sha256_hex(&r.body), sha256_hex(&zip));
-    let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+    let by_sendfile = sent().await - before;
     assert_eq!(
         by_sendfile,
         zip.len() as f64,
         "only the GET went by sendfile"
     );
-    let before = sent(&node.metrics().await.unwrap());
+    let before = sent().await;
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -424,7 +427,7 @@ async fn zips_sent_with_sendfile_reach_the_go_command_byte_for_byte() {
         sha256_hex(&zip),
         "the zip over h2c"
     );
-    let by_sendfile = sent(&node.metrics().await.unwrap()) - before;
+    let by_sendfile = sent().await - before;
     assert_eq!(by_sendfile, 0.0, "h2c never uses sendfile");
     assert_no_error_logs(&node);
 }
