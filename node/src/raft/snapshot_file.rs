@@ -3,9 +3,10 @@
 //!
 //! `<meta-dir>/cairn-snapshots/` holds `<n>.snap` files (complete: synced, then renamed into
 //! place) and `<n>.part` files (being built or received; a receive openraft abandons is removed
-//! when its handle is dropped, and whatever is left is removed when the store opens). The `raft_snapshot` tree names the current `.snap`; older ones are
-//! deleted once a newer one is recorded (a sender still streaming an old one keeps reading it
-//! through its open handle). `n` is a sled-generated id, never a name taken from a peer.
+//! when its handle is dropped, and whatever is left is removed when the store opens). The
+//! `raft_snapshot` tree names the current `.snap`; older ones are deleted once a newer one is
+//! recorded (a sender still streaming an old one keeps reading it through its open handle).
+//! `n` is a sled-generated id, never a name taken from a peer.
 
 use std::io;
 use std::path::{Path, PathBuf};
