@@ -223,16 +223,19 @@ pub async fn start_static(
     work: &Path,
     probe: &str,
 ) -> anyhow::Result<Server> {
-    let nginx = find_on_path("nginx");
+    let nginx = match choice {
+        StaticChoice::Hyper => Err(String::new()),
+        StaticChoice::Nginx | StaticChoice::Auto => find_or_install("nginx", "nginx-light"),
+    };
     let mut server = match (choice, nginx) {
-        (StaticChoice::Nginx, None) => {
-            bail!("--static-server nginx, but nginx is not on PATH; {NGINX_HINT}")
+        (StaticChoice::Nginx, Err(why)) => {
+            bail!("--static-server nginx, but nginx is not on PATH and {why}; {NGINX_HINT}")
         }
-        (StaticChoice::Nginx | StaticChoice::Auto, Some(bin)) => start_nginx(&bin, corpus, work)?,
-        (StaticChoice::Auto, None) => {
+        (StaticChoice::Nginx | StaticChoice::Auto, Ok(bin)) => start_nginx(&bin, corpus, work)?,
+        (StaticChoice::Auto, Err(why)) => {
             eprintln!(
-                "cairn-bench: nginx not found, comparing with the built-in hyper file server \
-                 instead (about half nginx's speed on small files); {NGINX_HINT}"
+                "cairn-bench: nginx not found and {why}; comparing with the built-in hyper file \
+                 server instead (about half nginx's speed on small files); {NGINX_HINT}"
             );
             start_hyper_static(corpus, work).await?
         }
@@ -250,6 +253,51 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// `name` on the path; else the Debian package `package` installed with apt-get (as root, or
+/// through `sudo -n`), said on stderr. `Err` says why it could not be installed.
+pub fn find_or_install(name: &str, package: &str) -> Result<PathBuf, String> {
+    if let Some(bin) = find_on_path(name) {
+        return Ok(bin);
+    }
+    let Some(apt) = find_on_path("apt-get") else {
+        return Err("this machine has no apt-get to install it with".into());
+    };
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let run = |args: &[&str]| -> Result<(), String> {
+        let mut cmd = if root {
+            Command::new(&apt)
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("-n").arg(&apt);
+            sudo
+        };
+        let out = cmd
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("apt-get could not run: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("`apt-get {}` failed: {last}", args.join(" ")))
+    };
+    eprintln!("cairn-bench: {name} is not installed; installing the Debian package {package}");
+    let install = ["install", "-y", "--no-install-recommends", package];
+    // A fresh machine may have no package lists yet.
+    run(&install).or_else(|_| run(&["update"]).and_then(|()| run(&install)))?;
+    find_on_path(name).ok_or_else(|| format!("{package} was installed but {name} is not on PATH"))
 }
 
 /// How to get nginx, for the error and the `auto` fallback notice.

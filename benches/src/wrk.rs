@@ -31,12 +31,15 @@ done = function(summary, latency, requests)
 end
 "#;
 
-/// The wrk binary on `PATH`, or an error saying how to install it.
+/// The wrk binary on `PATH` (installed with apt-get when missing and possible), or an error
+/// saying how to install it.
 pub fn find() -> anyhow::Result<PathBuf> {
-    crate::servers::find_on_path("wrk").context(
-        "--load wrk, but wrk is not on PATH; install it (Debian/Ubuntu: \
-         `sudo apt-get install -y wrk`; macOS: `brew install wrk`) or use --load inproc",
-    )
+    crate::servers::find_or_install("wrk", "wrk").map_err(|why| {
+        anyhow::anyhow!(
+            "--load wrk, but wrk is not on PATH and {why}; install it (Debian/Ubuntu: \
+             `sudo apt-get install -y wrk`; macOS: `brew install wrk`) or use --load inproc"
+        )
+    })
 }
 
 /// What one wrk run loads.
