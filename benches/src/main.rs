@@ -165,7 +165,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = StaticChoice::Auto)]
     static_server: StaticChoice,
     /// Load generator: `inproc` (this process's hyper client, exact latency distribution) or
-    /// `wrk` (external, 2 threads; must be installed: `apt-get install wrk`).
+    /// `wrk` (external, 2 threads; installed with apt-get when missing and possible).
     #[arg(long, value_enum, default_value_t = LoadChoice::Inproc)]
     load: LoadChoice,
     /// The cairn-node binary (default: target/release/cairn-node in the workspace).

@@ -208,9 +208,9 @@ async fn wait_ready(server: &mut Server, path: &str, timeout: Duration) -> anyho
 /// Which reference server to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StaticChoice {
-    /// nginx if on PATH, else the built-in hyper server.
+    /// nginx (installed with apt-get when missing and possible), else the built-in hyper server.
     Auto,
-    /// nginx (fails if absent).
+    /// nginx (installed with apt-get when missing; fails if it cannot be).
     Nginx,
     /// The built-in hyper file server.
     Hyper,
